@@ -1,0 +1,97 @@
+# l2rw build. `make` builds the library and the l2rw command, `make test`
+# runs the tests (and a sanitized pass of the unit tests), `make bench`
+# the benchmarks, `make demo` the quick-start demo.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+BUILD   := build
+OPT     ?= -O3 -march=native
+WARN    := -Wall -Wextra -Wpedantic
+CFLAGS  ?= $(OPT)
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -fopenmp -fPIC -Iinclude -Isrc
+LIBS    := -lopenblas -lz -lm
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+LIB_SRC  := $(sort $(wildcard src/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+SAN_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/san/%.o)
+CLI_OBJ  := $(CLI_SRC:cli/%.c=$(BUILD)/cli/%.o)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+SAN_TESTS:= $(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%)
+HEADERS  := $(wildcard include/*.h src/*.h)
+DEPS_OK  := $(BUILD)/.deps-ok
+
+.PHONY: all lib test test-fast test-san bench demo install clean deps fuzz
+
+all: $(BUILD)/libl2rw.a $(BUILD)/libl2rw.so $(BUILD)/l2rw
+
+$(DEPS_OK): scripts/deps.sh
+	@mkdir -p $(BUILD)
+	@sh scripts/deps.sh
+	@touch $@
+
+deps:
+	@sh scripts/deps.sh fashion-mnist gnuplot
+
+$(BUILD)/obj/%.o: src/%.c $(HEADERS) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/san/%.o: src/%.c $(HEADERS) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -c $< -o $@
+
+$(BUILD)/cli/%.o: cli/%.c $(HEADERS) $(wildcard cli/*.h) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Icli -c $< -o $@
+
+$(BUILD)/libl2rw.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libl2rw.so: $(LIB_OBJ)
+	$(CC) -shared -fopenmp -o $@ $^ $(LIBS)
+
+$(BUILD)/l2rw: $(CLI_OBJ) $(BUILD)/libl2rw.a
+	$(CC) -fopenmp -o $@ $(CLI_OBJ) $(BUILD)/libl2rw.a $(LIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libl2rw.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests $< -o $@ $(BUILD)/libl2rw.a $(LIBS)
+
+$(BUILD)/san-tests/%: tests/%.c tests/check.h $(SAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests $< -o $@ $(SAN_OBJ) $(LIBS)
+
+# Real-data tests need Fashion-MNIST; plots need gnuplot.
+test: all $(TESTS) $(SAN_TESTS)
+	@sh scripts/deps.sh fashion-mnist gnuplot
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) -- $(SAN_TESTS)
+
+test-fast: all $(TESTS)
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) --
+
+test-san: $(SAN_TESTS)
+	@sh scripts/run_tests.sh $(BUILD) -- $(SAN_TESTS)
+
+bench: all
+	@sh scripts/deps.sh torch
+	@sh bench/run.sh $(BUILD)/l2rw
+
+demo: all
+	@sh scripts/deps.sh fashion-mnist gnuplot
+	@sh scripts/demo.sh $(BUILD)/l2rw
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libl2rw.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libl2rw.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/l2rw $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/.*L2RW_VERSION "\(.*\)".*/\1/p' include/l2rw.h)|' \
+	    l2rw.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/l2rw.pc
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,189 @@
+/* l2rw: learning to reweight examples for robust deep learning.
+ *
+ * Public API. Every function returns an l2rw_status (L2RW_OK on success)
+ * and never prints or exits; l2rw_last_error() gives a one-line detail of
+ * the most recent failure on the calling thread (file names, shapes, ...).
+ *
+ * Conventions: tensors are float32, row-major, images NCHW; labels are
+ * int32 in [0, classes). Handles are opaque; *_free(NULL) is a no-op.
+ */
+#ifndef L2RW_H
+#define L2RW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define L2RW_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum {
+    L2RW_OK = 0,
+    L2RW_ERR_NOMEM,     /* an allocation failed */
+    L2RW_ERR_ARG,       /* invalid argument or option value */
+    L2RW_ERR_SHAPE,     /* tensor shapes do not fit together */
+    L2RW_ERR_IO,        /* a file could not be opened, read or written */
+    L2RW_ERR_FORMAT,    /* a file is corrupt, truncated or of the wrong kind */
+    L2RW_ERR_LABEL,     /* a label is outside [0, classes) */
+    L2RW_ERR_NUMERIC,   /* NaN or Inf appeared (in a loss, an input, ...) */
+    L2RW_ERR_ARCH,      /* a saved model is of another architecture */
+    L2RW_ERR_UNSUPPORTED /* valid request this build cannot serve */
+} l2rw_status;
+
+const char *l2rw_strerror(l2rw_status s);
+/* Detail of the last error on this thread ("" when none). */
+const char *l2rw_last_error(void);
+
+/* Threads used by OpenMP regions and BLAS; 0 = all cores. */
+void l2rw_set_threads(int threads);
+int l2rw_get_threads(void);
+
+/* ------------------------------------------------------------------ net */
+
+typedef struct l2rw_net l2rw_net;
+
+typedef enum {
+    L2RW_MODE_TRAIN,        /* batch statistics, running averages updated,
+                               dropout active */
+    L2RW_MODE_TRAIN_FROZEN, /* batch statistics and dropout as in training,
+                               running averages left untouched (the
+                               validation pass of L2RW) */
+    L2RW_MODE_EVAL          /* running averages, no dropout */
+} l2rw_mode;
+
+/* Model names of the zoo:
+ *   "mlp"              two hidden layers of 256 and 128 units
+ *   "mlp:H1,H2,..."    hidden sizes given (at least one)
+ *   "lenet"            conv5x5x16-relu-pool2, conv5x5x32-relu-pool2,
+ *                      dense100-relu, dense to classes
+ *   "resnet32"         CIFAR ResNet-32 (3 stages of 5 basic blocks)
+ *   "resnetN"          N = 6k+2
+ *   "wrn-D-K[:P]"      wide ResNet, depth D = 6k+4, width K, dropout P
+ * Input shape (channels, height, width) and class count come from the
+ * data; max_batch bounds the batch size of every pass; seed fixes the
+ * He initialisation. */
+l2rw_status l2rw_net_create(l2rw_net **out, const char *model, int channels,
+                            int height, int width, int classes,
+                            int max_batch, uint64_t seed);
+void l2rw_net_free(l2rw_net *net);
+
+const char *l2rw_net_model(const l2rw_net *net);
+int l2rw_net_classes(const l2rw_net *net);
+int l2rw_net_max_batch(const l2rw_net *net);
+void l2rw_net_input_shape(const l2rw_net *net, int *c, int *h, int *w);
+
+/* Flat buffers, each l2rw_net_num_params() floats, in the same layout:
+ * parameters, their gradient (written by backward) and their tangent
+ * (read by a forward with tangent). */
+size_t l2rw_net_num_params(const l2rw_net *net);
+float *l2rw_net_params(l2rw_net *net);
+float *l2rw_net_grads(l2rw_net *net);
+float *l2rw_net_tangents(l2rw_net *net);
+/* Indices [begin, end) of the parameters of the last dense layer. */
+void l2rw_net_last_layer_range(const l2rw_net *net, size_t *begin,
+                               size_t *end);
+/* Non-trainable state (batch-norm running means and variances). */
+size_t l2rw_net_num_state(const l2rw_net *net);
+float *l2rw_net_state(l2rw_net *net);
+
+/* Dropout masks are a pure function of (key, layer, example, unit): the
+ * training loop sets the key once per step so that forward, tangent and
+ * backward of that step share one mask and a resumed run draws the same
+ * masks. */
+void l2rw_net_set_dropout_key(l2rw_net *net, uint64_t key);
+
+/* Forward pass of n <= max_batch examples x [n, c, h, w]. With
+ * with_tangent != 0 it also propagates the parameter tangent (the
+ * l2rw_net_tangents buffer) with input tangent 0, fused with the forward.
+ * Activations are kept for l2rw_net_loss and l2rw_net_backward. */
+l2rw_status l2rw_net_forward(l2rw_net *net, const float *x, int n,
+                             l2rw_mode mode, int with_tangent);
+/* Logits [n, classes] of the last forward. */
+const float *l2rw_net_logits(const l2rw_net *net);
+
+/* Per-example losses. */
+typedef enum {
+    L2RW_LOSS_CE,             /* softmax cross entropy */
+    L2RW_LOSS_BOOTSTRAP_SOFT, /* Reed et al.: target b*y + (1-b)*p */
+    L2RW_LOSS_BOOTSTRAP_HARD, /* Reed et al.: target b*y + (1-b)*onehot(argmax p) */
+    L2RW_LOSS_GCE,            /* Zhang & Sabuncu: (1 - p_y^q) / q */
+    L2RW_LOSS_SCE             /* Wang et al.: a*CE + b*RCE, log 0 := A */
+} l2rw_loss_kind;
+
+typedef struct {
+    l2rw_loss_kind kind;
+    float beta;   /* bootstrap: weight of the given label (0.95 / 0.8) */
+    float q;      /* gce exponent (0.7) */
+    float alpha;  /* sce: weight of CE (0.1) */
+    float sce_b;  /* sce: weight of reverse CE (1.0) */
+    float sce_a;  /* sce: value of log 0 in reverse CE (-4) */
+} l2rw_loss;
+
+/* The paper's defaults for a loss kind. */
+l2rw_loss l2rw_loss_default(l2rw_loss_kind kind);
+
+/* After a forward of n examples: loss[i] = l_i for labels y (may be NULL
+ * to skip). If the forward carried a tangent and u != NULL, u[i] is the
+ * directional derivative of l_i along the parameter tangent (CE only).
+ * Labels out of range give L2RW_ERR_LABEL, a non-finite loss
+ * L2RW_ERR_NUMERIC. Loss state is kept for the backward. */
+l2rw_status l2rw_net_loss(l2rw_net *net, const int32_t *y,
+                          const l2rw_loss *loss_kind, float *loss,
+                          float *u);
+
+/* Backward of sum_i w[i] * l_i from the last forward and loss: writes the
+ * gradient buffer (overwrites, no accumulation). w may be NULL for
+ * uniform 1/n. */
+l2rw_status l2rw_net_backward(l2rw_net *net, const float *w);
+
+/* Classes predicted by the last forward (argmax of logits). */
+void l2rw_net_predict(const l2rw_net *net, int32_t *pred);
+
+/* Save and load parameters and batch-norm statistics: a versioned binary
+ * file with a magic number, the model name, input shape, classes and a
+ * CRC-32 checksum; written atomically (temporary file, then rename). */
+l2rw_status l2rw_net_save(const l2rw_net *net, const char *path);
+/* Load into an existing net; another architecture is L2RW_ERR_ARCH. */
+l2rw_status l2rw_net_load(l2rw_net *net, const char *path);
+/* Create a net from a file. */
+l2rw_status l2rw_net_load_new(l2rw_net **out, const char *path,
+                              int max_batch);
+
+/* ------------------------------------------------------------- optimizer */
+
+#define L2RW_MAX_MILESTONES 16
+
+typedef struct {
+    float lr;            /* learning rate */
+    float momentum;      /* heavy-ball momentum, 0 for plain SGD */
+    float weight_decay;  /* L2 coefficient added to the gradient */
+    int n_milestones;    /* step schedule: lr *= decay at each milestone */
+    long milestones[L2RW_MAX_MILESTONES];
+    float decay;
+} l2rw_sgd_cfg;
+
+typedef struct l2rw_sgd l2rw_sgd;
+
+l2rw_status l2rw_sgd_create(l2rw_sgd **out, const l2rw_net *net,
+                            const l2rw_sgd_cfg *cfg);
+void l2rw_sgd_free(l2rw_sgd *opt);
+/* Learning rate at a given step (0-based). */
+float l2rw_sgd_lr(const l2rw_sgd *opt, long step);
+/* params -= lr(step) * (velocity = momentum*velocity + grad + wd*params) */
+l2rw_status l2rw_sgd_step(l2rw_sgd *opt, l2rw_net *net, long step);
+/* Velocity buffer (num_params floats), for checkpoints. */
+float *l2rw_sgd_velocity(l2rw_sgd *opt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#include "l2rw_data.h"
+#include "l2rw_reweight.h"
+#include "l2rw_train.h"
+
+#endif
