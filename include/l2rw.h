@@ -185,5 +185,6 @@ float *l2rw_sgd_velocity(l2rw_sgd *opt);
 #include "l2rw_data.h"
 #include "l2rw_reweight.h"
 #include "l2rw_train.h"
+#include "l2rw_check.h"
 
 #endif
