@@ -84,6 +84,12 @@ demo: all
 	@sh scripts/deps.sh fashion-mnist gnuplot
 	@sh scripts/demo.sh $(BUILD)/l2rw
 
+# Each reader's libFuzzer target for FUZZ_SECONDS (default 60) seconds.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@sh scripts/deps.sh clang
+	@sh fuzz/run.sh $(FUZZ_SECONDS)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/
