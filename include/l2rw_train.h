@@ -1,4 +1,171 @@
-/* l2rw training loop. Included by l2rw.h. */
+/* l2rw training loop: data -> net -> reweighting -> SGD -> evaluation ->
+ * outputs, with checkpoints and bit-identical resume. Included by l2rw.h.
+ *
+ * The loop never prints: it reports through a callback and writes its
+ * files (all atomically) into cfg.out_dir:
+ *
+ *   metrics.csv    one row per evaluation (step, epoch, train_loss,
+ *                  test_accuracy, test_loss, mean_weight, zero_weight_share,
+ *                  clean_weight_share), rewritten after every evaluation
+ *   summary.json   method, model, data, noise, seed, steps, seconds,
+ *                  final/best test accuracy (fractions), clean weight
+ *                  share, command, ...
+ *   examples.csv   the per-example record of the reweighting module
+ *   model.l2rw     the trained net (l2rw_net_save)
+ *   norm.txt       the normalisation statistics (for l2rw eval)
+ *   data.json      the data audit (what the noise and splits did)
+ *   checkpoint.l2rw  every checkpoint_every steps and when *stop is set
+ *
+ * Resume: a run of 2N steps and a run of N steps resumed for N more give
+ * bit-identical parameters and metrics with the same thread count. Every
+ * random draw of a step is a pure function of (seed, step), so a
+ * checkpoint holds the step, parameters, batch-norm state, velocity, the
+ * accumulated statistics and records, and the metrics so far. The
+ * checkpoint carries a fingerprint of every option that shapes the
+ * trajectory (not steps, threads, out dir or reporting options); resuming
+ * from a directory of another configuration is L2RW_ERR_ARG naming the
+ * first option that differs. */
 #ifndef L2RW_TRAIN_H
 #define L2RW_TRAIN_H
+
+#include "l2rw.h"
+
+#include <signal.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* File names inside the out directory. */
+#define L2RW_FILE_METRICS "metrics.csv"
+#define L2RW_FILE_SUMMARY "summary.json"
+#define L2RW_FILE_EXAMPLES "examples.csv"
+#define L2RW_FILE_MODEL "model.l2rw"
+#define L2RW_FILE_NORM "norm.txt"
+#define L2RW_FILE_AUDIT "data.json"
+#define L2RW_FILE_CHECKPOINT "checkpoint.l2rw"
+
+typedef enum {
+    L2RW_EVENT_START,      /* data and net ready (data, step = start step) */
+    L2RW_EVENT_STEP,       /* after every `report_every` training steps */
+    L2RW_EVENT_EVAL,       /* after an evaluation (metrics row appended) */
+    L2RW_EVENT_CHECKPOINT, /* a checkpoint was written */
+    L2RW_EVENT_FINETUNE,   /* fine-tuning on the clean set finished */
+    L2RW_EVENT_DONE        /* outputs written (or the run was stopped) */
+} l2rw_train_event;
+
+/* One row of metrics.csv. Weight statistics are over the training
+ * examples seen since the previous row: mean_weight is the mean of
+ * n * w_i (1 for plain training), zero_share the share of examples with
+ * w_i = 0, clean_share the share of the weight mass on examples whose
+ * given label is the true one (-1 when nothing was corrupted). */
+typedef struct {
+    long step;
+    double epoch;
+    double train_loss;     /* mean unweighted loss of the training batches */
+    double test_accuracy;  /* fraction in [0, 1]; -1 without a test set */
+    double test_loss;
+    double mean_weight;
+    double zero_share;
+    double clean_share;
+} l2rw_metrics_row;
+
+typedef struct {
+    l2rw_train_event event;
+    long step;             /* steps done (main phase) */
+    long total_steps;
+    long finetune_step, finetune_total;
+    double epoch;
+    double seconds;        /* wall time of this process so far */
+    double steps_per_sec;  /* over this process's steps */
+    double eta_seconds;    /* estimate of the time left, -1 unknown */
+    l2rw_metrics_row recent; /* window since the last STEP event */
+    double last_test_accuracy; /* -1 before the first evaluation */
+    double best_test_accuracy;
+    long resumed_from;     /* step the run resumed at, 0 for a fresh run */
+    const l2rw_data *data; /* START only */
+    const char *path;      /* CHECKPOINT: its file */
+} l2rw_train_progress;
+
+/* Returns nonzero to stop the run (a checkpoint is written first). */
+typedef int (*l2rw_progress_fn)(const l2rw_train_progress *p, void *ctx);
+
+typedef struct {
+    /* data (see l2rw_data_cfg) */
+    const char *data;        /* required */
+    const char *noise;       /* "none" */
+    const char *imbalance;   /* "none" */
+    long train_size;         /* 0: all */
+    int val_per_class;       /* clean validation set: K per class */
+    long val_size;           /* or N in total (wins when > 0) */
+    int normalise;           /* 1 */
+    /* model and method */
+    const char *model;       /* "lenet" */
+    const char *method;      /* "l2rw" */
+    const char *meta_params; /* "all" or "last" */
+    long warmup_steps;       /* plain steps before the method starts */
+    /* optimisation */
+    int batch;               /* 100 */
+    int val_batch;           /* 100 (the whole clean set when smaller) */
+    long steps;              /* > 0, or 0 to use epochs */
+    double epochs;           /* used when steps == 0 */
+    l2rw_sgd_cfg sgd;        /* lr, momentum, weight decay, schedule */
+    long finetune_clean;     /* steps on the clean set after training */
+    float finetune_lr;       /* 0: the last learning rate of the schedule */
+    uint64_t seed;
+    int threads;             /* 0: all cores */
+    /* reporting and outputs */
+    long eval_every;         /* steps between evaluations; 0: only at end */
+    int eval_batch;          /* batch of the test-set evaluation */
+    long checkpoint_every;   /* 0: only when stopped */
+    long report_every;       /* steps between STEP events (1) */
+    const char *out_dir;     /* NULL: no files at all */
+    const char *resume_dir;  /* NULL: fresh run; else read its checkpoint
+                                (outputs go to out_dir, or resume_dir
+                                when out_dir is NULL) */
+    const char *command;     /* recorded in summary.json */
+    l2rw_progress_fn progress;
+    void *progress_ctx;
+    /* polled every step: nonzero => checkpoint and stop (a signal
+       handler may set it) */
+    volatile sig_atomic_t *stop;
+} l2rw_train_cfg;
+
+typedef struct {
+    long steps;                 /* main-phase steps done */
+    long finetune_steps;
+    double seconds;             /* all processes of the run together */
+    double final_test_accuracy; /* -1 without a test set */
+    double final_test_loss;
+    double best_test_accuracy;
+    double clean_weight_share;  /* over the whole run, -1 if unknown */
+    double mean_weight, zero_share;
+    double auc;                 /* corrupted vs clean by mean weight, -1 */
+    long resumed_from;
+    int stopped;                /* 1 when *stop or the callback ended it */
+    long n_train, n_val, n_test;
+} l2rw_train_result;
+
+/* The defaults (Fashion-MNIST LeNet): batch 100, val batch 100, lr 0.1,
+ * momentum 0.9, weight decay 5e-4, 2000 steps, val 100 per class, ... */
+l2rw_train_cfg l2rw_train_cfg_default(void);
+
+/* Checks every option that can be checked without reading data (names,
+ * specs, ranges) and returns L2RW_ERR_ARG naming the first bad one. */
+l2rw_status l2rw_train_check_cfg(const l2rw_train_cfg *cfg);
+
+/* Runs training. Validates the configuration, loads and prepares the
+ * data, builds the net and reads the resume checkpoint before it creates
+ * the out directory, so bad input leaves nothing behind. res may be NULL. */
+l2rw_status l2rw_train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res);
+
+/* Accuracy (fraction) and mean CE loss of net on d in batches of at most
+ * batch examples (evaluation mode). */
+l2rw_status l2rw_evaluate(l2rw_net *net, const l2rw_dataset *d, int batch,
+                          double *accuracy, double *loss);
+
+#ifdef __cplusplus
+}
+#endif
+
 #endif
