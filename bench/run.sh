@@ -1,0 +1,106 @@
+#!/bin/sh
+# Side-by-side benchmark of l2rw against PyTorch (make bench).
+#
+#   sh bench/run.sh path/to/l2rw
+#
+# Runs `l2rw bench` and bench/torch_bench.py with the same network, batch
+# sizes and thread count (THREADS, default 2), on LeNet (batch 100, 28x28,
+# validation batch 100 and 10) and ResNet-32 (RESNET_BATCH, default 32,
+# 32x32x3, validation batch equal and 10), then prints a comparison table
+# and the targets of issues 2 and 3. Raw outputs go to
+# $(dirname l2rw)/bench/. Builds nothing: make bench built l2rw already.
+set -e
+L2RW=${1:?usage: sh bench/run.sh path/to/l2rw}
+THREADS=${THREADS:-2}
+REPS=${REPS:-30}
+RESNET_BATCH=${RESNET_BATCH:-32}
+RESNET_REPS=${RESNET_REPS:-8}
+PY=${PYTHON:-/usr/bin/python3}
+HERE=$(dirname "$0")
+OUT=$(dirname "$L2RW")/bench
+mkdir -p "$OUT"
+[ -x "$L2RW" ] || { echo "bench: $L2RW is not an executable" >&2; exit 1; }
+
+echo "l2rw bench: $(date -u '+%Y-%m-%d %H:%M UTC'), threads $THREADS"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1)," \
+    "$(nproc) CPUs online"
+
+# run NAME MODEL BATCH VAL_BATCH REPS: both programs, outputs to $OUT.
+run() {
+    name=$1 model=$2 batch=$3 vb=$4 reps=$5
+    echo "== $name: l2rw bench --model $model --batch $batch" \
+        "--val-batch $vb --threads $THREADS --reps $reps"
+    "$L2RW" bench --model "$model" --batch "$batch" --val-batch "$vb" \
+        --threads "$THREADS" --reps "$reps" | tee "$OUT/$name.c.txt"
+    echo "== $name: torch_bench.py (same settings)"
+    "$PY" "$HERE/torch_bench.py" --model "$model" --batch "$batch" \
+        --val-batch "$vb" --threads "$THREADS" --reps "$reps" \
+        | tee "$OUT/$name.torch.txt"
+}
+
+run lenet-v100 lenet 100 100 "$REPS"
+run lenet-v10 lenet 100 10 "$REPS"
+run resnet32-v"$RESNET_BATCH" resnet32 "$RESNET_BATCH" "$RESNET_BATCH" \
+    "$RESNET_REPS"
+run resnet32-v10 resnet32 "$RESNET_BATCH" 10 "$RESNET_REPS"
+
+# Field of the C output: `plain X ms/step`, `l2rw X ms/step`, ...
+cval() { awk -v k="$2" '$1 == k { print $2; exit }' "$OUT/$1.c.txt"; }
+# key=value of the torch summary line.
+tval() {
+    tail -n 1 "$OUT/$1.torch.txt" | tr ' ' '\n' |
+        awk -F= -v k="$2" '$1 == k { print $2; exit }'
+}
+
+echo
+echo "== comparison (ms per step, median; speedup = torch / l2rw)"
+printf '%-14s %9s %9s %7s %9s %9s %7s %7s %7s %9s %9s\n' config \
+    "C plain" "T plain" speedup "C l2rw" "T l2rw" speedup "C l/p" \
+    "T l/p" "C tang" "C bwd"
+for name in lenet-v100 lenet-v10 resnet32-v"$RESNET_BATCH" resnet32-v10; do
+    cp=$(cval "$name" plain) cl=$(cval "$name" l2rw)
+    ct=$(cval "$name" tangent) cb=$(cval "$name" backward)
+    tp=$(tval "$name" plain_ms) tl=$(tval "$name" l2rw_ms)
+    awk -v n="$name" -v cp="$cp" -v cl="$cl" -v tp="$tp" -v tl="$tl" \
+        -v ct="$ct" -v cb="$cb" 'BEGIN {
+        printf "%-14s %9.2f %9.2f %6.2fx %9.2f %9.2f %6.2fx %7.2f %7.2f %9.2f %9.2f\n",
+            n, cp, tp, tp / cp, cl, tl, tl / cl, cl / cp, tl / tp, ct, cb }'
+done
+
+# Targets (issues 2 and 3); met or missed as measured, nothing adjusted.
+target() { # DESCRIPTION VALUE OP LIMIT
+    awk -v d="$1" -v v="$2" -v op="$3" -v l="$4" 'BEGIN {
+        ok = (op == ">=") ? (v >= l) : (v <= l)
+        printf "target %-44s %7.2f %s %-5s %s\n", d, v, op, l,
+            ok ? "met" : "MISSED" }'
+}
+echo
+target "lenet plain speedup over torch" \
+    "$(awk -v a="$(tval lenet-v100 plain_ms)" -v b="$(cval lenet-v100 plain)" \
+        'BEGIN { print a / b }')" ">=" 1.5
+target "lenet l2rw speedup over torch (val 100)" \
+    "$(awk -v a="$(tval lenet-v100 l2rw_ms)" -v b="$(cval lenet-v100 l2rw)" \
+        'BEGIN { print a / b }')" ">=" 4
+target "lenet l2rw speedup over torch (val 10)" \
+    "$(awk -v a="$(tval lenet-v10 l2rw_ms)" -v b="$(cval lenet-v10 l2rw)" \
+        'BEGIN { print a / b }')" ">=" 4
+target "resnet32 l2rw speedup over torch (val = batch)" \
+    "$(awk -v a="$(tval resnet32-v"$RESNET_BATCH" l2rw_ms)" \
+        -v b="$(cval resnet32-v"$RESNET_BATCH" l2rw)" \
+        'BEGIN { print a / b }')" ">=" 4
+target "lenet ratio l2rw/plain (val 100)" \
+    "$(awk '$1 == "ratio" { print $3 }' "$OUT/lenet-v100.c.txt")" "<=" 2.4
+target "lenet ratio l2rw/plain (val 10)" \
+    "$(awk '$1 == "ratio" { print $3 }' "$OUT/lenet-v10.c.txt")" "<=" 1.5
+target "resnet32 ratio l2rw/plain (val = batch)" \
+    "$(awk '$1 == "ratio" { print $3 }' \
+        "$OUT/resnet32-v$RESNET_BATCH.c.txt")" "<=" 2.4
+target "resnet32 ratio l2rw/plain (val 10)" \
+    "$(awk '$1 == "ratio" { print $3 }' "$OUT/resnet32-v10.c.txt")" "<=" 1.5
+target "lenet tangent/backward" \
+    "$(awk '$1 == "tangent/backward" { print $2 }' \
+        "$OUT/lenet-v100.c.txt")" "<=" 1
+target "resnet32 tangent/backward" \
+    "$(awk '$1 == "tangent/backward" { print $2 }' \
+        "$OUT/resnet32-v$RESNET_BATCH.c.txt")" "<=" 1
+echo "raw outputs: $OUT/"
