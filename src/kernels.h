@@ -1,0 +1,109 @@
+/* The arithmetic of the engine: every loop over a large array lives here.
+ * GEMMs go through CBLAS (OpenBLAS, which threads them itself) and are
+ * called from outside OpenMP regions; the other kernels are OpenMP loops
+ * with static schedules and fixed-order reductions, so a fixed thread count
+ * gives bit-identical results. Images are NCHW; "P" is h*w of a plane.
+ * A flag `acc` selects dst += ... (1) or dst = ... (0). */
+#ifndef L2RW_KERNELS_H
+#define L2RW_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Row-major C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C. */
+void l2rw__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                const float *a, int lda, const float *b, int ldb, float beta,
+                float *c, int ldc);
+
+/* ------------------------------------------------------------ element-wise */
+void l2rw__copy(float *dst, const float *src, size_t len, int acc);
+void l2rw__fill(float *dst, float v, size_t len);
+/* y = a + b (acc: y += a + b not needed; plain). */
+void l2rw__add(float *y, const float *a, const float *b, size_t len);
+/* dst[i, :] = s[i] * src[i, :] for rows of `cols` floats. */
+void l2rw__scale_rows(float *dst, const float *src, const float *s, int rows,
+                      size_t cols);
+/* dst = a * src (acc: dst += a * src). */
+void l2rw__scale(float *dst, const float *src, float a, size_t len, int acc);
+/* y = max(x, 0). */
+void l2rw__relu_fwd(float *y, const float *x, size_t len);
+/* ty = tx * [x > 0] (also the backward with tx = dy, acc). */
+void l2rw__relu_mask(float *dst, const float *src, const float *x, size_t len,
+                     int acc);
+/* dst = src * mask (acc: dst += src * mask). */
+void l2rw__mul(float *dst, const float *src, const float *mask, size_t len,
+               int acc);
+/* Dropout mask of n rows of `units`: 0 or 1/(1-p); mask[i,j] is a pure
+ * function of (key, layer, i, j). */
+void l2rw__dropout_mask(float *mask, uint64_t key, uint64_t layer, int n,
+                        size_t units, float p);
+
+/* ---------------------------------------------------------------- bias */
+/* y[i, c, :] += b[c] over n examples, C channels, planes of P floats. */
+void l2rw__bias_add(float *y, const float *b, int n, int C, size_t P);
+/* db[c] (=|+=) sum over i, p of dy[i, c, p]; fixed order. */
+void l2rw__bias_grad(float *db, const float *dy, int n, int C, size_t P,
+                     int acc);
+
+/* ------------------------------------------------------------ im2col */
+/* x [n, c, h, w] -> cols [c*k*k, ld]; example i fills columns
+ * [i*oh*ow, (i+1)*oh*ow); zero padding `pad`. */
+void l2rw__im2col(float *cols, int ld, const float *x, int n, int c, int h,
+                  int w, int k, int stride, int pad, int oh, int ow);
+/* Adjoint of im2col: dx [n, c, h, w] (=|+=) scatter-add of cols. */
+void l2rw__col2im(float *dx, const float *cols, int ld, int n, int c, int h,
+                  int w, int k, int stride, int pad, int oh, int ow, int acc);
+/* y [n, C, P] (=) Y [C, ld] where example i is columns [i*P, (i+1)*P),
+ * plus bias b[C] (may be NULL). */
+void l2rw__cpn_to_nchw(float *y, const float *Y, int ld, int n, int C,
+                       size_t P, const float *b);
+/* Y [C, ld] = y [n, C, P] (inverse layout change). */
+void l2rw__nchw_to_cpn(float *Y, int ld, const float *y, int n, int C,
+                       size_t P);
+
+/* ------------------------------------------------------------ pooling */
+/* Max pooling k x k, stride s, no padding: x [n, c, h, w] -> y
+ * [n, c, oh, ow]; idx holds the flat in-plane index of each maximum
+ * (first maximum on ties). */
+void l2rw__maxpool_fwd(float *y, int32_t *idx, const float *x, int n, int c,
+                       int h, int w, int k, int s, int oh, int ow);
+/* ty[o] = tx[idx[o]] (tangent), planes of P in, Q out. */
+void l2rw__maxpool_gather(float *ty, const float *tx, const int32_t *idx,
+                          int nc, size_t P, size_t Q);
+/* dx (=|+=) scatter of dy to idx. */
+void l2rw__maxpool_bwd(float *dx, const float *dy, const int32_t *idx, int nc,
+                       size_t P, size_t Q, int acc);
+/* y[i, c] = mean_p x[i, c, p] for nc = n*C planes. */
+void l2rw__avgpool_fwd(float *y, const float *x, int nc, size_t P);
+/* dx[i, c, p] (=|+=) dy[i, c] / P. */
+void l2rw__avgpool_bwd(float *dx, const float *dy, int nc, size_t P, int acc);
+
+/* --------------------------------------------------------- batch norm */
+/* Batch statistics per channel over m = n*P values: mean[c] and biased
+ * var[c]; accumulated in double, fixed order. */
+void l2rw__bn_stats(float *mean, float *var, const float *x, int n, int C,
+                    size_t P);
+/* xhat = (x - mean[c]) * istd[c]; y = g[c] xhat + b[c]. xhat may be NULL. */
+void l2rw__bn_norm(float *y, float *xhat, const float *x, const float *mean,
+                   const float *istd, const float *g, const float *b, int n,
+                   int C, size_t P);
+/* Training-mode tangent through the batch statistics:
+ * ty = tg xhat + g ((tx - mean(tx)) istd - xhat mean(xhat tx) istd) + tb.
+ * tx NULL means a zero input tangent; tg/tb NULL mean zero. */
+void l2rw__bn_tangent_train(float *ty, const float *tx, const float *xhat,
+                            const float *istd, const float *g,
+                            const float *tg, const float *tb, int n, int C,
+                            size_t P);
+/* Eval-mode tangent: ty = tg xhat + g istd tx + tb. */
+void l2rw__bn_tangent_eval(float *ty, const float *tx, const float *xhat,
+                           const float *istd, const float *g,
+                           const float *tg, const float *tb, int n, int C,
+                           size_t P);
+/* Backward: dg[c] = sum dy xhat, db[c] = sum dy (overwrite); if dx:
+ * train: dx (=|+=) g istd (dy - mean(dy) - xhat mean(dy xhat));
+ * eval:  dx (=|+=) g istd dy. */
+void l2rw__bn_bwd(float *dx, float *dg, float *db, const float *dy,
+                  const float *xhat, const float *istd, const float *g, int n,
+                  int C, size_t P, int train, int acc);
+
+#endif

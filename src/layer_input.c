@@ -1,0 +1,26 @@
+/* Input: x [n, c, h, w] copied into the node's buffer by the net; its
+ * tangent is zero and it needs no gradient. */
+#include "layers.h"
+
+static l2rw_status input_setup(l2rw__node *nd, const l2rw__node *a,
+                               const l2rw__node *b, int max_batch)
+{
+    (void)a, (void)b, (void)max_batch;
+    if (nd->c <= 0 || nd->h <= 0 || nd->w <= 0)
+        return l2rw__fail(L2RW_ERR_SHAPE, "input shape %dx%dx%d", nd->c,
+                          nd->h, nd->w);
+    return L2RW_OK;
+}
+
+static void input_forward(const l2rw__pass *ps, l2rw__node *nd)
+{
+    (void)ps, (void)nd; /* the net copies the batch in */
+}
+
+static void input_backward(const l2rw__pass *ps, l2rw__node *nd)
+{
+    (void)ps, (void)nd; /* nothing upstream */
+}
+
+const l2rw__layer_ops l2rw__ops_input = {"input", 0, input_setup, NULL,
+                                         input_forward, input_backward};

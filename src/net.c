@@ -1,0 +1,563 @@
+/* The network: graph builder (graph.h), compilation into flat buffers and
+ * the passes of the public l2rw_net_* API (forward with fused tangent,
+ * loss, backward). Every buffer is allocated once at compile for
+ * max_batch examples; the passes allocate nothing. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+#include "kernels.h"
+#include "layers.h"
+#include "loss.h"
+
+/* ------------------------------------------------------------ layer table */
+
+const l2rw__layer_ops *l2rw__layer(l2rw__op op)
+{
+    static const l2rw__layer_ops *const table[L2RW_OP_COUNT] = {
+        [L2RW_OP_INPUT] = &l2rw__ops_input,
+        [L2RW_OP_DENSE] = &l2rw__ops_dense,
+        [L2RW_OP_CONV] = &l2rw__ops_conv,
+        [L2RW_OP_MAXPOOL] = &l2rw__ops_maxpool,
+        [L2RW_OP_AVGPOOL] = &l2rw__ops_avgpool,
+        [L2RW_OP_RELU] = &l2rw__ops_relu,
+        [L2RW_OP_BATCHNORM] = &l2rw__ops_batchnorm,
+        [L2RW_OP_ADD] = &l2rw__ops_add,
+        [L2RW_OP_FLATTEN] = &l2rw__ops_flatten,
+        [L2RW_OP_DROPOUT] = &l2rw__ops_dropout,
+    };
+    return (unsigned)op < L2RW_OP_COUNT ? table[op] : NULL;
+}
+
+void l2rw__he_init(float *w, size_t len, size_t fan_in, l2rw_rng *rng)
+{
+    const double std = sqrt(2.0 / (double)(fan_in ? fan_in : 1));
+    for (size_t i = 0; i < len; i++) w[i] = (float)(std * l2rw_rng_normal(rng));
+}
+
+/* ---------------------------------------------------------------- graph */
+
+struct l2rw_graph {
+    l2rw__node *nodes;
+    int n, cap;
+    l2rw_status status;
+    char msg[256]; /* detail of the first error */
+};
+
+l2rw_status l2rw__graph_new(l2rw_graph **out, int c, int h, int w)
+{
+    *out = NULL;
+    if (c <= 0 || h <= 0 || w <= 0)
+        return l2rw__fail(L2RW_ERR_SHAPE, "net input shape %dx%dx%d", c, h,
+                          w);
+    l2rw_graph *g = l2rw__calloc(1, sizeof *g);
+    if (!g) return l2rw__fail(L2RW_ERR_NOMEM, "graph: out of memory");
+    g->cap = 16;
+    g->nodes = l2rw__calloc((size_t)g->cap, sizeof *g->nodes);
+    if (!g->nodes) {
+        free(g);
+        return l2rw__fail(L2RW_ERR_NOMEM, "graph: out of memory");
+    }
+    l2rw__node *in = &g->nodes[0];
+    in->op = L2RW_OP_INPUT;
+    in->c = c, in->h = h, in->w = w;
+    in->size = (size_t)c * h * w;
+    g->n = 1;
+    *out = g;
+    return L2RW_OK;
+}
+
+void l2rw__graph_free(l2rw_graph *g)
+{
+    if (!g) return;
+    free(g->nodes);
+    free(g);
+}
+
+l2rw_status l2rw__graph_status(const l2rw_graph *g)
+{
+    return g ? g->status : L2RW_ERR_ARG;
+}
+
+void l2rw__graph_shape(const l2rw_graph *g, int node, int *c, int *h, int *w)
+{
+    int cc = 0, hh = 0, ww = 0;
+    if (g && node >= 0 && node < g->n) {
+        cc = g->nodes[node].c, hh = g->nodes[node].h, ww = g->nodes[node].w;
+    }
+    if (c) *c = cc;
+    if (h) *h = hh;
+    if (w) *w = ww;
+}
+
+static int graph_error(l2rw_graph *g, l2rw_status s)
+{
+    if (g->status == L2RW_OK) {
+        g->status = s;
+        snprintf(g->msg, sizeof g->msg, "%s", l2rw_last_error());
+    }
+    return -1;
+}
+
+/* Append a node whose op and hyper-parameters are in `proto`; checks the
+ * inputs and computes the output shape. */
+static int graph_add(l2rw_graph *g, l2rw__node proto, int a, int b)
+{
+    if (!g) return -1;
+    if (g->status != L2RW_OK) return -1;
+    const l2rw__layer_ops *ops = l2rw__layer(proto.op);
+    int ins[L2RW_MAX_IN] = {a, b};
+    for (int s = 0; s < ops->n_in; s++)
+        if (ins[s] < 0 || ins[s] >= g->n)
+            return graph_error(g, l2rw__fail(L2RW_ERR_SHAPE,
+                                             "%s: input node %d does not exist "
+                                             "(graph has %d nodes)",
+                                             ops->name, ins[s], g->n));
+    if (g->n == g->cap) {
+        int cap = g->cap * 2;
+        l2rw__node *nn = realloc(g->nodes, (size_t)cap * sizeof *nn);
+        if (!nn)
+            return graph_error(g, l2rw__fail(L2RW_ERR_NOMEM,
+                                             "graph: out of memory"));
+        g->nodes = nn, g->cap = cap;
+    }
+    l2rw__node nd = proto;
+    nd.n_in = ops->n_in;
+    for (int s = 0; s < ops->n_in; s++) nd.in[s] = ins[s];
+    const l2rw__node *na = ops->n_in > 0 ? &g->nodes[a] : NULL;
+    const l2rw__node *nb = ops->n_in > 1 ? &g->nodes[b] : NULL;
+    l2rw_status s = ops->setup(&nd, na, nb, 1);
+    if (s != L2RW_OK) return graph_error(g, s);
+    if (nd.c <= 0 || nd.h <= 0 || nd.w <= 0)
+        return graph_error(g, l2rw__fail(L2RW_ERR_SHAPE,
+                                         "%s (node %d): empty output %dx%dx%d",
+                                         ops->name, g->n, nd.c, nd.h, nd.w));
+    nd.size = (size_t)nd.c * nd.h * nd.w;
+    g->nodes[g->n] = nd;
+    return g->n++;
+}
+
+int l2rw__g_dense(l2rw_graph *g, int in, int units)
+{
+    l2rw__node p = {.op = L2RW_OP_DENSE, .units = units};
+    return graph_add(g, p, in, -1);
+}
+
+int l2rw__g_conv(l2rw_graph *g, int in, int out_c, int k, int stride,
+                 int pad, int bias)
+{
+    l2rw__node p = {.op = L2RW_OP_CONV, .units = out_c, .k = k,
+                    .stride = stride, .pad = pad, .bias = bias != 0};
+    return graph_add(g, p, in, -1);
+}
+
+int l2rw__g_maxpool(l2rw_graph *g, int in, int k, int stride)
+{
+    l2rw__node p = {.op = L2RW_OP_MAXPOOL, .k = k, .stride = stride};
+    return graph_add(g, p, in, -1);
+}
+
+int l2rw__g_avgpool_global(l2rw_graph *g, int in)
+{
+    l2rw__node p = {.op = L2RW_OP_AVGPOOL};
+    return graph_add(g, p, in, -1);
+}
+
+int l2rw__g_relu(l2rw_graph *g, int in)
+{
+    l2rw__node p = {.op = L2RW_OP_RELU};
+    return graph_add(g, p, in, -1);
+}
+
+int l2rw__g_batchnorm(l2rw_graph *g, int in)
+{
+    l2rw__node p = {.op = L2RW_OP_BATCHNORM};
+    return graph_add(g, p, in, -1);
+}
+
+int l2rw__g_add(l2rw_graph *g, int a, int b)
+{
+    l2rw__node p = {.op = L2RW_OP_ADD};
+    return graph_add(g, p, a, b);
+}
+
+int l2rw__g_flatten(l2rw_graph *g, int in)
+{
+    l2rw__node p = {.op = L2RW_OP_FLATTEN};
+    return graph_add(g, p, in, -1);
+}
+
+int l2rw__g_dropout(l2rw_graph *g, int in, float p)
+{
+    l2rw__node q = {.op = L2RW_OP_DROPOUT, .p = p};
+    return graph_add(g, q, in, -1);
+}
+
+/* ------------------------------------------------------------------ net */
+
+struct l2rw_net {
+    char *model;
+    int classes, max_batch;
+    int n_nodes, output;
+    l2rw__node *nodes;
+    unsigned char *live; /* node is an ancestor of the output */
+    size_t n_params, n_state, n_ws;
+    float *params, *grads, *tangents, *state, *ws;
+    float *dz, *loss;    /* [max_batch, classes], [max_batch] */
+    size_t last_begin, last_end;
+    uint64_t dropout_key;
+    /* state of the last passes */
+    int n;
+    l2rw_mode mode;
+    int have_fwd, fwd_tangent, have_loss;
+};
+
+void l2rw_net_free(l2rw_net *net)
+{
+    if (!net) return;
+    if (net->nodes)
+        for (int i = 0; i < net->n_nodes; i++) {
+            l2rw__node *nd = &net->nodes[i];
+            int alias = nd->op == L2RW_OP_FLATTEN;
+            if (!alias) {
+                l2rw__afree(nd->y);
+                l2rw__afree(nd->ty);
+            }
+            l2rw__afree(nd->dy);
+            l2rw__afree(nd->aux);
+            l2rw__afree(nd->idx);
+        }
+    free(net->nodes);
+    free(net->live);
+    free(net->model);
+    l2rw__afree(net->params);
+    l2rw__afree(net->grads);
+    l2rw__afree(net->tangents);
+    l2rw__afree(net->state);
+    l2rw__afree(net->ws);
+    l2rw__afree(net->dz);
+    l2rw__afree(net->loss);
+    free(net);
+}
+
+/* Sizes, offsets, tangent/gradient flags of the compiled nodes. */
+static l2rw_status net_layout(l2rw_net *net)
+{
+    l2rw__node *N = net->nodes;
+    for (int i = 0; i < net->n_nodes; i++) {
+        l2rw__node *nd = &N[i];
+        const l2rw__layer_ops *ops = l2rw__layer(nd->op);
+        const l2rw__node *a = nd->n_in > 0 ? &N[nd->in[0]] : NULL;
+        const l2rw__node *b = nd->n_in > 1 ? &N[nd->in[1]] : NULL;
+        L2RW_TRY(ops->setup(nd, a, b, net->max_batch));
+        nd->size = (size_t)nd->c * nd->h * nd->w;
+        nd->p_off = net->n_params, net->n_params += nd->n_params;
+        nd->s_off = net->n_state, net->n_state += nd->n_state;
+        if (nd->n_ws > net->n_ws) net->n_ws = nd->n_ws;
+        /* The tangent is zero unless a parameter lies upstream; the
+         * gradient is needed where a parameter lies upstream. */
+        nd->tzero = nd->n_params == 0;
+        nd->need_dy = nd->n_params > 0;
+        for (int s = 0; s < nd->n_in; s++) {
+            if (!N[nd->in[s]].tzero) nd->tzero = 0;
+            if (N[nd->in[s]].need_dy) nd->need_dy = 1;
+        }
+    }
+    /* Only ancestors of the output take part in the passes. */
+    net->live[net->output] = 1;
+    for (int i = net->output; i > 0; i--)
+        if (net->live[i])
+            for (int s = 0; s < N[i].n_in; s++) net->live[N[i].in[s]] = 1;
+    for (int i = 0; i < net->n_nodes; i++)
+        if (!net->live[i]) N[i].need_dy = 0;
+    /* The first consumer met in reverse order overwrites an input's
+     * gradient, later ones accumulate. */
+    unsigned char *seen = l2rw__calloc((size_t)net->n_nodes, 1);
+    if (!seen) return l2rw__fail(L2RW_ERR_NOMEM, "net: out of memory");
+    for (int i = net->output; i > 0; i--) {
+        if (!net->live[i] || !N[i].need_dy) continue;
+        for (int s = 0; s < N[i].n_in; s++) {
+            int j = N[i].in[s];
+            if (!N[j].need_dy) continue;
+            N[i].acc[s] = seen[j];
+            seen[j] = 1;
+        }
+    }
+    free(seen);
+    return L2RW_OK;
+}
+
+static l2rw_status net_alloc(l2rw_net *net)
+{
+    const size_t mb = (size_t)net->max_batch;
+#define NET_ALLOC(ptr, n, T)                                                 \
+    do {                                                                     \
+        if (!((ptr) = l2rw__aalloc((n), sizeof(T))))                         \
+            return l2rw__fail(L2RW_ERR_NOMEM,                                \
+                              "net %s: out of memory (%zu floats)",          \
+                              net->model, (size_t)(n));                      \
+    } while (0)
+    for (int i = 0; i < net->n_nodes; i++) {
+        l2rw__node *nd = &net->nodes[i];
+        if (!net->live[i]) continue;
+        if (nd->op == L2RW_OP_FLATTEN) { /* aliases its input */
+            nd->y = net->nodes[nd->in[0]].y;
+            nd->ty = net->nodes[nd->in[0]].ty;
+        } else {
+            NET_ALLOC(nd->y, mb * nd->size, float);
+            if (!nd->tzero) NET_ALLOC(nd->ty, mb * nd->size, float);
+        }
+        if (nd->need_dy) NET_ALLOC(nd->dy, mb * nd->size, float);
+        if (nd->n_aux) NET_ALLOC(nd->aux, nd->n_aux, float);
+        if (nd->n_idx) NET_ALLOC(nd->idx, nd->n_idx, int32_t);
+    }
+    NET_ALLOC(net->params, net->n_params, float);
+    NET_ALLOC(net->grads, net->n_params, float);
+    NET_ALLOC(net->tangents, net->n_params, float);
+    NET_ALLOC(net->state, net->n_state, float);
+    NET_ALLOC(net->ws, net->n_ws, float);
+    NET_ALLOC(net->dz, mb * (size_t)net->classes, float);
+    NET_ALLOC(net->loss, mb, float);
+#undef NET_ALLOC
+    return L2RW_OK;
+}
+
+static void net_init_params(l2rw_net *net, uint64_t seed)
+{
+    l2rw_rng rng;
+    l2rw_rng_seed(&rng, seed);
+    for (int i = 0; i < net->n_nodes; i++) {
+        l2rw__node *nd = &net->nodes[i];
+        const l2rw__layer_ops *ops = l2rw__layer(nd->op);
+        if (ops->init)
+            ops->init(nd, net->params + nd->p_off, net->state + nd->s_off,
+                      &rng);
+        if (nd->op == L2RW_OP_DENSE && net->live[i]) {
+            net->last_begin = nd->p_off;
+            net->last_end = nd->p_off + nd->n_params;
+        }
+    }
+}
+
+l2rw_status l2rw__graph_compile(l2rw_graph *g, int output, const char *model,
+                                int classes, int max_batch, uint64_t seed,
+                                l2rw_net **out)
+{
+    l2rw_status s = L2RW_OK;
+    l2rw_net *net = NULL;
+    if (out) *out = NULL;
+    if (!g || !out) {
+        l2rw__graph_free(g);
+        return l2rw__fail(L2RW_ERR_ARG, "graph_compile: NULL argument");
+    }
+    if (g->status != L2RW_OK) {
+        s = l2rw__fail(g->status, "%s", g->msg);
+        goto done;
+    }
+    if (max_batch <= 0 || classes <= 0) {
+        s = l2rw__fail(L2RW_ERR_ARG, "net: max_batch %d, classes %d",
+                       max_batch, classes);
+        goto done;
+    }
+    if (output < 0 || output >= g->n) {
+        s = l2rw__fail(L2RW_ERR_SHAPE, "net: output node %d of %d", output,
+                       g->n);
+        goto done;
+    }
+    const l2rw__node *o = &g->nodes[output];
+    if (o->c != classes || o->h != 1 || o->w != 1) {
+        s = l2rw__fail(L2RW_ERR_SHAPE,
+                       "net %s: output shape %dx%dx%d, expected %dx1x1",
+                       model ? model : "?", o->c, o->h, o->w, classes);
+        goto done;
+    }
+    net = l2rw__calloc(1, sizeof *net);
+    if (!net) {
+        s = l2rw__fail(L2RW_ERR_NOMEM, "net: out of memory");
+        goto done;
+    }
+    net->model = strdup(model ? model : "custom");
+    net->live = l2rw__calloc((size_t)g->n, 1);
+    if (!net->model || !net->live) {
+        s = l2rw__fail(L2RW_ERR_NOMEM, "net: out of memory");
+        goto done;
+    }
+    net->classes = classes;
+    net->max_batch = max_batch;
+    net->output = output;
+    net->n_nodes = g->n;
+    net->nodes = g->nodes; /* take over the node array */
+    g->nodes = NULL;
+    if ((s = net_layout(net)) != L2RW_OK) goto done;
+    if ((s = net_alloc(net)) != L2RW_OK) goto done;
+    net_init_params(net, seed);
+    *out = net;
+    net = NULL;
+done:
+    l2rw_net_free(net);
+    l2rw__graph_free(g);
+    return s;
+}
+
+l2rw_status l2rw_net_create(l2rw_net **out, const char *model, int channels,
+                            int height, int width, int classes,
+                            int max_batch, uint64_t seed)
+{
+    if (!out) return l2rw__fail(L2RW_ERR_ARG, "net_create: NULL output");
+    *out = NULL;
+    if (!model)
+        return l2rw__fail(L2RW_ERR_ARG, "net_create: NULL model name");
+    if (classes < 1 || max_batch < 1)
+        return l2rw__fail(L2RW_ERR_ARG,
+                          "net_create: classes %d, max_batch %d", classes,
+                          max_batch);
+    l2rw_graph *g;
+    L2RW_TRY(l2rw__graph_new(&g, channels, height, width));
+    int output = -1;
+    l2rw_status s = l2rw__zoo_build(g, model, classes, &output);
+    if (s != L2RW_OK) {
+        l2rw__graph_free(g);
+        return s;
+    }
+    return l2rw__graph_compile(g, output, model, classes, max_batch, seed,
+                               out);
+}
+
+/* -------------------------------------------------------------- accessors */
+
+const char *l2rw_net_model(const l2rw_net *net) { return net->model; }
+int l2rw_net_classes(const l2rw_net *net) { return net->classes; }
+int l2rw_net_max_batch(const l2rw_net *net) { return net->max_batch; }
+void l2rw_net_input_shape(const l2rw_net *net, int *c, int *h, int *w)
+{
+    if (c) *c = net->nodes[0].c;
+    if (h) *h = net->nodes[0].h;
+    if (w) *w = net->nodes[0].w;
+}
+size_t l2rw_net_num_params(const l2rw_net *net) { return net->n_params; }
+float *l2rw_net_params(l2rw_net *net) { return net->params; }
+float *l2rw_net_grads(l2rw_net *net) { return net->grads; }
+float *l2rw_net_tangents(l2rw_net *net) { return net->tangents; }
+void l2rw_net_last_layer_range(const l2rw_net *net, size_t *begin,
+                               size_t *end)
+{
+    if (begin) *begin = net->last_begin;
+    if (end) *end = net->last_end;
+}
+size_t l2rw_net_num_state(const l2rw_net *net) { return net->n_state; }
+float *l2rw_net_state(l2rw_net *net) { return net->state; }
+void l2rw_net_set_dropout_key(l2rw_net *net, uint64_t key)
+{
+    net->dropout_key = key;
+}
+
+const float *l2rw_net_logits(const l2rw_net *net)
+{
+    return net->nodes[net->output].y;
+}
+
+void l2rw_net_predict(const l2rw_net *net, int32_t *pred)
+{
+    if (!net->have_fwd) return;
+    const float *z = l2rw_net_logits(net);
+    for (int i = 0; i < net->n; i++) {
+        const float *r = z + (size_t)i * net->classes;
+        int best = 0;
+        for (int c = 1; c < net->classes; c++)
+            if (r[c] > r[best]) best = c;
+        pred[i] = best;
+    }
+}
+
+/* ---------------------------------------------------------------- passes */
+
+static l2rw__pass net_pass(l2rw_net *net, int tangent)
+{
+    l2rw__pass ps = {
+        .nodes = net->nodes, .n = net->n, .mode = net->mode,
+        .tangent = tangent, .params = net->params,
+        .tparams = net->tangents, .grads = net->grads, .state = net->state,
+        .ws = net->ws, .dropout_key = net->dropout_key,
+    };
+    return ps;
+}
+
+l2rw_status l2rw_net_forward(l2rw_net *net, const float *x, int n,
+                             l2rw_mode mode, int with_tangent)
+{
+    if (!net || !x) return l2rw__fail(L2RW_ERR_ARG, "net_forward: NULL argument");
+    if (n <= 0 || n > net->max_batch)
+        return l2rw__fail(L2RW_ERR_ARG,
+                          "net_forward: batch of %d (max_batch %d)", n,
+                          net->max_batch);
+    if (mode != L2RW_MODE_TRAIN && mode != L2RW_MODE_TRAIN_FROZEN &&
+        mode != L2RW_MODE_EVAL)
+        return l2rw__fail(L2RW_ERR_ARG, "net_forward: mode %d", (int)mode);
+    net->have_fwd = net->have_loss = 0;
+    net->n = n;
+    net->mode = mode;
+    net->fwd_tangent = with_tangent != 0;
+    l2rw__copy(net->nodes[0].y, x, (size_t)n * net->nodes[0].size, 0);
+    l2rw__pass ps = net_pass(net, net->fwd_tangent);
+    for (int i = 1; i <= net->output; i++)
+        if (net->live[i]) l2rw__layer(net->nodes[i].op)->forward(&ps, &net->nodes[i]);
+    net->have_fwd = 1;
+    return L2RW_OK;
+}
+
+l2rw_status l2rw_net_loss(l2rw_net *net, const int32_t *y,
+                          const l2rw_loss *loss_kind, float *loss, float *u)
+{
+    if (!net || !y) return l2rw__fail(L2RW_ERR_ARG, "net_loss: NULL argument");
+    if (!net->have_fwd)
+        return l2rw__fail(L2RW_ERR_ARG, "net_loss: no forward pass before");
+    if (u && !net->fwd_tangent)
+        return l2rw__fail(L2RW_ERR_ARG,
+                          "net_loss: u requested but the forward carried no "
+                          "tangent");
+    l2rw_loss ce;
+    memset(&ce, 0, sizeof ce);
+    ce.kind = L2RW_LOSS_CE;
+    if (!loss_kind) loss_kind = &ce;
+    const l2rw__node *o = &net->nodes[net->output];
+    /* With no parameter upstream the logits' tangent is zero: u = 0. */
+    const float *zdot = u && o->ty ? o->ty : NULL;
+    net->have_loss = 0;
+    l2rw_status s = l2rw__loss_eval(loss_kind, o->y, zdot, y, net->n,
+                                    net->classes, net->loss, net->dz,
+                                    zdot ? u : NULL);
+    if (s != L2RW_OK) return s;
+    if (u && !zdot) memset(u, 0, (size_t)net->n * sizeof *u);
+    if (loss) memcpy(loss, net->loss, (size_t)net->n * sizeof *loss);
+    net->have_loss = 1;
+    return L2RW_OK;
+}
+
+l2rw_status l2rw_net_backward(l2rw_net *net, const float *w)
+{
+    if (!net) return l2rw__fail(L2RW_ERR_ARG, "net_backward: NULL net");
+    if (!net->have_loss)
+        return l2rw__fail(L2RW_ERR_ARG,
+                          "net_backward: no loss of the last forward");
+    l2rw__node *o = &net->nodes[net->output];
+    if (!o->need_dy) { /* no parameters: nothing to differentiate */
+        memset(net->grads, 0, net->n_params * sizeof *net->grads);
+        return L2RW_OK;
+    }
+    const size_t k = (size_t)net->classes;
+    if (w) {
+        l2rw__scale_rows(o->dy, net->dz, w, net->n, k);
+    } else {
+        l2rw__scale(o->dy, net->dz, 1.0f / (float)net->n, (size_t)net->n * k,
+                    0);
+    }
+    l2rw__pass ps = net_pass(net, 0);
+    for (int i = net->output; i > 0; i--) {
+        l2rw__node *nd = &net->nodes[i];
+        if (net->live[i] && nd->need_dy)
+            l2rw__layer(nd->op)->backward(&ps, nd);
+    }
+    return L2RW_OK;
+}
