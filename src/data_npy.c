@@ -1,0 +1,289 @@
+/* NumPy .npy reader: "\x93NUMPY", version, header length, a Python dict
+ * literal {'descr': ..., 'fortran_order': ..., 'shape': (...)}, then the
+ * raw array. Features uint8 or float32 [N, ...], labels integer [N]. */
+#include "data_internal.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { NPY_MAX_DIMS = 16, NPY_MAX_HEADER = 1 << 20 };
+
+typedef enum { DT_U1, DT_F4, DT_I4, DT_I8, DT_OTHER } npy_dtype;
+
+typedef struct {
+    npy_dtype dt;
+    char descr[16];
+    int ndim;
+    uint64_t shape[NPY_MAX_DIMS];
+    const unsigned char *data;
+    size_t count; /* elements */
+} npy_array;
+
+static size_t dt_size(npy_dtype dt)
+{
+    return dt == DT_U1 ? 1 : dt == DT_I8 ? 8 : 4;
+}
+
+/* The value after 'key': in the header dict, or NULL. */
+static const char *dict_value(const char *h, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = h; (p = strchr(p, key[0])) != NULL; p++) {
+        /* key[0] is the quote: match quote-key-quote. */
+        if (strncmp(p, key, kl) != 0) continue;
+        const char *q = p + kl;
+        while (*q == ' ') q++;
+        if (*q != ':') continue;
+        q++;
+        while (*q == ' ') q++;
+        return q;
+    }
+    return NULL;
+}
+
+static const char *find_key(const char *h, const char *name)
+{
+    char k[32];
+    snprintf(k, sizeof k, "'%s'", name);
+    const char *v = dict_value(h, k);
+    if (v) return v;
+    snprintf(k, sizeof k, "\"%s\"", name);
+    return dict_value(h, k);
+}
+
+static l2rw_status parse_descr(npy_array *a, const char *v, const char *name)
+{
+    if (!v || (*v != '\'' && *v != '"'))
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy header has no 'descr' "
+                          "string", name);
+    char q = *v++;
+    size_t n = 0;
+    while (v[n] && v[n] != q && n < sizeof a->descr - 1) n++;
+    if (v[n] != q)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy 'descr' is not a "
+                          "simple type string", name);
+    memcpy(a->descr, v, n);
+    a->descr[n] = 0;
+    const char *d = a->descr;
+    if (!strcmp(d, "|u1") || !strcmp(d, "<u1") || !strcmp(d, "u1"))
+        a->dt = DT_U1;
+    else if (!strcmp(d, "<f4"))
+        a->dt = DT_F4;
+    else if (!strcmp(d, "<i4"))
+        a->dt = DT_I4;
+    else if (!strcmp(d, "<i8"))
+        a->dt = DT_I8;
+    else
+        a->dt = DT_OTHER;
+    return L2RW_OK;
+}
+
+static l2rw_status parse_shape(npy_array *a, const char *v, const char *name)
+{
+    if (!v || *v != '(')
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy header has no 'shape' "
+                          "tuple", name);
+    v++;
+    a->ndim = 0;
+    for (;;) {
+        while (*v == ' ') v++;
+        if (*v == ')') break;
+        if (*v < '0' || *v > '9')
+            return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy shape is not a "
+                              "tuple of sizes", name);
+        uint64_t x = 0;
+        while (*v >= '0' && *v <= '9') {
+            if (x > (UINT64_MAX - 9) / 10)
+                return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy shape size "
+                                  "overflows", name);
+            x = x * 10 + (uint64_t)(*v++ - '0');
+        }
+        if (*v == 'L') v++; /* Python 2 longs */
+        if (a->ndim == NPY_MAX_DIMS)
+            return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy array has more "
+                              "than %d axes", name, NPY_MAX_DIMS);
+        a->shape[a->ndim++] = x;
+        while (*v == ' ') v++;
+        if (*v == ',') v++;
+        else if (*v != ')')
+            return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy shape is not a "
+                              "tuple of sizes", name);
+    }
+    return L2RW_OK;
+}
+
+static l2rw_status parse_header(npy_array *a, const unsigned char *b,
+                                size_t len, const char *name)
+{
+    memset(a, 0, sizeof *a);
+    if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: not a .npy file (bad "
+                          "magic)", name);
+    int major = b[6];
+    if (major < 1 || major > 3)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy format version %d.%d "
+                          "is not supported", name, major, b[7]);
+    size_t hl, off;
+    if (major == 1) {
+        hl = (size_t)b[8] | (size_t)b[9] << 8;
+        off = 10;
+    } else {
+        if (len < 12)
+            return l2rw__fail(L2RW_ERR_FORMAT, "%s: truncated .npy header",
+                              name);
+        hl = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 |
+             (size_t)b[11] << 24;
+        off = 12;
+    }
+    if (hl > NPY_MAX_HEADER || hl > len - off)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy header length %zu "
+                          "exceeds the file (%zu bytes)", name, hl, len);
+    char *h = malloc(hl + 1);
+    if (!h) return l2rw__fail(L2RW_ERR_NOMEM, "%s: out of memory", name);
+    memcpy(h, b + off, hl);
+    h[hl] = 0;
+    l2rw_status s = strlen(h) == hl
+                        ? parse_descr(a, find_key(h, "descr"), name)
+                        : l2rw__fail(L2RW_ERR_FORMAT, "%s: NUL byte in .npy "
+                                     "header", name);
+    const char *fo = find_key(h, "fortran_order");
+    if (s == L2RW_OK && !fo)
+        s = l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy header has no "
+                       "'fortran_order'", name);
+    if (s == L2RW_OK && strncmp(fo, "False", 5) != 0)
+        s = l2rw__fail(L2RW_ERR_FORMAT, "%s: Fortran-order .npy arrays are "
+                       "not supported (save with C order)", name);
+    if (s == L2RW_OK) s = parse_shape(a, find_key(h, "shape"), name);
+    free(h);
+    L2RW_TRY(s);
+    size_t avail = len - off - hl, esz = dt_size(a->dt);
+    uint64_t count = 1;
+    for (int i = 0; i < a->ndim; i++) {
+        /* Compare with the bytes present before multiplying further. */
+        if (a->shape[i] != 0 && count > (uint64_t)(avail / esz) / a->shape[i])
+            return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy shape needs more "
+                              "than the %zu data bytes present (truncated)",
+                              name, avail);
+        count *= a->shape[i];
+    }
+    if (a->dt != DT_OTHER && count * esz != avail)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy shape gives %llu bytes "
+                          "of data but the file has %zu (%s)", name,
+                          (unsigned long long)(count * esz), avail,
+                          count * esz < avail ? "trailing data"
+                                              : "truncated");
+    a->data = b + off + hl;
+    a->count = (size_t)count;
+    return L2RW_OK;
+}
+
+static l2rw_status read_labels(l2rw_dataset *d, const npy_array *a,
+                               const char *name)
+{
+    if (a->dt != DT_U1 && a->dt != DT_I4 && a->dt != DT_I8)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: label dtype '%s' is not "
+                          "supported (need '<i4', '<i8' or '|u1')", name,
+                          a->descr);
+    if (a->ndim < 1 || a->ndim > 2 || (a->ndim == 2 && a->shape[1] != 1))
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: labels must have shape (N,) "
+                          "or (N, 1) (got %d axes)", name, a->ndim);
+    if (a->shape[0] != (uint64_t)d->n)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s has %llu labels for %d "
+                          "examples", name, (unsigned long long)a->shape[0],
+                          d->n);
+    for (int i = 0; i < d->n; i++) {
+        const unsigned char *p = a->data + (size_t)i * dt_size(a->dt);
+        int64_t v;
+        if (a->dt == DT_U1) {
+            v = p[0];
+        } else if (a->dt == DT_I4) {
+            int32_t t;
+            memcpy(&t, p, 4); /* little-endian host assumed, as the dtype */
+            v = t;
+        } else {
+            memcpy(&v, p, 8);
+        }
+        if (v < 0 || v >= L2RW__MAX_CLASSES)
+            return l2rw__fail(L2RW_ERR_LABEL, "%s: label %lld of example %d "
+                              "is outside [0, %d)", name, (long long)v, i,
+                              L2RW__MAX_CLASSES);
+        d->y[i] = (int32_t)v;
+    }
+    return L2RW_OK;
+}
+
+static l2rw_status read_features(l2rw_dataset *d, const npy_array *a,
+                                 const char *name)
+{
+    size_t total = (size_t)d->n * l2rw_dataset_dim(d);
+    if (a->dt == DT_U1) {
+        for (size_t i = 0; i < total; i++) d->x[i] = a->data[i] / 255.0f;
+        return L2RW_OK;
+    }
+    memcpy(d->x, a->data, total * sizeof(float));
+    for (size_t i = 0; i < total; i++)
+        if (!isfinite(d->x[i]))
+            return l2rw__fail(L2RW_ERR_FORMAT, "%s: value %zu of example %zu "
+                              "is not finite", name,
+                              i % l2rw_dataset_dim(d),
+                              i / l2rw_dataset_dim(d));
+    return L2RW_OK;
+}
+
+l2rw_status l2rw__npy_parse(l2rw_dataset *out, const unsigned char *xb,
+                            size_t x_len, const char *x_name,
+                            const unsigned char *yb, size_t y_len,
+                            const char *y_name, int classes)
+{
+    npy_array xa, ya;
+    int c, h, w;
+    memset(out, 0, sizeof *out);
+    L2RW_TRY(parse_header(&xa, xb, x_len, x_name));
+    L2RW_TRY(parse_header(&ya, yb, y_len, y_name));
+    if (xa.dt != DT_U1 && xa.dt != DT_F4)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: feature dtype '%s' is not "
+                          "supported (need '|u1' or '<f4')", x_name,
+                          xa.descr);
+    if (xa.ndim < 1)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: features must have at least "
+                          "one axis (the examples)", x_name);
+    if (xa.shape[0] == 0 || xa.shape[0] > INT_MAX)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: %llu examples is not "
+                          "supported", x_name,
+                          (unsigned long long)xa.shape[0]);
+    L2RW_TRY(l2rw__shape_from_dims(xa.shape + 1, xa.ndim - 1, &c, &h, &w,
+                                   x_name));
+    l2rw_dataset d;
+    L2RW_TRY(l2rw_dataset_alloc(&d, (int)xa.shape[0], c, h, w, 0));
+    l2rw_status s = read_labels(&d, &ya, y_name);
+    if (s == L2RW_OK) s = l2rw__check_labels(d.y, d.n, &classes, y_name);
+    if (s == L2RW_OK) s = read_features(&d, &xa, x_name);
+    if (s != L2RW_OK) {
+        l2rw_dataset_free(&d);
+        return s;
+    }
+    d.classes = classes;
+    memcpy(d.y_true, d.y, (size_t)d.n * sizeof(int32_t));
+    *out = d;
+    return L2RW_OK;
+}
+
+l2rw_status l2rw_load_npy(l2rw_dataset *out, const char *x_path,
+                          const char *y_path, int classes)
+{
+    unsigned char *xb = NULL, *yb = NULL;
+    size_t xl = 0, yl = 0;
+    memset(out, 0, sizeof *out);
+    /* Plain reads: .npy files are never gzip, but zlib passes raw data
+     * through unchanged, so one reader serves. */
+    l2rw_status s = l2rw__read_file(y_path, &yb, &yl);
+    if (s == L2RW_OK) s = l2rw__read_file(x_path, &xb, &xl);
+    if (s == L2RW_OK)
+        s = l2rw__npy_parse(out, xb, xl, x_path, yb, yl, y_path,
+                            classes);
+    free(xb);
+    free(yb);
+    return s;
+}
