@@ -307,9 +307,14 @@ static int count_model(const char *model, int c, int h, int w, int classes,
 
 /* -------------------------------------------------------------- passes */
 
+/* The steps timed side by side (interleaved). */
+enum { STEP_PLAIN, STEP_L2RW, STEP_L2RW_LAST, STEP_COMPOSED, N_STEPS };
+
 typedef struct {
     l2rw_net *net;
     l2rw_sgd *opt;
+    l2rw_method_ctx *meth[N_STEPS - 1]; /* plain, l2rw all, l2rw last */
+    long skipped[N_STEPS];  /* l2rw steps where every u_i <= 0 */
     float *x, *xv;      /* training [n, c*h*w] and validation [m, ...] */
     int32_t *y, *yv;
     float *loss, *u, *w; /* [n] */
@@ -342,28 +347,42 @@ static l2rw_status pass_backward(bench_ctx *b)
     return l2rw_net_backward(b->net, NULL);
 }
 
-/* Forward, mean cross entropy, backward, SGD update. */
-static l2rw_status step_plain(bench_ctx *b)
+static l2rw_status pass_loss(bench_ctx *b)
 {
-    L2RW_TRY(pass_forward_loss(b));
-    L2RW_TRY(l2rw_net_backward(b->net, NULL));
+    return l2rw_net_loss(b->net, b->y, &b->ce, b->loss, NULL);
+}
+
+static l2rw_status pass_update(bench_ctx *b)
+{
     return l2rw_sgd_step(b->opt, b->net, b->step++);
 }
 
-/* w_i = max(u_i, 0) / sum_k max(u_k, 0), 0 when the sum is 0. */
-static void weights_from_u(const float *u, float *w, int n)
+/* One step of the library's method k (l2rw_method_step): what training
+ * runs. Plain: forward, mean cross entropy, backward, SGD update. */
+static l2rw_status method_step(bench_ctx *b, int k)
 {
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) sum += u[i] > 0.0f ? u[i] : 0.0f;
-    for (int i = 0; i < n; i++)
-        w[i] = sum > 0.0 && u[i] > 0.0f ? (float)(u[i] / sum) : 0.0f;
+    l2rw_step_stats st;
+    int val = k != STEP_PLAIN;
+    L2RW_TRY(l2rw_method_step(b->meth[k], b->net, b->opt, b->step++, b->x,
+                              b->y, NULL, b->n, val ? b->xv : NULL,
+                              val ? b->yv : NULL, val ? b->m : 0, &st, b->w));
+    b->skipped[k] += st.all_nonpositive;
+    return L2RW_OK;
 }
 
-/* The L2RW step composed from net calls (DESIGN.md section 2):
+static l2rw_status step_plain(bench_ctx *b) { return method_step(b, STEP_PLAIN); }
+static l2rw_status step_l2rw(bench_ctx *b) { return method_step(b, STEP_L2RW); }
+static l2rw_status step_l2rw_last(bench_ctx *b)
+{
+    return method_step(b, STEP_L2RW_LAST);
+}
+
+/* The L2RW step composed from net calls (DESIGN.md section 2), as a
+ * cross-check of the library's step (same work, no statistics):
  * validation forward (batch statistics, running averages frozen), mean
  * loss, backward -> v; v into the tangent buffer; training forward with
  * tangent, loss with u; weights; weighted backward; SGD update. */
-static l2rw_status step_l2rw(bench_ctx *b)
+static l2rw_status step_composed(bench_ctx *b)
 {
     l2rw_net *net = b->net;
     L2RW_TRY(l2rw_net_forward(net, b->xv, b->m, L2RW_MODE_TRAIN_FROZEN, 0));
@@ -373,7 +392,8 @@ static l2rw_status step_l2rw(bench_ctx *b)
            l2rw_net_num_params(net) * sizeof(float));
     L2RW_TRY(l2rw_net_forward(net, b->x, b->n, L2RW_MODE_TRAIN, 1));
     L2RW_TRY(l2rw_net_loss(net, b->y, &b->ce, b->loss, b->u));
-    weights_from_u(b->u, b->w, b->n);
+    if (l2rw_weights_normalise(b->u, b->n, b->w) == 0)
+        b->skipped[STEP_COMPOSED]++; /* every u_i <= 0: w = 0 */
     L2RW_TRY(l2rw_net_backward(net, b->w));
     return l2rw_sgd_step(b->opt, net, b->step++);
 }
@@ -393,23 +413,19 @@ static l2rw_status time_fn(bench_ctx *b, bench_fn pre, bench_fn fn,
     return L2RW_OK;
 }
 
-/* The plain and L2RW steps interleaved: one of each per repetition. */
-static l2rw_status time_steps(bench_ctx *b, int warmup, int reps, double *t1,
-                              double *t2, double *plain_ms, double *l2rw_ms)
+/* The steps fn[0..k) interleaved, one of each per repetition, so that
+ * load from other processes hits all alike; t has room for k * reps
+ * values; ms[j] = median ms of fn[j]. */
+static l2rw_status time_steps(bench_ctx *b, const bench_fn *fn, int k,
+                              int warmup, int reps, double *t, double *ms)
 {
-    for (int r = 0; r < warmup + reps; r++) {
-        double t0 = now_ms();
-        L2RW_TRY(step_plain(b));
-        double t_mid = now_ms();
-        L2RW_TRY(step_l2rw(b));
-        double t_end = now_ms();
-        if (r >= warmup) {
-            t1[r - warmup] = t_mid - t0;
-            t2[r - warmup] = t_end - t_mid;
+    for (int r = 0; r < warmup + reps; r++)
+        for (int j = 0; j < k; j++) {
+            double t0 = now_ms();
+            L2RW_TRY(fn[j](b));
+            if (r >= warmup) t[(size_t)j * reps + (r - warmup)] = now_ms() - t0;
         }
-    }
-    *plain_ms = median(t1, reps);
-    *l2rw_ms = median(t2, reps);
+    for (int j = 0; j < k; j++) ms[j] = median(t + (size_t)j * reps, reps);
     return L2RW_OK;
 }
 
@@ -445,6 +461,7 @@ static int sgemm_rate(double *gflops)
 
 static void free_ctx(bench_ctx *b)
 {
+    for (int k = 0; k < N_STEPS - 1; k++) l2rw_method_free(b->meth[k]);
     l2rw_sgd_free(b->opt);
     l2rw_net_free(b->net);
     free(b->x), free(b->xv), free(b->y), free(b->yv);
@@ -458,7 +475,25 @@ static int report_error(l2rw_status s, const char *what)
     return s == L2RW_ERR_ARG || s == L2RW_ERR_SHAPE ? EXIT_USAGE : EXIT_RUN;
 }
 
-/* Net, optimizer and random data (inputs N(0,1), uniform labels). */
+/* Method contexts: plain, l2rw through every layer, l2rw last layer. */
+static l2rw_status setup_methods(bench_ctx *b, uint64_t seed)
+{
+    static const l2rw_method meth[N_STEPS - 1] = {
+        L2RW_METHOD_PLAIN, L2RW_METHOD_L2RW, L2RW_METHOD_L2RW};
+    static const l2rw_meta_params meta[N_STEPS - 1] = {
+        L2RW_META_ALL, L2RW_META_ALL, L2RW_META_LAST};
+    for (int k = 0; k < N_STEPS - 1; k++) {
+        l2rw_method_cfg cfg = l2rw_method_cfg_default();
+        cfg.method = meth[k];
+        cfg.meta_params = meta[k];
+        cfg.seed = seed;
+        L2RW_TRY(l2rw_method_create(&b->meth[k], &cfg, b->net));
+    }
+    return L2RW_OK;
+}
+
+/* Net, optimizer, methods and random data (inputs N(0,1), uniform
+ * labels). */
 static l2rw_status setup_ctx(bench_ctx *b, const bench_opts *o)
 {
     int maxb = o->batch > o->val_batch ? o->batch : o->val_batch;
@@ -466,6 +501,7 @@ static l2rw_status setup_ctx(bench_ctx *b, const bench_opts *o)
                              maxb, o->seed));
     l2rw_sgd_cfg cfg = {.lr = 0.01f, .momentum = 0.9f, .weight_decay = 5e-4f};
     L2RW_TRY(l2rw_sgd_create(&b->opt, b->net, &cfg));
+    L2RW_TRY(setup_methods(b, o->seed));
     size_t dim = (size_t)o->c * o->h * o->w;
     b->n = o->batch;
     b->m = o->val_batch;
@@ -520,8 +556,45 @@ static void print_header(const bench_opts *o, const bench_ctx *b,
 /* GFLOP/s of `flops` done in `ms` milliseconds. */
 static double rate(double flops, double ms) { return flops / (ms * 1e6); }
 
-static int run_bench(const bench_opts *o, bench_ctx *b, double *t,
-                     double *t2)
+/* Single passes: forward, forward+tangent, loss, backward, update. */
+enum { P_FWD, P_FWDT, P_LOSS, P_BWD, P_UPD, N_PASSES };
+
+static void print_results(const bench_opts *o, const bench_ctx *b,
+                          const counter *q, int counted, double sgemm,
+                          const double *p, const double *st)
+{
+    double fl = counted ? q->flops * o->batch : 0.0;
+    double tang = p[P_FWDT] - p[P_FWD];
+    printf("forward %.3f ms", p[P_FWD]);
+    if (counted) printf(" (%.1f GFLOP/s)", rate(fl, p[P_FWD]));
+    printf("\nforward+tangent %.3f ms\n", p[P_FWDT]);
+    printf("tangent %.3f ms (forward+tangent - forward)\n", tang);
+    printf("loss %.3f ms\n", p[P_LOSS]);
+    printf("backward %.3f ms", p[P_BWD]);
+    if (counted) printf(" (%.1f GFLOP/s)", rate(2.0 * fl, p[P_BWD]));
+    printf("\nupdate %.3f ms (SGD momentum, weight decay)\n", p[P_UPD]);
+    printf("tangent/backward %.3f\n", p[P_BWD] > 0.0 ? tang / p[P_BWD] : 0.0);
+    printf("plain %.3f ms/step", st[STEP_PLAIN]);
+    if (counted)
+        printf(" (%.1f GFLOP/s, %.0f%% of sgemm)",
+               rate(3.0 * fl, st[STEP_PLAIN]),
+               100.0 * rate(3.0 * fl, st[STEP_PLAIN]) / sgemm);
+    long runs = (long)o->warmup + o->reps;
+    printf("\nl2rw-composed %.3f ms/step (net calls of DESIGN.md sec. 2; "
+           "%ld of %ld steps all u <= 0)\n",
+           st[STEP_COMPOSED], b->skipped[STEP_COMPOSED], runs);
+    printf("l2rw-last %.3f ms/step (--meta-params last; %ld of %ld steps "
+           "skipped)\n",
+           st[STEP_L2RW_LAST], b->skipped[STEP_L2RW_LAST], runs);
+    printf("ratio l2rw-last/plain %.3f\n",
+           st[STEP_L2RW_LAST] / st[STEP_PLAIN]);
+    printf("l2rw %.3f ms/step (%ld of %ld steps skipped: all u <= 0)\n",
+           st[STEP_L2RW], b->skipped[STEP_L2RW], runs);
+    printf("ratio l2rw/plain %.3f\n", st[STEP_L2RW] / st[STEP_PLAIN]);
+}
+
+/* t has room for N_STEPS * reps timings. */
+static int run_bench(const bench_opts *o, bench_ctx *b, double *t)
 {
     counter q;
     int counted = count_model(o->model, o->c, o->h, o->w, o->classes, &q) == 0;
@@ -534,31 +607,22 @@ static int run_bench(const bench_opts *o, bench_ctx *b, double *t,
     printf("sgemm %dx%dx%d %.1f GFLOP/s\n", SGEMM_N, SGEMM_N, SGEMM_N, sgemm);
     fflush(stdout);
 
-    double fwd, fwdt, bwd, plain, l2rw;
-    l2rw_status s;
-    if ((s = time_fn(b, NULL, pass_forward, o->warmup, o->reps, t, &fwd)) ||
-        (s = time_fn(b, NULL, pass_forward_tangent, o->warmup, o->reps, t,
-                     &fwdt)) ||
-        (s = time_fn(b, pass_forward_loss, pass_backward, o->warmup, o->reps,
-                     t, &bwd)) ||
-        (s = time_steps(b, o->warmup, o->reps, t, t2, &plain, &l2rw)))
-        return report_error(s, "timing");
-
-    double fl = counted ? q.flops * o->batch : 0.0;
-    double tang = fwdt - fwd;
-    printf("forward %.3f ms", fwd);
-    if (counted) printf(" (%.1f GFLOP/s)", rate(fl, fwd));
-    printf("\nforward+tangent %.3f ms\n", fwdt);
-    printf("tangent %.3f ms (forward+tangent - forward)\n", tang);
-    printf("backward %.3f ms", bwd);
-    if (counted) printf(" (%.1f GFLOP/s)", rate(2.0 * fl, bwd));
-    printf("\ntangent/backward %.3f\n", bwd > 0.0 ? tang / bwd : 0.0);
-    printf("plain %.3f ms/step", plain);
-    if (counted)
-        printf(" (%.1f GFLOP/s, %.0f%% of sgemm)", rate(3.0 * fl, plain),
-               100.0 * rate(3.0 * fl, plain) / sgemm);
-    printf("\nl2rw %.3f ms/step\n", l2rw);
-    printf("ratio l2rw/plain %.3f\n", l2rw / plain);
+    static const bench_fn pass[N_PASSES] = {
+        pass_forward, pass_forward_tangent, pass_loss, pass_backward,
+        pass_update};
+    static const bench_fn pre[N_PASSES] = {NULL, NULL, pass_forward,
+                                           pass_forward_loss, NULL};
+    static const bench_fn steps[N_STEPS] = {step_plain, step_l2rw,
+                                            step_l2rw_last, step_composed};
+    double p[N_PASSES], st[N_STEPS];
+    for (int k = 0; k < N_PASSES; k++) {
+        l2rw_status s = time_fn(b, pre[k], pass[k], o->warmup, o->reps, t,
+                                &p[k]);
+        if (s != L2RW_OK) return report_error(s, "timing a pass");
+    }
+    l2rw_status s = time_steps(b, steps, N_STEPS, o->warmup, o->reps, t, st);
+    if (s != L2RW_OK) return report_error(s, "timing the steps");
+    print_results(o, b, &q, counted, sgemm, p, st);
     return 0;
 }
 
@@ -571,18 +635,16 @@ int l2rw_cmd_bench(int argc, char **argv)
 
     bench_ctx b;
     memset(&b, 0, sizeof b);
-    double *t = malloc((size_t)o.reps * sizeof *t);
-    double *t2 = malloc((size_t)o.reps * sizeof *t2);
+    double *t = malloc((size_t)o.reps * N_STEPS * sizeof *t);
     int rc;
-    l2rw_status s = (t && t2) ? setup_ctx(&b, &o)
-                              : l2rw__fail(L2RW_ERR_NOMEM, "bench: no memory "
-                                           "for %d timings", o.reps);
+    l2rw_status s = t ? setup_ctx(&b, &o)
+                      : l2rw__fail(L2RW_ERR_NOMEM, "bench: no memory for %d "
+                                   "timings", o.reps);
     if (s != L2RW_OK)
         rc = report_error(s, "set-up");
     else
-        rc = run_bench(&o, &b, t, t2);
+        rc = run_bench(&o, &b, t);
     free(t);
-    free(t2);
     free_ctx(&b);
     return rc;
 }
