@@ -1,0 +1,693 @@
+/* Reweighting methods: names, the method context and the one step
+ * function of every method (l2rw_reweight.h).
+ *
+ * Shapes: training batch x [n, c, h, w], y [n]; validation batch
+ * vx [nv, c, h, w], vy [nv]; weights, losses, scores [n].
+ *
+ * Every method ends in the same update: backward of sum_i w_i l_i from
+ * the forward already done, then the SGD step. Weights that come out
+ * uniform take l2rw_net_backward(NULL), so those steps are plain steps
+ * bit for bit. */
+#include "common.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Salts of the per-step keys: each kind of random draw gets its own
+ * stream, a pure function of (seed, step). */
+enum {
+    KEY_TRAIN_DROPOUT = 0x74726e64, /* training-pass dropout masks */
+    KEY_VAL_DROPOUT = 0x76616c64,   /* validation-pass dropout masks */
+    KEY_FT_DROPOUT = 0x66746472,    /* fine-tuning dropout masks */
+    KEY_RANDOM = 0x726e6477,        /* random weights */
+    KEY_BALANCED = 0x62616c63       /* resample batches */
+};
+
+static const char *const method_names[L2RW_NUM_METHODS] = {
+    "plain", "l2rw", "random", "proportion", "resample", "hard-mining",
+    "bootstrap-soft", "bootstrap-hard", "gce", "sce"};
+
+const char *l2rw_method_names(void)
+{
+    return "plain, l2rw, random, proportion, resample, hard-mining, "
+           "bootstrap-soft, bootstrap-hard, gce, sce";
+}
+
+const char *l2rw_method_name(l2rw_method m)
+{
+    if ((int)m < 0 || (int)m >= L2RW_NUM_METHODS) return "?";
+    return method_names[m];
+}
+
+l2rw_status l2rw_method_parse(const char *name, l2rw_method *out)
+{
+    if (!name || !out)
+        return l2rw__fail(L2RW_ERR_ARG, "method: NULL argument");
+    for (int i = 0; i < L2RW_NUM_METHODS; i++)
+        if (strcmp(name, method_names[i]) == 0) {
+            *out = (l2rw_method)i;
+            return L2RW_OK;
+        }
+    return l2rw__fail(L2RW_ERR_ARG, "unknown method '%s' (valid: %s)", name,
+                      l2rw_method_names());
+}
+
+l2rw_loss l2rw_method_loss(l2rw_method m)
+{
+    switch (m) {
+    case L2RW_METHOD_BOOTSTRAP_SOFT:
+        return l2rw_loss_default(L2RW_LOSS_BOOTSTRAP_SOFT);
+    case L2RW_METHOD_BOOTSTRAP_HARD:
+        return l2rw_loss_default(L2RW_LOSS_BOOTSTRAP_HARD);
+    case L2RW_METHOD_GCE:
+        return l2rw_loss_default(L2RW_LOSS_GCE);
+    case L2RW_METHOD_SCE:
+        return l2rw_loss_default(L2RW_LOSS_SCE);
+    default:
+        return l2rw_loss_default(L2RW_LOSS_CE);
+    }
+}
+
+l2rw_status l2rw_meta_params_parse(const char *name, l2rw_meta_params *out)
+{
+    if (!name || !out)
+        return l2rw__fail(L2RW_ERR_ARG, "meta-params: NULL argument");
+    if (strcmp(name, "all") == 0) {
+        *out = L2RW_META_ALL;
+        return L2RW_OK;
+    }
+    if (strcmp(name, "last") == 0) {
+        *out = L2RW_META_LAST;
+        return L2RW_OK;
+    }
+    return l2rw__fail(L2RW_ERR_ARG,
+                      "unknown meta-params '%s' (valid: all, last)", name);
+}
+
+const char *l2rw_meta_params_name(l2rw_meta_params p)
+{
+    return p == L2RW_META_ALL ? "all" : p == L2RW_META_LAST ? "last" : "?";
+}
+
+/* --------------------------------------------------------------- context */
+
+struct l2rw_method_ctx {
+    l2rw_method_cfg cfg;  /* train_y points to the copy below */
+    int classes, max_batch;
+    int32_t *train_y;     /* [n_train] copy, or NULL */
+    long *count;          /* [classes] examples per given label */
+    uint8_t *majority;    /* [classes] hard-mining majority classes */
+    l2rw_balanced bal;    /* resample draws */
+    int has_bal;
+    float *w, *loss, *u;  /* [max_batch] scratch of a step */
+    int32_t *order;       /* [max_batch] hard-mining sort */
+};
+
+l2rw_method_cfg l2rw_method_cfg_default(void)
+{
+    l2rw_method_cfg c;
+    memset(&c, 0, sizeof c);
+    c.method = L2RW_METHOD_PLAIN;
+    c.meta_params = L2RW_META_ALL;
+    return c;
+}
+
+static int method_needs_labels(l2rw_method m)
+{
+    return m == L2RW_METHOD_PROPORTION || m == L2RW_METHOD_RESAMPLE ||
+           m == L2RW_METHOD_HARD_MINING;
+}
+
+static l2rw_status check_cfg(const l2rw_method_cfg *c, int classes)
+{
+    if ((int)c->method < 0 || (int)c->method >= L2RW_NUM_METHODS)
+        return l2rw__fail(L2RW_ERR_ARG, "method: unknown method %d",
+                          (int)c->method);
+    if (c->meta_params != L2RW_META_ALL && c->meta_params != L2RW_META_LAST)
+        return l2rw__fail(L2RW_ERR_ARG, "method: unknown meta-params %d",
+                          (int)c->meta_params);
+    if (c->warmup_steps < 0)
+        return l2rw__fail(L2RW_ERR_ARG, "method: warmup steps %ld < 0",
+                          c->warmup_steps);
+    if (c->n_train < 0 || (c->n_train > 0 && !c->train_y))
+        return l2rw__fail(L2RW_ERR_ARG, "method: bad training labels "
+                                        "(n_train %d)", c->n_train);
+    if (method_needs_labels(c->method) && c->n_train == 0)
+        return l2rw__fail(L2RW_ERR_ARG,
+                          "method %s needs the training labels (class "
+                          "counts)", l2rw_method_name(c->method));
+    for (int i = 0; i < c->n_train; i++)
+        if (c->train_y[i] < 0 || c->train_y[i] >= classes)
+            return l2rw__fail(L2RW_ERR_LABEL,
+                              "method: training label %d of example %d "
+                              "outside [0, %d)", (int)c->train_y[i], i,
+                              classes);
+    return L2RW_OK;
+}
+
+/* Majority classes of hard mining: count strictly above the mean count
+ * of the classes present (see the header). */
+static void mark_majority(l2rw_method_ctx *m)
+{
+    long total = 0, present = 0;
+    for (int c = 0; c < m->classes; c++) {
+        total += m->count[c];
+        present += m->count[c] > 0;
+    }
+    for (int c = 0; c < m->classes; c++)
+        /* count > total / present, in integers */
+        m->majority[c] = present > 0 && m->count[c] * present > total;
+}
+
+static l2rw_status ctx_alloc(l2rw_method_ctx *m)
+{
+    size_t nb = (size_t)m->max_batch;
+    m->w = l2rw__aalloc(nb, sizeof(float));
+    m->loss = l2rw__aalloc(nb, sizeof(float));
+    m->u = l2rw__aalloc(nb, sizeof(float));
+    m->order = l2rw__calloc(nb, sizeof(int32_t));
+    m->count = l2rw__calloc((size_t)m->classes, sizeof(long));
+    m->majority = l2rw__calloc((size_t)m->classes, 1);
+    if (!m->w || !m->loss || !m->u || !m->order || !m->count || !m->majority)
+        return l2rw__fail(L2RW_ERR_NOMEM, "method: out of memory");
+    if (m->cfg.n_train > 0) {
+        m->train_y = l2rw__calloc((size_t)m->cfg.n_train, sizeof(int32_t));
+        if (!m->train_y)
+            return l2rw__fail(L2RW_ERR_NOMEM, "method: out of memory");
+        memcpy(m->train_y, m->cfg.train_y,
+               (size_t)m->cfg.n_train * sizeof(int32_t));
+    }
+    m->cfg.train_y = m->train_y;
+    return L2RW_OK;
+}
+
+l2rw_status l2rw_method_create(l2rw_method_ctx **out,
+                               const l2rw_method_cfg *cfg,
+                               const l2rw_net *net)
+{
+    if (!out || !cfg || !net)
+        return l2rw__fail(L2RW_ERR_ARG, "method: NULL argument");
+    *out = NULL;
+    int classes = cfg->classes ? cfg->classes : l2rw_net_classes(net);
+    if (classes != l2rw_net_classes(net))
+        return l2rw__fail(L2RW_ERR_SHAPE,
+                          "method: %d classes but the net has %d", classes,
+                          l2rw_net_classes(net));
+    L2RW_TRY(check_cfg(cfg, classes));
+    l2rw_method_ctx *m = calloc(1, sizeof *m);
+    if (!m) return l2rw__fail(L2RW_ERR_NOMEM, "method: out of memory");
+    m->cfg = *cfg;
+    m->cfg.classes = m->classes = classes;
+    m->max_batch = l2rw_net_max_batch(net);
+    l2rw_status s = ctx_alloc(m);
+    if (s == L2RW_OK) {
+        for (int i = 0; i < m->cfg.n_train; i++) m->count[m->train_y[i]]++;
+        mark_majority(m);
+        if (cfg->method == L2RW_METHOD_RESAMPLE) {
+            s = l2rw_balanced_init(&m->bal, m->train_y, m->cfg.n_train,
+                                   classes);
+            m->has_bal = s == L2RW_OK;
+        }
+    }
+    if (s != L2RW_OK) {
+        l2rw_method_free(m);
+        return s;
+    }
+    *out = m;
+    return L2RW_OK;
+}
+
+void l2rw_method_free(l2rw_method_ctx *m)
+{
+    if (!m) return;
+    if (m->has_bal) l2rw_balanced_free(&m->bal);
+    l2rw__afree(m->w);
+    l2rw__afree(m->loss);
+    l2rw__afree(m->u);
+    free(m->order);
+    free(m->count);
+    free(m->majority);
+    free(m->train_y);
+    free(m);
+}
+
+const l2rw_method_cfg *l2rw_method_config(const l2rw_method_ctx *m)
+{
+    return m ? &m->cfg : NULL;
+}
+
+static int in_warmup(const l2rw_method_ctx *m, long step)
+{
+    return step < m->cfg.warmup_steps;
+}
+
+int l2rw_method_needs_balanced_batches(const l2rw_method_ctx *m, long step)
+{
+    return m && m->cfg.method == L2RW_METHOD_RESAMPLE && !in_warmup(m, step);
+}
+
+int l2rw_method_needs_validation(const l2rw_method_ctx *m, long step)
+{
+    return m && m->cfg.method == L2RW_METHOD_L2RW && !in_warmup(m, step);
+}
+
+l2rw_status l2rw_method_balanced_batch(const l2rw_method_ctx *m, long step,
+                                       int n, int32_t *idx)
+{
+    if (!m || !idx || n <= 0)
+        return l2rw__fail(L2RW_ERR_ARG, "balanced batch: bad arguments");
+    if (!m->has_bal)
+        return l2rw__fail(L2RW_ERR_ARG,
+                          "balanced batch: method %s does not resample",
+                          l2rw_method_name(m->cfg.method));
+    l2rw_balanced_draw(&m->bal, l2rw_hash2(m->cfg.seed ^ KEY_BALANCED,
+                                           (uint64_t)step),
+                       n, idx);
+    return L2RW_OK;
+}
+
+/* --------------------------------------------------------------- weights */
+
+l2rw_status l2rw_weights_from_scores(const float *s, int n, float *w,
+                                     int *positive)
+{
+    if (!s || !w || n <= 0)
+        return l2rw__fail(L2RW_ERR_ARG, "weights: bad arguments (n=%d)", n);
+    double sum = 0.0;
+    int pos = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(s[i]))
+            return l2rw__fail(L2RW_ERR_NUMERIC,
+                              "weights: non-finite score %g of example %d",
+                              (double)s[i], i);
+        if (s[i] > 0.0f) {
+            sum += s[i];
+            pos++;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        w[i] = pos && s[i] > 0.0f ? (float)((double)s[i] / sum) : 0.0f;
+    if (positive) *positive = pos;
+    return L2RW_OK;
+}
+
+int l2rw_weights_normalise(const float *s, int n, float *w)
+{
+    int pos = 0;
+    if (l2rw_weights_from_scores(s, n, w, &pos) != L2RW_OK) {
+        for (int i = 0; w && i < n; i++) w[i] = 0.0f;
+        return 0;
+    }
+    return pos;
+}
+
+static int all_equal(const float *w, int n)
+{
+    for (int i = 1; i < n; i++)
+        if (w[i] != w[0]) return 0;
+    return 1;
+}
+
+/* -------------------------------------------------------------- the step */
+
+static void stats_begin(l2rw_step_stats *st, int n)
+{
+    memset(st, 0, sizeof *st);
+    st->n = n;
+    st->clean_mass = NAN;
+    st->val_loss = NAN;
+}
+
+/* Weight statistics from the weights used (w, NULL = uniform) and the
+ * losses of the forward. */
+static void stats_finish(l2rw_step_stats *st, const float *w, int n,
+                         const float *loss, const int32_t *y,
+                         const int32_t *y_true)
+{
+    double sum = 0.0, clean = 0.0, lsum = 0.0, wl = 0.0;
+    int zero = 0;
+    float uni = 1.0f / (float)n;
+    for (int i = 0; i < n; i++) {
+        double wi = w ? w[i] : uni;
+        sum += wi;
+        zero += wi == 0.0;
+        lsum += loss[i];
+        wl += wi * loss[i];
+        if (y_true && y[i] == y_true[i]) clean += wi;
+    }
+    st->weight_sum = sum;
+    st->n_zero = zero;
+    st->mean_loss = lsum / n;
+    st->weighted_loss = wl;
+    st->clean_mass = y_true && sum > 0.0 ? clean / sum : NAN;
+}
+
+static l2rw_status check_batch(const l2rw_net *net, const float *x,
+                               const int32_t *y, int n, const char *what)
+{
+    if (!x || !y)
+        return l2rw__fail(L2RW_ERR_ARG, "%s batch: NULL data", what);
+    if (n <= 0 || n > l2rw_net_max_batch(net))
+        return l2rw__fail(L2RW_ERR_SHAPE,
+                          "%s batch of %d examples (net max batch %d)", what,
+                          n, l2rw_net_max_batch(net));
+    return L2RW_OK;
+}
+
+/* Update from the kept forward and loss: backward of sum w_i l_i (NULL or
+ * uniform w: the plain path) and the SGD step; `positive` = 0 means every
+ * weight is 0 and the step makes no update. */
+static l2rw_status update(l2rw_net *net, l2rw_sgd *opt, long step,
+                          const float *w, int n, int positive,
+                          l2rw_step_stats *st)
+{
+    if (w && positive == 0) {
+        st->all_nonpositive = 1;
+        return L2RW_OK;
+    }
+    if (w && all_equal(w, n)) w = NULL;
+    L2RW_TRY(l2rw_net_backward(net, w));
+    L2RW_TRY(l2rw_sgd_step(opt, net, step));
+    st->updated = 1;
+    return L2RW_OK;
+}
+
+static void copy_weights(float *w_out, const float *w, int n)
+{
+    if (!w_out) return;
+    for (int i = 0; i < n; i++) w_out[i] = w ? w[i] : 1.0f / (float)n;
+}
+
+/* Forward (training mode, no tangent) and per-example loss. */
+static l2rw_status forward_loss(l2rw_net *net, const float *x,
+                                const int32_t *y, int n,
+                                const l2rw_loss *loss, float *out)
+{
+    L2RW_TRY(l2rw_net_forward(net, x, n, L2RW_MODE_TRAIN, 0));
+    return l2rw_net_loss(net, y, loss, out, NULL);
+}
+
+l2rw_status l2rw_weighted_step(l2rw_net *net, l2rw_sgd *opt, long step,
+                               const float *x, const int32_t *y, int n,
+                               const l2rw_loss *loss, const float *w,
+                               float *loss_out)
+{
+    if (!net || !opt)
+        return l2rw__fail(L2RW_ERR_ARG, "weighted step: NULL net/optimizer");
+    L2RW_TRY(check_batch(net, x, y, n, "training"));
+    for (int i = 0; w && i < n; i++)
+        if (!(w[i] >= 0.0f) || !isfinite(w[i]))
+            return l2rw__fail(L2RW_ERR_ARG,
+                              "weighted step: weight %g of example %d is "
+                              "not finite and >= 0", (double)w[i], i);
+    l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
+    L2RW_TRY(l2rw_net_forward(net, x, n, L2RW_MODE_TRAIN, 0));
+    L2RW_TRY(l2rw_net_loss(net, y, loss ? loss : &ce, loss_out, NULL));
+    L2RW_TRY(l2rw_net_backward(net, w));
+    return l2rw_sgd_step(opt, net, step);
+}
+
+/* ---------------------------------------------------------------- l2rw */
+
+/* Tangent buffer = v (the gradient buffer), restricted to the last dense
+ * layer for META_LAST. */
+static void set_tangent(l2rw_net *net, l2rw_meta_params meta)
+{
+    size_t np = l2rw_net_num_params(net);
+    float *t = l2rw_net_tangents(net);
+    memcpy(t, l2rw_net_grads(net), np * sizeof(float));
+    if (meta == L2RW_META_LAST) {
+        size_t b = 0, e = 0;
+        l2rw_net_last_layer_range(net, &b, &e);
+        if (b > np) b = np;
+        if (e > np) e = np;
+        memset(t, 0, b * sizeof(float));
+        memset(t + e, 0, (np - e) * sizeof(float));
+    }
+}
+
+/* Mean of loss[0..n) in double. */
+static double mean_of(const float *a, int n)
+{
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += a[i];
+    return s / n;
+}
+
+/* l2rw_meta_scores with optional dropout keys for the two passes
+ * (keys == NULL: leave the net's key as it is). */
+static l2rw_status meta_scores(l2rw_net *net, l2rw_meta_params meta,
+                               l2rw_mode mode, const float *x,
+                               const int32_t *y, int n, const float *vx,
+                               const int32_t *vy, int nv, float *u,
+                               float *loss, float *vloss_scratch,
+                               float *val_loss, const uint64_t *keys)
+{
+    l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
+    if (keys) l2rw_net_set_dropout_key(net, keys[1]);
+    L2RW_TRY(l2rw_net_forward(net, vx, nv, L2RW_MODE_TRAIN_FROZEN, 0));
+    L2RW_TRY(l2rw_net_loss(net, vy, &ce, vloss_scratch, NULL));
+    L2RW_TRY(l2rw_net_backward(net, NULL));
+    if (val_loss) *val_loss = (float)mean_of(vloss_scratch, nv);
+    set_tangent(net, meta);
+    if (keys) l2rw_net_set_dropout_key(net, keys[0]);
+    L2RW_TRY(l2rw_net_forward(net, x, n, mode, 1));
+    return l2rw_net_loss(net, y, &ce, loss, u);
+}
+
+l2rw_status l2rw_meta_scores(l2rw_net *net, l2rw_meta_params meta,
+                             l2rw_mode mode, const float *x,
+                             const int32_t *y, int n, const float *vx,
+                             const int32_t *vy, int nv, float *u,
+                             float *loss, float *val_loss)
+{
+    if (!net || !u)
+        return l2rw__fail(L2RW_ERR_ARG, "meta scores: NULL net or u");
+    if (meta != L2RW_META_ALL && meta != L2RW_META_LAST)
+        return l2rw__fail(L2RW_ERR_ARG, "meta scores: unknown meta-params");
+    L2RW_TRY(check_batch(net, x, y, n, "training"));
+    L2RW_TRY(check_batch(net, vx, vy, nv, "validation"));
+    float *vl = malloc((size_t)nv * sizeof(float));
+    if (!vl) return l2rw__fail(L2RW_ERR_NOMEM, "meta scores: out of memory");
+    l2rw_status s = meta_scores(net, meta, mode, x, y, n, vx, vy, nv, u,
+                                loss, vl, val_loss, NULL);
+    free(vl);
+    return s;
+}
+
+static l2rw_status step_l2rw(l2rw_method_ctx *m, l2rw_net *net,
+                             l2rw_sgd *opt, long step, const float *x,
+                             const int32_t *y, int n, const float *vx,
+                             const int32_t *vy, int nv, l2rw_step_stats *st)
+{
+    L2RW_TRY(check_batch(net, vx, vy, nv, "validation"));
+    uint64_t keys[2] = {l2rw_hash2(m->cfg.seed ^ KEY_TRAIN_DROPOUT,
+                                   (uint64_t)step),
+                        l2rw_hash2(m->cfg.seed ^ KEY_VAL_DROPOUT,
+                                   (uint64_t)step)};
+    float vloss = 0.0f;
+    /* m->w is free until the weights: it holds the validation losses */
+    L2RW_TRY(meta_scores(net, m->cfg.meta_params, L2RW_MODE_TRAIN, x, y, n,
+                         vx, vy, nv, m->u, m->loss, m->w, &vloss, keys));
+    st->val_loss = vloss;
+    int pos = 0;
+    L2RW_TRY(l2rw_weights_from_scores(m->u, n, m->w, &pos));
+    return update(net, opt, step, m->w, n, pos, st);
+}
+
+/* ------------------------------------------------------ other methods */
+
+static l2rw_status step_random(l2rw_method_ctx *m, l2rw_net *net,
+                               l2rw_sgd *opt, long step, const float *x,
+                               const int32_t *y, int n, l2rw_step_stats *st)
+{
+    l2rw_rng r;
+    l2rw_rng_seed(&r, l2rw_hash2(m->cfg.seed ^ KEY_RANDOM, (uint64_t)step));
+    for (int i = 0; i < n; i++) m->u[i] = (float)l2rw_rng_normal(&r);
+    int pos = 0;
+    L2RW_TRY(l2rw_weights_from_scores(m->u, n, m->w, &pos));
+    l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
+    L2RW_TRY(forward_loss(net, x, y, n, &ce, m->loss));
+    return update(net, opt, step, m->w, n, pos, st);
+}
+
+static l2rw_status check_labels(const l2rw_method_ctx *m, const int32_t *y,
+                                int n)
+{
+    for (int i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= m->classes)
+            return l2rw__fail(L2RW_ERR_LABEL,
+                              "label %d of batch example %d outside [0, %d)",
+                              (int)y[i], i, m->classes);
+    return L2RW_OK;
+}
+
+static l2rw_status step_proportion(l2rw_method_ctx *m, l2rw_net *net,
+                                   l2rw_sgd *opt, long step, const float *x,
+                                   const int32_t *y, int n,
+                                   l2rw_step_stats *st)
+{
+    L2RW_TRY(check_labels(m, y, n));
+    for (int i = 0; i < n; i++) {
+        long c = m->count[y[i]];
+        /* a class absent from the training set (only possible when the
+         * batch is not from it) gets the weight of a single example */
+        m->u[i] = (float)(1.0 / (double)(c > 0 ? c : 1));
+    }
+    int pos = 0;
+    L2RW_TRY(l2rw_weights_from_scores(m->u, n, m->w, &pos));
+    l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
+    L2RW_TRY(forward_loss(net, x, y, n, &ce, m->loss));
+    return update(net, opt, step, m->w, n, pos, st);
+}
+
+/* 1 when example i ranks before j: higher loss first, ties by position. */
+static int ranks_before(const float *loss, int32_t i, int32_t j)
+{
+    return loss[i] != loss[j] ? loss[i] > loss[j] : i < j;
+}
+
+/* Insertion sort of order[0..n) by rank: batches are small (<= a few
+ * hundred) and this keeps the step free of global state. */
+static void sort_by_loss(int32_t *order, int n, const float *loss)
+{
+    for (int a = 1; a < n; a++) {
+        int32_t v = order[a];
+        int b = a;
+        while (b > 0 && ranks_before(loss, v, order[b - 1])) {
+            order[b] = order[b - 1];
+            b--;
+        }
+        order[b] = v;
+    }
+}
+
+/* Hard-mining selection (header rule): w = 1/kept on kept examples. */
+static void hard_mining_select(const l2rw_method_ctx *m, const int32_t *y,
+                               const float *loss, int n, int32_t *order,
+                               float *w)
+{
+    int minority = 0, nmaj = 0;
+    for (int i = 0; i < n; i++) {
+        if (m->majority[y[i]])
+            order[nmaj++] = i;
+        else
+            minority++;
+    }
+    int k = minority > 0 ? minority : 1;
+    if (k > nmaj) k = nmaj;
+    sort_by_loss(order, nmaj, loss);
+    for (int i = 0; i < n; i++) w[i] = m->majority[y[i]] ? 0.0f : 1.0f;
+    for (int j = 0; j < k; j++) w[order[j]] = 1.0f;
+    int kept = minority + k;
+    for (int i = 0; i < n; i++) w[i] = w[i] > 0.0f ? 1.0f / (float)kept : 0.0f;
+}
+
+static l2rw_status step_hard_mining(l2rw_method_ctx *m, l2rw_net *net,
+                                    l2rw_sgd *opt, long step, const float *x,
+                                    const int32_t *y, int n,
+                                    l2rw_step_stats *st)
+{
+    L2RW_TRY(check_labels(m, y, n));
+    l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
+    L2RW_TRY(forward_loss(net, x, y, n, &ce, m->loss));
+    hard_mining_select(m, y, m->loss, n, m->order, m->w);
+    return update(net, opt, step, m->w, n, n, st);
+}
+
+/* Uniform weights with a given loss: the plain path. */
+static l2rw_status step_uniform(l2rw_method_ctx *m, l2rw_net *net,
+                                l2rw_sgd *opt, long step, const float *x,
+                                const int32_t *y, int n,
+                                const l2rw_loss *loss, l2rw_step_stats *st)
+{
+    L2RW_TRY(forward_loss(net, x, y, n, loss, m->loss));
+    return update(net, opt, step, NULL, n, n, st);
+}
+
+static int method_uniform(l2rw_method meth)
+{
+    return meth == L2RW_METHOD_PLAIN || meth == L2RW_METHOD_RESAMPLE ||
+           meth == L2RW_METHOD_BOOTSTRAP_SOFT ||
+           meth == L2RW_METHOD_BOOTSTRAP_HARD || meth == L2RW_METHOD_GCE ||
+           meth == L2RW_METHOD_SCE;
+}
+
+static l2rw_status dispatch(l2rw_method_ctx *m, l2rw_net *net,
+                            l2rw_sgd *opt, long step, const float *x,
+                            const int32_t *y, int n, const float *vx,
+                            const int32_t *vy, int nv, l2rw_step_stats *st,
+                            int *uniform)
+{
+    l2rw_method meth = m->cfg.method;
+    *uniform = 0;
+    if (in_warmup(m, step) || method_uniform(meth)) {
+        l2rw_loss loss = l2rw_method_loss(in_warmup(m, step)
+                                              ? L2RW_METHOD_PLAIN
+                                              : meth);
+        st->warmup = in_warmup(m, step);
+        *uniform = 1;
+        return step_uniform(m, net, opt, step, x, y, n, &loss, st);
+    }
+    switch (meth) {
+    case L2RW_METHOD_L2RW:
+        return step_l2rw(m, net, opt, step, x, y, n, vx, vy, nv, st);
+    case L2RW_METHOD_RANDOM:
+        return step_random(m, net, opt, step, x, y, n, st);
+    case L2RW_METHOD_PROPORTION:
+        return step_proportion(m, net, opt, step, x, y, n, st);
+    case L2RW_METHOD_HARD_MINING:
+        return step_hard_mining(m, net, opt, step, x, y, n, st);
+    default:
+        return l2rw__fail(L2RW_ERR_ARG, "method: unknown method %d",
+                          (int)meth);
+    }
+}
+
+l2rw_status l2rw_method_step(l2rw_method_ctx *m, l2rw_net *net,
+                             l2rw_sgd *opt, long step, const float *x,
+                             const int32_t *y, const int32_t *y_true, int n,
+                             const float *vx, const int32_t *vy, int nv,
+                             l2rw_step_stats *st, float *w_out)
+{
+    if (!m || !net || !opt)
+        return l2rw__fail(L2RW_ERR_ARG, "method step: NULL argument");
+    if (step < 0)
+        return l2rw__fail(L2RW_ERR_ARG, "method step: step %ld < 0", step);
+    L2RW_TRY(check_batch(net, x, y, n, "training"));
+    if (n > m->max_batch || l2rw_net_classes(net) != m->classes)
+        return l2rw__fail(L2RW_ERR_SHAPE,
+                          "method step: net does not match the context");
+    l2rw_step_stats local;
+    if (!st) st = &local;
+    stats_begin(st, n);
+    l2rw_net_set_dropout_key(net, l2rw_hash2(m->cfg.seed ^ KEY_TRAIN_DROPOUT,
+                                             (uint64_t)step));
+    int uniform = 0;
+    L2RW_TRY(dispatch(m, net, opt, step, x, y, n, vx, vy, nv, st, &uniform));
+    const float *w = uniform ? NULL : m->w;
+    stats_finish(st, w, n, m->loss, y, y_true);
+    copy_weights(w_out, w, n);
+    return L2RW_OK;
+}
+
+l2rw_status l2rw_finetune_step(l2rw_method_ctx *m, l2rw_net *net,
+                               l2rw_sgd *opt, long step, const float *x,
+                               const int32_t *y, int n, l2rw_step_stats *st)
+{
+    if (!m || !net || !opt)
+        return l2rw__fail(L2RW_ERR_ARG, "finetune step: NULL argument");
+    L2RW_TRY(check_batch(net, x, y, n, "fine-tuning"));
+    if (n > m->max_batch)
+        return l2rw__fail(L2RW_ERR_SHAPE, "finetune step: batch too large");
+    l2rw_step_stats local;
+    if (!st) st = &local;
+    stats_begin(st, n);
+    l2rw_net_set_dropout_key(net, l2rw_hash2(m->cfg.seed ^ KEY_FT_DROPOUT,
+                                             (uint64_t)step));
+    l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
+    L2RW_TRY(step_uniform(m, net, opt, step, x, y, n, &ce, st));
+    stats_finish(st, NULL, n, m->loss, y, NULL);
+    return L2RW_OK;
+}
