@@ -160,9 +160,11 @@ static l2rw_status parse_header(npy_array *a, const unsigned char *b,
     L2RW_TRY(s);
     size_t avail = len - off - hl, esz = dt_size(a->dt);
     uint64_t count = 1;
-    for (int i = 0; i < a->ndim; i++) {
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] == 0) count = 0; /* an empty array: no data */
+    for (int i = 0; i < a->ndim && count; i++) {
         /* Compare with the bytes present before multiplying further. */
-        if (a->shape[i] != 0 && count > (uint64_t)(avail / esz) / a->shape[i])
+        if (count > (uint64_t)(avail / esz) / a->shape[i])
             return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy shape needs more "
                               "than the %zu data bytes present (truncated)",
                               name, avail);

@@ -56,7 +56,7 @@ static l2rw_status set_option(spec *sp, char *tok, const char *s)
     char *eq = strchr(tok, '=');
     *eq = 0;
     const char *k = tok, *v = eq + 1;
-    long x;
+    long x = 0;
     if (!strcmp(k, "classes")) {
         L2RW_TRY(parse_long(v, 1, L2RW__MAX_CLASSES, &x, s, k));
         sp->classes = sp->csv.classes = (int)x;
