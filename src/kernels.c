@@ -81,7 +81,7 @@ void l2rw__scale(float *dst, const float *src, float a, size_t len, int acc)
 void l2rw__relu_fwd(float *y, const float *x, size_t len)
 {
     OMP_FOR(len)
-    for (size_t i = 0; i < len; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (size_t i = 0; i < len; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i]; /* NaN passes */
 }
 
 void l2rw__relu_mask(float *dst, const float *src, const float *x, size_t len,
