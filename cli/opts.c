@@ -238,3 +238,9 @@ void opts_join_argv(int argc, char **argv, char *buf, size_t size)
         }
     }
 }
+
+int opts_usage_error(const char *msg)
+{
+    fprintf(stderr, "%s\n", msg);
+    return 2;
+}

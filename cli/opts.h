@@ -56,4 +56,7 @@ int opts_parse_longs(const char *s, long *out, int max, int increasing,
 /* The command line as one string (arguments with spaces quoted). */
 void opts_join_argv(int argc, char **argv, char *buf, size_t size);
 
+/* Prints msg (one line) to stderr and returns 2, the usage exit status. */
+int opts_usage_error(const char *msg);
+
 #endif

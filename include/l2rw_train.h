@@ -142,6 +142,8 @@ typedef struct {
     double mean_weight, zero_share;
     double auc;                 /* corrupted vs clean by mean weight, -1 */
     long resumed_from;
+    int started;                /* 1 once training began: a failure after
+                                   it is a failed run, not bad input */
     int stopped;                /* 1 when *stop or the callback ended it */
     long n_train, n_val, n_test;
 } l2rw_train_result;

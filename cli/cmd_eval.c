@@ -1,0 +1,128 @@
+/* l2rw eval: test a saved model on a data set.
+ *
+ *   l2rw eval --load FILE --data SPEC [--norm FILE] [--imbalance SPEC]
+ *             [--split test|train] [--batch N] [--threads T]
+ *
+ * The normalisation of training (norm.txt next to the model file, as
+ * `l2rw train --out DIR` writes it) is applied when present. */
+#define _POSIX_C_SOURCE 200809L
+#include "cmds.h"
+#include "opts.h"
+
+#include "l2rw.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "l2rw eval: %s%s%s\n", what, *what ? ": " : "",
+            l2rw_last_error());
+    return 2;
+}
+
+/* dir of path + "/norm.txt" when that file exists, else "". */
+static void default_norm(const char *model, char *out, size_t size)
+{
+    const char *slash = strrchr(model, '/');
+    int len = slash ? (int)(slash - model) : 1;
+    snprintf(out, size, "%.*s/%s", len, slash ? model : ".", L2RW_FILE_NORM);
+    if (access(out, R_OK) != 0) out[0] = 0;
+}
+
+int l2rw_cmd_eval(int argc, char **argv)
+{
+    const char *load = NULL, *data = NULL, *norm = NULL, *imb = "none",
+               *split = "test";
+    int batch = 500, threads = 0;
+    opt_def opts[] = {
+        {"load", OPT_STR, &load, "FILE", "model file (required)", 1, 0, 0},
+        {"data", OPT_STR, &data, "SPEC", "data spec as for train (required)",
+         1, 0, 0},
+        {"norm", OPT_STR, &norm, "FILE",
+         "normalisation file (none = norm.txt next to the model, if any)", 1,
+         0, 0},
+        {"imbalance", OPT_STR, &imb, "SPEC",
+         "keep the classes of a training --imbalance A,B:SHARE", 1, 0, 0},
+        {"split", OPT_STR, &split, "test|train", "which part of the data", 1,
+         0, 0},
+        {"batch", OPT_INT, &batch, "N", "evaluation batch", 1, 65536, 0},
+        {"threads", OPT_INT, &threads, "T", "threads (0 = all cores)", 0,
+         1024, 0},
+    };
+    char err[OPTS_ERR_MAX];
+    int rc = opts_parse(opts, (int)(sizeof opts / sizeof opts[0]), argc, argv,
+                        "l2rw eval",
+                        "usage: l2rw eval --load FILE --data SPEC [options]",
+                        stdout, NULL, 0, NULL, err, sizeof err);
+    if (rc == 1) return 0;
+    if (rc) return opts_usage_error(err);
+    if (!load || !data)
+        return opts_usage_error("l2rw eval: --load FILE and --data SPEC are "
+                                "required (try --help)");
+    if (strcmp(split, "test") && strcmp(split, "train"))
+        return opts_usage_error("l2rw eval: --split must be test or train");
+    if (threads > 0) l2rw_set_threads(threads);
+
+    l2rw_imbalance im;
+    if (l2rw_imbalance_parse(&im, imb) != L2RW_OK) return fail("--imbalance");
+    l2rw_net *net = NULL;
+    if (l2rw_net_load_new(&net, load, batch) != L2RW_OK) return fail("");
+    l2rw_dataset train, test;
+    l2rw_norm nm;
+    memset(&nm, 0, sizeof nm);
+    int status = 2;
+    if (l2rw_data_load(data, &train, &test) != L2RW_OK) {
+        fail("");
+        goto done;
+    }
+    if (im.kind == L2RW_IMB_SHARE &&
+        l2rw_imbalance_select(&train, &test, &im) != L2RW_OK) {
+        fail("--imbalance");
+        goto done;
+    }
+    l2rw_dataset *d = strcmp(split, "train") ? &test : &train;
+    char norm_path[4096];
+    if (norm) snprintf(norm_path, sizeof norm_path, "%s", norm);
+    else default_norm(load, norm_path, sizeof norm_path);
+    if (norm_path[0] && (l2rw_norm_load(&nm, norm_path) != L2RW_OK ||
+                         l2rw_norm_apply(&nm, d) != L2RW_OK)) {
+        fail("");
+        goto done;
+    }
+    int c, h, w;
+    l2rw_net_input_shape(net, &c, &h, &w);
+    if (c != d->c || h != d->h || w != d->w) {
+        fprintf(stderr, "l2rw eval: %s expects inputs %dx%dx%d, the data "
+                "has %dx%dx%d\n", load, c, h, w, d->c, d->h, d->w);
+        goto done;
+    }
+    if (d->classes > l2rw_net_classes(net)) {
+        fprintf(stderr, "l2rw eval: the data has %d classes, %s predicts %d\n",
+                d->classes, load, l2rw_net_classes(net));
+        goto done;
+    }
+    if (d->n == 0) {
+        fprintf(stderr, "l2rw eval: the %s split of %s is empty\n", split,
+                data);
+        goto done;
+    }
+    double acc, loss;
+    if (l2rw_evaluate(net, d, batch, &acc, &loss) != L2RW_OK) {
+        fail("");
+        status = 1;
+        goto done;
+    }
+    printf("%s on %s (%s, %d examples%s%s): accuracy %.2f%%, loss %.4f\n",
+           load, data, split, d->n, norm_path[0] ? ", normalised by " : "",
+           norm_path, 100.0 * acc, loss);
+    status = 0;
+done:
+    l2rw_norm_free(&nm);
+    l2rw_dataset_free(&train);
+    l2rw_dataset_free(&test);
+    l2rw_net_free(net);
+    return status;
+}

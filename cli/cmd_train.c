@@ -1,0 +1,296 @@
+/* l2rw train: parse options into an l2rw_train_cfg, run the library's
+ * training loop, print progress, draw the plots.
+ *
+ * Exit status: 0 done, 1 the run failed after it started (NaN, I/O
+ * during training), 2 bad usage or bad input (nothing written), 130/143
+ * stopped by SIGINT/SIGTERM after writing a checkpoint. */
+#define _POSIX_C_SOURCE 200809L
+#include "cmds.h"
+#include "opts.h"
+#include "plot.h"
+
+#include "l2rw.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    stop_flag = 1;
+    stop_signal = sig;
+}
+
+static void install_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+typedef struct {
+    int quiet, tty;
+    int line_open; /* a \r progress line is on screen */
+} progress_ctx;
+
+static void fmt_duration(double s, char *buf, size_t size)
+{
+    if (!(s >= 0) || !isfinite(s)) {
+        snprintf(buf, size, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, size, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, size, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void fmt_share(double v, char *buf, size_t size)
+{
+    if (v < 0) snprintf(buf, size, "-");
+    else snprintf(buf, size, "%.1f%%", 100.0 * v);
+}
+
+static void print_status(const l2rw_train_progress *p, progress_ctx *c)
+{
+    char eta[32], zero[16], clean[16], acc[16];
+    fmt_duration(p->eta_seconds, eta, sizeof eta);
+    fmt_share(p->recent.zero_share, zero, sizeof zero);
+    fmt_share(p->recent.clean_share, clean, sizeof clean);
+    fmt_share(p->last_test_accuracy, acc, sizeof acc);
+    if (p->finetune_total > 0 && p->step >= p->total_steps)
+        printf("%sfinetune %ld/%ld | %.1f steps/s | loss %.4f | test %s | "
+               "ETA %s%s", c->tty ? "\r" : "", p->finetune_step,
+               p->finetune_total, p->steps_per_sec, p->recent.train_loss, acc,
+               eta, c->tty ? "\033[K" : "\n");
+    else
+        printf("%sstep %ld/%ld | epoch %.2f | %.1f steps/s | loss %.4f | "
+               "w mean %.2f zero %s clean %s | test %s | ETA %s%s",
+               c->tty ? "\r" : "", p->step, p->total_steps, p->epoch,
+               p->steps_per_sec, p->recent.train_loss, p->recent.mean_weight,
+               zero, clean, acc, eta, c->tty ? "\033[K" : "\n");
+    c->line_open = c->tty;
+    fflush(stdout);
+}
+
+static void end_line(progress_ctx *c)
+{
+    if (c->line_open) {
+        printf("\n");
+        c->line_open = 0;
+    }
+}
+
+static int on_progress(const l2rw_train_progress *p, void *vctx)
+{
+    progress_ctx *c = vctx;
+    if (c->quiet) return 0;
+    switch (p->event) {
+    case L2RW_EVENT_START:
+        if (p->data) {
+            const l2rw_audit *a = &p->data->audit;
+            printf("data: %ld train, %ld clean val, %ld test, %d classes; "
+                   "noise %s (%.1f%% of labels changed)\n",
+                   a->n_train, a->n_val, a->n_test, a->classes, a->noise,
+                   100.0 * a->effective_rate);
+        }
+        if (p->resumed_from > 0)
+            printf("resuming at step %ld of %ld\n", p->resumed_from,
+                   p->total_steps);
+        break;
+    case L2RW_EVENT_STEP:
+        /* On a terminal the line is redrawn in place; elsewhere one
+         * line per evaluation is enough (see EVAL). */
+        if (c->tty) print_status(p, c);
+        break;
+    case L2RW_EVENT_EVAL:
+        if (!c->tty) print_status(p, c);
+        break;
+    case L2RW_EVENT_CHECKPOINT:
+        break;
+    case L2RW_EVENT_FINETUNE:
+        end_line(c);
+        printf("fine-tuned %ld steps on the clean set\n", p->finetune_step);
+        break;
+    case L2RW_EVENT_DONE:
+        end_line(c);
+        break;
+    }
+    fflush(stdout);
+    return 0;
+}
+
+int l2rw_cmd_train(int argc, char **argv)
+{
+    l2rw_train_cfg cfg = l2rw_train_cfg_default();
+    const char *lr_steps = NULL;
+    int quiet = 0, no_plots = 0, no_normalise = 0;
+    double epochs = 0;
+    opt_def opts[] = {
+        {"data", OPT_STR, &cfg.data, "SPEC",
+         "fashion-mnist[:DIR] mnist:DIR cifar10:DIR cifar100:DIR idx:.. "
+         "csv:.. npy:.. (required)", 1, 0, 0},
+        {"model", OPT_STR, &cfg.model, "NAME",
+         "mlp, mlp:H1,H2, lenet, resnetN, wrn-D-K[:P]", 1, 0, 0},
+        {"method", OPT_STR, &cfg.method, "NAME",
+         "plain l2rw random proportion resample hard-mining bootstrap-soft "
+         "bootstrap-hard gce sce", 1, 0, 0},
+        {"noise", OPT_STR, &cfg.noise, "SPEC",
+         "none, uniform:P, background:P[:C], pair:P", 1, 0, 0},
+        {"imbalance", OPT_STR, &cfg.imbalance, "SPEC",
+         "none, A,B[,...]:SHARE (first class dominant), longtail:F", 1, 0, 0},
+        {"train-size", OPT_LONG, &cfg.train_size, "N",
+         "training examples kept (0 = all)", 0, 1e300, 0},
+        {"val-per-class", OPT_INT, &cfg.val_per_class, "K",
+         "clean validation examples per class", 0, 1e9, 0},
+        {"val-size", OPT_LONG, &cfg.val_size, "N",
+         "clean validation examples in total, balanced (wins over "
+         "--val-per-class; 0 = use it)", 0, 1e300, 0},
+        {"batch", OPT_INT, &cfg.batch, "N", "training batch", 1, 65536, 0},
+        {"val-batch", OPT_INT, &cfg.val_batch, "M",
+         "validation batch of l2rw (whole clean set when smaller)", 1, 65536,
+         0},
+        {"steps", OPT_LONG, &cfg.steps, "N", "training steps", 1, 1e300, 0},
+        {"epochs", OPT_DOUBLE, &epochs, "E",
+         "training epochs instead of --steps (0 = use --steps)", 0, 1e6, 0},
+        {"lr", OPT_FLOAT, &cfg.sgd.lr, "F", "learning rate", 1e-12, 1e6, 0},
+        {"momentum", OPT_FLOAT, &cfg.sgd.momentum, "F", "momentum", 0, 0.9999,
+         0},
+        {"wd", OPT_FLOAT, &cfg.sgd.weight_decay, "F", "weight decay", 0, 1e3,
+         0},
+        {"lr-steps", OPT_STR, &lr_steps, "S1,S2,..",
+         "steps at which the learning rate is multiplied by --lr-decay", 1, 0,
+         0},
+        {"lr-decay", OPT_FLOAT, &cfg.sgd.decay, "F",
+         "learning-rate factor at each --lr-steps step", 1e-12, 1e6, 0},
+        {"seed", OPT_U64, &cfg.seed, "S", "seed of every random choice", 1, 0,
+         0},
+        {"threads", OPT_INT, &cfg.threads, "T", "threads (0 = all cores)", 0,
+         1024, 0},
+        {"out", OPT_STR, &cfg.out_dir, "DIR",
+         "output directory (metrics, summary, model, plots, checkpoints)", 1,
+         0, 0},
+        {"resume", OPT_STR, &cfg.resume_dir, "DIR",
+         "continue the run whose checkpoint is in DIR (outputs go there "
+         "unless --out is given)", 1, 0, 0},
+        {"eval-every", OPT_LONG, &cfg.eval_every, "N",
+         "steps between test evaluations (0 = at the end only)", 0, 1e300, 0},
+        {"eval-batch", OPT_INT, &cfg.eval_batch, "N",
+         "batch of the test evaluation", 1, 65536, 0},
+        {"checkpoint-every", OPT_LONG, &cfg.checkpoint_every, "N",
+         "steps between checkpoints (0 = only when interrupted)", 0, 1e300,
+         0},
+        {"finetune-clean", OPT_LONG, &cfg.finetune_clean, "STEPS",
+         "after training, fine-tune on the clean validation set (+FT)", 0,
+         1e300, 0},
+        {"finetune-lr", OPT_FLOAT, &cfg.finetune_lr, "F",
+         "learning rate of the fine-tuning (0 = last of the schedule)", 0,
+         1e6, 0},
+        {"meta-params", OPT_STR, &cfg.meta_params, "all|last",
+         "l2rw: meta gradient through every layer or the last dense layer",
+         1, 0, 0},
+        {"warmup-steps", OPT_LONG, &cfg.warmup_steps, "N",
+         "plain training for the first N steps", 0, 1e300, 0},
+        {"no-normalise", OPT_FLAG, &no_normalise, "",
+         "keep inputs in [0,1] (no per-channel standardisation)", 1, 0, 0},
+        {"no-plots", OPT_FLAG, &no_plots, "", "do not run gnuplot", 1, 0, 0},
+        {"quiet", OPT_FLAG, &quiet, "",
+         "no progress output (errors and the result line only)", 1, 0, 0},
+    };
+    const int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    char err[OPTS_ERR_MAX];
+    int rc = opts_parse(opts, n_opts, argc, argv, "l2rw train",
+                        "usage: l2rw train --data SPEC [--model NAME] "
+                        "[--method NAME] [options]",
+                        stdout, NULL, 0, NULL, err, sizeof err);
+    if (rc == 1) return 0;
+    if (rc) return opts_usage_error(err);
+
+    if (!cfg.data)
+        return opts_usage_error("l2rw train: --data SPEC is required (try "
+                               "--help)");
+    int steps_seen = 0, epochs_seen = 0, vpc_seen = 0;
+    for (int i = 0; i < n_opts; i++) {
+        if (!strcmp(opts[i].name, "steps")) steps_seen = opts[i].seen;
+        if (!strcmp(opts[i].name, "epochs")) epochs_seen = opts[i].seen;
+        if (!strcmp(opts[i].name, "val-per-class")) vpc_seen = opts[i].seen;
+    }
+    if (steps_seen && epochs_seen && epochs > 0)
+        return opts_usage_error("l2rw train: give --steps or --epochs, not "
+                               "both");
+    if (epochs > 0) {
+        cfg.steps = 0;
+        cfg.epochs = epochs;
+    }
+    if (cfg.val_size > 0 && vpc_seen)
+        return opts_usage_error("l2rw train: give --val-per-class or "
+                               "--val-size, not both");
+    if (cfg.val_size > 0) cfg.val_per_class = 0;
+    if (lr_steps) {
+        char e2[256];
+        int n = opts_parse_longs(lr_steps, cfg.sgd.milestones,
+                                 L2RW_MAX_MILESTONES, 1, e2, sizeof e2);
+        if (n < 0) {
+            snprintf(err, sizeof err, "l2rw train: --lr-steps: %s", e2);
+            return opts_usage_error(err);
+        }
+        cfg.sgd.n_milestones = n;
+    }
+    cfg.normalise = !no_normalise;
+
+    char command[4096] = "l2rw ";
+    opts_join_argv(argc, argv, command + 5, sizeof command - 5);
+    cfg.command = command;
+
+    progress_ctx pc = {quiet, isatty(STDOUT_FILENO), 0};
+    cfg.progress = on_progress;
+    cfg.progress_ctx = &pc;
+    cfg.stop = &stop_flag;
+    install_handlers();
+
+    l2rw_train_result res;
+    memset(&res, 0, sizeof res);
+    l2rw_status s = l2rw_train_run(&cfg, &res);
+    end_line(&pc);
+    if (s != L2RW_OK) {
+        fprintf(stderr, "l2rw train: %s: %s\n", l2rw_strerror(s),
+                l2rw_last_error());
+        return res.started ? 1 : 2;
+    }
+    const char *dir = cfg.out_dir ? cfg.out_dir : cfg.resume_dir;
+    if (res.stopped) {
+        printf("stopped at step %ld", res.steps);
+        if (dir)
+            printf("; checkpoint in %s (continue with --resume %s)", dir, dir);
+        printf("\n");
+        return stop_signal == SIGTERM ? 143 : 130;
+    }
+    if (dir && !no_plots) {
+        char perr[512];
+        if (plot_run(dir, res.clean_weight_share >= 0, perr,
+                     sizeof perr) != 0)
+            fprintf(stderr, "l2rw train: plots not drawn: %s\n", perr);
+        else if (!quiet)
+            printf("plots: %s/accuracy.svg %s/weights.svg\n", dir, dir);
+    }
+    if (res.final_test_accuracy >= 0)
+        printf("%s: test accuracy %.2f%% (best %.2f%%), %ld steps, %.1f s%s%s\n",
+               cfg.method, 100.0 * res.final_test_accuracy,
+               100.0 * res.best_test_accuracy, res.steps, res.seconds,
+               dir ? ", outputs in " : "", dir ? dir : "");
+    else
+        printf("%s: %ld steps, %.1f s (no test set)%s%s\n", cfg.method,
+               res.steps, res.seconds, dir ? ", outputs in " : "",
+               dir ? dir : "");
+    return 0;
+}

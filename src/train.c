@@ -1,0 +1,692 @@
+/* The training loop (l2rw_train.h): data -> net -> method step -> SGD ->
+ * evaluation -> files. Batch shapes: x [batch, c, h, w], y [batch];
+ * validation vx [val_batch, c, h, w]; the test set is evaluated in
+ * chunks of eval_batch.
+ *
+ * Determinism: the training batch of step s is a pure function of
+ * (seed, s) (l2rw_sampler, or the method's balanced draw), so is the
+ * validation batch (its own sampler) and the augmentation; the method
+ * derives its own draws from (seed, s). A checkpoint therefore needs only
+ * the step besides the parameters, batch-norm state, velocity and the
+ * accumulated statistics. */
+#define _POSIX_C_SOURCE 200809L
+#include "train_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { FINGERPRINT_SIZE = 8192, PATH_SIZE = 4096 };
+
+l2rw_train_cfg l2rw_train_cfg_default(void)
+{
+    l2rw_train_cfg c;
+    memset(&c, 0, sizeof c);
+    c.noise = "none";
+    c.imbalance = "none";
+    c.val_per_class = 100;
+    c.normalise = 1;
+    c.model = "lenet";
+    c.method = "l2rw";
+    c.meta_params = "all";
+    c.batch = 100;
+    c.val_batch = 100;
+    c.steps = 3000;
+    c.sgd.lr = 0.05f;
+    c.sgd.momentum = 0.9f;
+    c.sgd.weight_decay = 5e-4f;
+    c.sgd.decay = 0.1f;
+    c.seed = 1;
+    c.eval_every = 500;
+    c.eval_batch = 500;
+    c.checkpoint_every = 1000;
+    c.report_every = 10;
+    return c;
+}
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+l2rw_status l2rw_train_check_cfg(const l2rw_train_cfg *c)
+{
+    l2rw_noise nz;
+    l2rw_imbalance imb;
+    l2rw_method m;
+    l2rw_meta_params mp;
+    if (!c) return l2rw__fail(L2RW_ERR_ARG, "train: NULL configuration");
+    if (!c->data || !*c->data)
+        return l2rw__fail(L2RW_ERR_ARG, "train: no data spec (--data)");
+    if (!c->model || !*c->model)
+        return l2rw__fail(L2RW_ERR_ARG, "train: no model (--model)");
+    L2RW_TRY(l2rw_noise_parse(&nz, c->noise ? c->noise : "none"));
+    L2RW_TRY(l2rw_imbalance_parse(&imb, c->imbalance ? c->imbalance
+                                                     : "none"));
+    L2RW_TRY(l2rw_method_parse(c->method ? c->method : "", &m));
+    L2RW_TRY(l2rw_meta_params_parse(c->meta_params ? c->meta_params : "",
+                                    &mp));
+    if (c->batch < 1 || c->val_batch < 1 || c->eval_batch < 1)
+        return l2rw__fail(L2RW_ERR_ARG, "train: batch sizes must be >= 1");
+    if (c->steps < 0 || (c->steps == 0 && !(c->epochs > 0)))
+        return l2rw__fail(L2RW_ERR_ARG, "train: give steps > 0 or epochs > "
+                                        "0");
+    if (c->steps == 0 && !(c->epochs < 1e6))
+        return l2rw__fail(L2RW_ERR_ARG, "train: epochs %g too large",
+                          c->epochs);
+    if (c->train_size < 0 || c->val_per_class < 0 || c->val_size < 0 ||
+        c->warmup_steps < 0 || c->eval_every < 0 ||
+        c->checkpoint_every < 0 || c->finetune_clean < 0 ||
+        c->report_every < 0)
+        return l2rw__fail(L2RW_ERR_ARG, "train: counts must be >= 0");
+    if (!(c->sgd.lr > 0) || !isfinite(c->sgd.lr))
+        return l2rw__fail(L2RW_ERR_ARG, "train: learning rate must be > 0");
+    if (!(c->sgd.momentum >= 0 && c->sgd.momentum < 1))
+        return l2rw__fail(L2RW_ERR_ARG, "train: momentum must be in [0, 1)");
+    if (!(c->sgd.weight_decay >= 0) || !isfinite(c->sgd.weight_decay))
+        return l2rw__fail(L2RW_ERR_ARG, "train: weight decay must be >= 0");
+    if (!(c->finetune_lr >= 0) || !isfinite(c->finetune_lr))
+        return l2rw__fail(L2RW_ERR_ARG, "train: fine-tuning learning rate "
+                                        "must be >= 0");
+    if (c->threads < 0)
+        return l2rw__fail(L2RW_ERR_ARG, "train: threads must be >= 0");
+    if ((m == L2RW_METHOD_L2RW || c->finetune_clean > 0) &&
+        c->val_per_class == 0 && c->val_size == 0)
+        return l2rw__fail(L2RW_ERR_ARG, "train: %s needs a clean validation "
+                          "set (--val-per-class K or --val-size N)",
+                          c->finetune_clean > 0 ? "--finetune-clean"
+                                                : "method l2rw");
+    if (c->out_dir && !*c->out_dir)
+        return l2rw__fail(L2RW_ERR_ARG, "train: empty out directory");
+    return L2RW_OK;
+}
+
+/* ------------------------------------------------------------ directories */
+
+/* mkdir -p; *created gets 1 when the last component was made here. */
+static l2rw_status make_dirs(const char *dir, int *created)
+{
+    char path[PATH_SIZE];
+    struct stat sb;
+    *created = 0;
+    if (strlen(dir) >= sizeof path)
+        return l2rw__fail(L2RW_ERR_ARG, "out directory name too long");
+    if (stat(dir, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode))
+            return l2rw__fail(L2RW_ERR_IO, "%s exists and is not a "
+                              "directory", dir);
+        if (access(dir, W_OK | X_OK) != 0)
+            return l2rw__fail(L2RW_ERR_IO, "out directory %s is not "
+                              "writable", dir);
+        return L2RW_OK;
+    }
+    strcpy(path, dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return l2rw__fail(L2RW_ERR_IO, "cannot create out directory %s: "
+                              "%s", path, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(path, 0777) != 0)
+        return l2rw__fail(L2RW_ERR_IO, "cannot create out directory %s: %s",
+                          dir, strerror(errno));
+    *created = 1;
+    return L2RW_OK;
+}
+
+static void join(char *out, const char *dir, const char *file)
+{
+    snprintf(out, PATH_SIZE, "%s/%s", dir, file);
+}
+
+/* ------------------------------------------------------------- evaluation */
+
+l2rw_status l2rw_evaluate(l2rw_net *net, const l2rw_dataset *d, int batch,
+                          double *accuracy, double *loss)
+{
+    if (!net || !d || batch < 1)
+        return l2rw__fail(L2RW_ERR_ARG, "evaluate: bad arguments");
+    *accuracy = -1;
+    *loss = -1;
+    if (d->n == 0) return L2RW_OK;
+    if (batch > l2rw_net_max_batch(net)) batch = l2rw_net_max_batch(net);
+    size_t dim = l2rw_dataset_dim(d);
+    float *l = malloc((size_t)batch * sizeof *l);
+    int32_t *pred = malloc((size_t)batch * sizeof *pred);
+    l2rw_status s = (l && pred) ? L2RW_OK
+                                : l2rw__fail(L2RW_ERR_NOMEM, "evaluate: "
+                                             "out of memory");
+    l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
+    long correct = 0;
+    double sum = 0;
+    for (int i = 0; s == L2RW_OK && i < d->n; i += batch) {
+        int n = d->n - i < batch ? d->n - i : batch;
+        s = l2rw_net_forward(net, d->x + (size_t)i * dim, n, L2RW_MODE_EVAL,
+                             0);
+        if (s == L2RW_OK) s = l2rw_net_loss(net, d->y + i, &ce, l, NULL);
+        if (s != L2RW_OK) break;
+        l2rw_net_predict(net, pred);
+        for (int j = 0; j < n; j++) {
+            correct += pred[j] == d->y[i + j];
+            sum += l[j];
+        }
+    }
+    free(l);
+    free(pred);
+    if (s == L2RW_OK) {
+        *accuracy = (double)correct / d->n;
+        *loss = sum / d->n;
+    }
+    return s;
+}
+
+/* --------------------------------------------------------------- the run */
+
+typedef struct {
+    const l2rw_train_cfg *cfg;
+    l2rw_data data;
+    l2rw_net *net;
+    l2rw_sgd *opt;
+    l2rw_method_ctx *method;
+    l2rw_record *record;
+    l2rw_sampler sampler, val_sampler;
+    l2rw__train_state st;
+    l2rw_stats_window report;
+    int batch, val_batch, augment, has_noise;
+    long total;
+    char fingerprint[FINGERPRINT_SIZE];
+    const char *out;          /* out directory or NULL */
+    int out_created;
+    /* step buffers */
+    int32_t *idx, *y, *y_true, *vidx, *vy;
+    float *x, *xa, *vx, *w;
+    double t_start, seconds_before;
+    long steps_this_process;
+    double last_acc, best_acc;
+} run;
+
+static void run_free(run *r)
+{
+    l2rw_method_free(r->method);
+    l2rw_record_free(r->record);
+    l2rw_sgd_free(r->opt);
+    l2rw_net_free(r->net);
+    l2rw_sampler_free(&r->sampler);
+    l2rw_sampler_free(&r->val_sampler);
+    l2rw_data_free(&r->data);
+    l2rw__state_free(&r->st);
+    free(r->idx);
+    free(r->y);
+    free(r->y_true);
+    free(r->vidx);
+    free(r->vy);
+    free(r->x);
+    free(r->xa);
+    free(r->vx);
+    free(r->w);
+}
+
+static l2rw_status prepare_data(run *r)
+{
+    const l2rw_train_cfg *c = r->cfg;
+    l2rw_data_cfg dc = l2rw_data_cfg_default();
+    dc.data = c->data;
+    dc.noise = c->noise;
+    dc.imbalance = c->imbalance;
+    dc.train_size = c->train_size;
+    dc.val_per_class = c->val_size > 0 ? 0 : c->val_per_class;
+    dc.val_size = c->val_size;
+    dc.normalise = c->normalise;
+    dc.seed = c->seed;
+    L2RW_TRY(l2rw_data_prepare(&r->data, &dc));
+    if (r->data.train.n < 1)
+        return l2rw__fail(L2RW_ERR_ARG, "train: no training examples left");
+    r->has_noise = r->data.audit.n_changed > 0;
+    r->batch = c->batch < r->data.train.n ? c->batch : r->data.train.n;
+    r->val_batch = c->val_batch < r->data.val.n ? c->val_batch
+                                                : r->data.val.n;
+    r->augment = l2rw_augment_default(&r->data.train);
+    r->total = c->steps > 0 ? c->steps
+                            : (long)ceil(c->epochs * r->data.train.n /
+                                         r->batch);
+    if (r->total < 1) r->total = 1;
+    return L2RW_OK;
+}
+
+static l2rw_status alloc_buffers(run *r)
+{
+    size_t dim = l2rw_dataset_dim(&r->data.train);
+    int b = r->batch, vb = r->val_batch > 0 ? r->val_batch : 1;
+    r->idx = malloc((size_t)b * sizeof *r->idx);
+    r->y = malloc((size_t)b * sizeof *r->y);
+    r->y_true = malloc((size_t)b * sizeof *r->y_true);
+    r->w = malloc((size_t)b * sizeof *r->w);
+    r->x = malloc((size_t)b * dim * sizeof *r->x);
+    r->xa = malloc((size_t)b * dim * sizeof *r->xa);
+    r->vidx = malloc((size_t)vb * sizeof *r->vidx);
+    r->vy = malloc((size_t)vb * sizeof *r->vy);
+    r->vx = malloc((size_t)vb * dim * sizeof *r->vx);
+    if (!r->idx || !r->y || !r->y_true || !r->w || !r->x || !r->xa ||
+        !r->vidx || !r->vy || !r->vx)
+        return l2rw__fail(L2RW_ERR_NOMEM, "train: out of memory for "
+                          "batches");
+    return L2RW_OK;
+}
+
+static l2rw_status build_model(run *r)
+{
+    const l2rw_train_cfg *c = r->cfg;
+    const l2rw_dataset *t = &r->data.train;
+    int mb = r->batch;
+    if (r->val_batch > mb) mb = r->val_batch;
+    if (c->eval_batch > mb) mb = c->eval_batch;
+    L2RW_TRY(l2rw_net_create(&r->net, c->model, t->c, t->h, t->w,
+                             t->classes, mb, c->seed));
+    L2RW_TRY(l2rw_sgd_create(&r->opt, r->net, &c->sgd));
+    l2rw_method_cfg mc = l2rw_method_cfg_default();
+    L2RW_TRY(l2rw_method_parse(c->method, &mc.method));
+    L2RW_TRY(l2rw_meta_params_parse(c->meta_params, &mc.meta_params));
+    mc.warmup_steps = c->warmup_steps;
+    mc.seed = c->seed;
+    mc.train_y = t->y;
+    mc.n_train = t->n;
+    mc.classes = t->classes;
+    L2RW_TRY(l2rw_method_create(&r->method, &mc, r->net));
+    L2RW_TRY(l2rw_record_create(&r->record, t->n, t->id, t->y, t->y_true));
+    uint64_t ss = l2rw_data_stage_seed(c->seed, L2RW_STAGE_SAMPLER);
+    L2RW_TRY(l2rw_sampler_init(&r->sampler, t->n, r->batch, ss));
+    if (r->data.val.n > 0)
+        L2RW_TRY(l2rw_sampler_init(&r->val_sampler, r->data.val.n,
+                                   r->val_batch, l2rw_hash2(ss, 1)));
+    return L2RW_OK;
+}
+
+/* Reads the checkpoint of cfg.resume_dir and replays its weight log into
+ * the per-example record. */
+static l2rw_status resume(run *r)
+{
+    char path[PATH_SIZE];
+    join(path, r->cfg->resume_dir, L2RW_FILE_CHECKPOINT);
+    L2RW_TRY(l2rw__checkpoint_load(path, r->fingerprint, &r->st, r->net,
+                                   l2rw_sgd_velocity(r->opt),
+                                   l2rw_net_num_params(r->net)));
+    const l2rw__weight_log *lg = &r->st.wlog;
+    long off = 0;
+    for (long s = 0; s < lg->steps; s++) {
+        for (int i = 0; i < lg->n[s]; i++)
+            if (lg->idx[off + i] < 0 || lg->idx[off + i] >= r->data.train.n)
+                return l2rw__fail(L2RW_ERR_FORMAT, "%s: example index out "
+                                  "of range", path);
+        L2RW_TRY(l2rw_record_add(r->record, lg->idx + off, lg->n[s],
+                                 lg->w + off));
+        off += lg->n[s];
+    }
+    return L2RW_OK;
+}
+
+static double window_mean_weight(const l2rw_stats_window *w)
+{
+    /* sum_i w_i is 1 per updated step (0 when skipped), so the mean of
+     * n*w_i over the window's examples is the mean weight sum per step */
+    return w->steps ? w->weight_sum / (double)w->steps : -1;
+}
+
+static void window_row(const run *r, const l2rw_stats_window *w,
+                       l2rw_metrics_row *row)
+{
+    l2rw_step_stats m;
+    l2rw_stats_window_mean(w, &m);
+    row->train_loss = w->steps ? m.mean_loss : -1;
+    row->mean_weight = window_mean_weight(w);
+    double z = l2rw_stats_window_zero_share(w);
+    row->zero_share = isfinite(z) ? z : -1;
+    row->clean_share = (r->has_noise && isfinite(m.clean_mass))
+                           ? m.clean_mass : -1;
+}
+
+static void progress_base(const run *r, l2rw_train_event ev,
+                          l2rw_train_progress *p)
+{
+    memset(p, 0, sizeof *p);
+    p->event = ev;
+    p->step = r->st.step;
+    p->total_steps = r->total;
+    p->finetune_total = r->cfg->finetune_clean;
+    p->epoch = l2rw_sampler_epoch(&r->sampler, r->st.step);
+    p->seconds = now_seconds() - r->t_start;
+    p->steps_per_sec = p->seconds > 0 ? r->steps_this_process / p->seconds
+                                      : 0;
+    long left = r->total - r->st.step + r->cfg->finetune_clean;
+    p->eta_seconds = p->steps_per_sec > 0 ? left / p->steps_per_sec : -1;
+    p->last_test_accuracy = r->last_acc;
+    p->best_test_accuracy = r->best_acc;
+    p->recent.step = r->st.step;
+    p->recent.test_accuracy = r->last_acc;
+}
+
+/* Calls the callback; nonzero means stop. */
+static int report(run *r, l2rw_train_progress *p)
+{
+    if (!r->cfg->progress) return 0;
+    return r->cfg->progress(p, r->cfg->progress_ctx);
+}
+
+static l2rw_status save_checkpoint(run *r)
+{
+    char path[PATH_SIZE];
+    if (!r->out) return L2RW_OK;
+    join(path, r->out, L2RW_FILE_CHECKPOINT);
+    r->st.seconds = r->seconds_before + (now_seconds() - r->t_start);
+    L2RW_TRY(l2rw__checkpoint_save(path, r->fingerprint, &r->st, r->net,
+                                   l2rw_sgd_velocity(r->opt),
+                                   l2rw_net_num_params(r->net)));
+    l2rw_train_progress p;
+    progress_base(r, L2RW_EVENT_CHECKPOINT, &p);
+    p.path = path;
+    report(r, &p);
+    return L2RW_OK;
+}
+
+/* Test evaluation at the current step; appends a metrics row. */
+static l2rw_status evaluate_row(run *r, int *stop)
+{
+    l2rw_metrics_row row;
+    memset(&row, 0, sizeof row);
+    row.step = r->st.step;
+    row.epoch = l2rw_sampler_epoch(&r->sampler, r->st.step);
+    window_row(r, &r->st.since_eval, &row);
+    L2RW_TRY(l2rw_evaluate(r->net, &r->data.test, r->cfg->eval_batch,
+                           &row.test_accuracy, &row.test_loss));
+    L2RW_TRY(l2rw__state_add_row(&r->st, &row));
+    l2rw_stats_window_reset(&r->st.since_eval);
+    r->last_acc = row.test_accuracy;
+    if (row.test_accuracy > r->best_acc) r->best_acc = row.test_accuracy;
+    if (r->out) {
+        char path[PATH_SIZE];
+        join(path, r->out, L2RW_FILE_METRICS);
+        L2RW_TRY(l2rw__metrics_save(path, &r->st));
+    }
+    l2rw_train_progress p;
+    progress_base(r, L2RW_EVENT_EVAL, &p);
+    p.recent = row;
+    if (report(r, &p)) *stop = 1;
+    return L2RW_OK;
+}
+
+/* One main-phase step. */
+static l2rw_status train_step(run *r)
+{
+    const l2rw_dataset *t = &r->data.train, *v = &r->data.val;
+    long s = r->st.step;
+    int n = r->batch, nv = 0;
+    if (l2rw_method_needs_balanced_batches(r->method, s))
+        L2RW_TRY(l2rw_method_balanced_batch(r->method, s, n, r->idx));
+    else
+        L2RW_TRY(l2rw_sampler_batch(&r->sampler, s, r->idx));
+    L2RW_TRY(l2rw_gather(t, r->idx, n, r->x, r->y, r->y_true, NULL));
+    const float *x = r->x;
+    if (r->augment) {
+        uint64_t key = l2rw_hash2(
+            l2rw_data_stage_seed(r->cfg->seed, L2RW_STAGE_AUGMENT),
+            (uint64_t)s);
+        l2rw_augment_crop_flip(r->xa, r->x, n, t->c, t->h, t->w, 4, key);
+        x = r->xa;
+    }
+    if (l2rw_method_needs_validation(r->method, s)) {
+        if (v->n == 0)
+            return l2rw__fail(L2RW_ERR_ARG, "train: the method needs a "
+                              "clean validation set");
+        nv = r->val_batch;
+        L2RW_TRY(l2rw_sampler_batch(&r->val_sampler, s, r->vidx));
+        L2RW_TRY(l2rw_gather(v, r->vidx, nv, r->vx, r->vy, NULL, NULL));
+    }
+    l2rw_step_stats st;
+    L2RW_TRY(l2rw_method_step(r->method, r->net, r->opt, s, x, r->y,
+                              r->y_true, n, nv ? r->vx : NULL,
+                              nv ? r->vy : NULL, nv, &st, r->w));
+    L2RW_TRY(l2rw_record_add(r->record, r->idx, n, r->w));
+    L2RW_TRY(l2rw__wlog_add(&r->st.wlog, r->idx, r->w, n));
+    l2rw_stats_window_add(&r->st.total, &st);
+    l2rw_stats_window_add(&r->st.since_eval, &st);
+    l2rw_stats_window_add(&r->report, &st);
+    r->st.step++;
+    r->steps_this_process++;
+    return L2RW_OK;
+}
+
+static l2rw_status main_phase(run *r, int *stop)
+{
+    const l2rw_train_cfg *c = r->cfg;
+    while (r->st.step < r->total && !*stop) {
+        L2RW_TRY(train_step(r));
+        long s = r->st.step;
+        if (c->stop && *c->stop) *stop = 1;
+        if (c->report_every > 0 && (s % c->report_every == 0 ||
+                                    s == r->total)) {
+            l2rw_train_progress p;
+            progress_base(r, L2RW_EVENT_STEP, &p);
+            window_row(r, &r->report, &p.recent);
+            l2rw_stats_window_reset(&r->report);
+            if (report(r, &p)) *stop = 1;
+        }
+        if (c->eval_every > 0 && s % c->eval_every == 0)
+            L2RW_TRY(evaluate_row(r, stop));
+        if (c->stop && *c->stop) *stop = 1;
+        if (*stop ||
+            (c->checkpoint_every > 0 && s % c->checkpoint_every == 0))
+            L2RW_TRY(save_checkpoint(r));
+    }
+    return L2RW_OK;
+}
+
+/* --finetune-clean: plain steps on the clean set, counting on from the
+ * main phase (the schedule continues), or with their own rate. */
+static l2rw_status finetune(run *r, l2rw_train_result *res)
+{
+    const l2rw_train_cfg *c = r->cfg;
+    const l2rw_dataset *v = &r->data.val;
+    l2rw_sgd *opt = r->opt, *own = NULL;
+    l2rw_sampler fs;
+    memset(&fs, 0, sizeof fs);
+    int n = r->batch < v->n ? r->batch : v->n;
+    if (c->finetune_lr > 0) {
+        l2rw_sgd_cfg sc = c->sgd;
+        sc.lr = c->finetune_lr;
+        sc.n_milestones = 0;
+        L2RW_TRY(l2rw_sgd_create(&own, r->net, &sc));
+        opt = own;
+    }
+    l2rw_status s = l2rw_sampler_init(
+        &fs, v->n, n,
+        l2rw_hash2(l2rw_data_stage_seed(c->seed, L2RW_STAGE_SAMPLER), 2));
+    l2rw_stats_window win;
+    l2rw_stats_window_reset(&win);
+    for (long k = 0; s == L2RW_OK && k < c->finetune_clean; k++) {
+        l2rw_step_stats st;
+        s = l2rw_sampler_batch(&fs, k, r->idx);
+        if (s == L2RW_OK)
+            s = l2rw_gather(v, r->idx, n, r->x, r->y, NULL, NULL);
+        if (s == L2RW_OK)
+            s = l2rw_finetune_step(r->method, r->net, opt,
+                                   own ? k : r->total + k, r->x, r->y, n,
+                                   &st);
+        if (s == L2RW_OK) l2rw_stats_window_add(&win, &st);
+        res->finetune_steps = k + 1;
+        if (s == L2RW_OK && c->report_every > 0 &&
+            (k + 1) % c->report_every == 0) {
+            l2rw_train_progress p;
+            progress_base(r, L2RW_EVENT_STEP, &p);
+            p.finetune_step = k + 1;
+            window_row(r, &win, &p.recent);
+            l2rw_stats_window_reset(&win);
+            report(r, &p);
+        }
+    }
+    l2rw_sampler_free(&fs);
+    l2rw_sgd_free(own);
+    return s;
+}
+
+static l2rw_status write_outputs(run *r, l2rw_train_result *res,
+                                 double acc_before_ft)
+{
+    char path[PATH_SIZE];
+    const char *o = r->out;
+    join(path, o, L2RW_FILE_METRICS);
+    L2RW_TRY(l2rw__metrics_save(path, &r->st));
+    join(path, o, L2RW_FILE_MODEL);
+    L2RW_TRY(l2rw_net_save(r->net, path));
+    if (r->data.norm.c > 0) {
+        join(path, o, L2RW_FILE_NORM);
+        L2RW_TRY(l2rw_norm_save(&r->data.norm, path));
+    }
+    join(path, o, L2RW_FILE_EXAMPLES);
+    L2RW_TRY(l2rw_record_save(r->record, path));
+    l2rw__summary sm = {r->cfg, res, &r->data, r->total, r->batch,
+                        r->val_batch, acc_before_ft};
+    join(path, o, L2RW_FILE_SUMMARY);
+    return l2rw__summary_save(path, &sm);
+}
+
+static void fill_result(run *r, l2rw_train_result *res)
+{
+    l2rw_step_stats m;
+    l2rw_stats_window_mean(&r->st.total, &m);
+    res->steps = r->st.step;
+    res->clean_weight_share = (r->has_noise && isfinite(m.clean_mass))
+                                  ? m.clean_mass : -1;
+    res->mean_weight = window_mean_weight(&r->st.total);
+    double z = l2rw_stats_window_zero_share(&r->st.total);
+    res->zero_share = isfinite(z) ? z : -1;
+    double auc;
+    res->auc = -1;
+    if (r->has_noise && l2rw_record_auc(r->record, &auc) == L2RW_OK)
+        res->auc = auc;
+    l2rw__clear_error();
+    res->n_train = r->data.train.n;
+    res->n_val = r->data.val.n;
+    res->n_test = r->data.test.n;
+    res->seconds = r->seconds_before + (now_seconds() - r->t_start);
+}
+
+/* Everything that can fail on bad input, before any file is written. */
+static l2rw_status setup(run *r, l2rw_train_result *res)
+{
+    const l2rw_train_cfg *c = r->cfg;
+    L2RW_TRY(l2rw_train_check_cfg(c));
+    if (c->threads > 0) l2rw_set_threads(c->threads);
+    L2RW_TRY(l2rw__train_fingerprint(c, r->fingerprint,
+                                     sizeof r->fingerprint));
+    L2RW_TRY(prepare_data(r));
+    L2RW_TRY(alloc_buffers(r));
+    L2RW_TRY(build_model(r));
+    if (c->resume_dir) {
+        L2RW_TRY(resume(r));
+        res->resumed_from = r->st.step;
+        r->seconds_before = r->st.seconds;
+        /* the best accuracy so far comes back with the rows */
+        for (long i = 0; i < r->st.n_rows; i++) {
+            r->last_acc = r->st.rows[i].test_accuracy;
+            if (r->last_acc > r->best_acc) r->best_acc = r->last_acc;
+        }
+    }
+    r->out = c->out_dir ? c->out_dir : c->resume_dir;
+    if (r->out) L2RW_TRY(make_dirs(r->out, &r->out_created));
+    return L2RW_OK;
+}
+
+l2rw_status l2rw_train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
+{
+    l2rw_train_result local;
+    if (!res) res = &local;
+    memset(res, 0, sizeof *res);
+    res->final_test_accuracy = res->best_test_accuracy = -1;
+    res->final_test_loss = res->clean_weight_share = res->auc = -1;
+    run r;
+    memset(&r, 0, sizeof r);
+    r.cfg = cfg;
+    r.last_acc = r.best_acc = -1;
+    r.t_start = now_seconds();
+    l2rw_stats_window_reset(&r.st.total);
+    l2rw_stats_window_reset(&r.st.since_eval);
+    l2rw_stats_window_reset(&r.report);
+    l2rw_status s = setup(&r, res);
+    if (s != L2RW_OK) {
+        if (r.out_created) rmdir(r.out);
+        run_free(&r);
+        return s;
+    }
+    res->started = 1;
+    char path[PATH_SIZE];
+    if (r.out) {
+        join(path, r.out, L2RW_FILE_AUDIT);
+        s = l2rw_audit_save(&r.data.audit, path, L2RW_AUDIT_JSON);
+    }
+    l2rw_train_progress p;
+    progress_base(&r, L2RW_EVENT_START, &p);
+    p.data = &r.data;
+    p.resumed_from = res->resumed_from;
+    int stop = s == L2RW_OK && report(&r, &p);
+    if (s == L2RW_OK && !stop) s = main_phase(&r, &stop);
+    if (s == L2RW_OK && stop) {
+        /* the checkpoint of the stop was written by main_phase, unless
+         * the stop came before the first step */
+        res->stopped = 1;
+        fill_result(&r, res);
+        progress_base(&r, L2RW_EVENT_DONE, &p);
+        report(&r, &p);
+        run_free(&r);
+        return L2RW_OK;
+    }
+    /* End of the main phase: a checkpoint first (a later run with more
+     * steps resumes from here), then the evaluation at the last step if
+     * the schedule did not just make one; it is not in the checkpoint,
+     * so a resumed run's rows match those of an uninterrupted one. */
+    if (s == L2RW_OK && r.out &&
+        !(cfg->checkpoint_every > 0 && r.st.step % cfg->checkpoint_every == 0))
+        s = save_checkpoint(&r);
+    int dummy = 0;
+    if (s == L2RW_OK && (r.st.n_rows == 0 ||
+                         r.st.rows[r.st.n_rows - 1].step != r.st.step))
+        s = evaluate_row(&r, &dummy);
+    double acc_before_ft = r.last_acc;
+    if (s == L2RW_OK && cfg->finetune_clean > 0 && r.data.val.n > 0) {
+        s = finetune(&r, res);
+        if (s == L2RW_OK) {
+            l2rw_metrics_row row;
+            memset(&row, 0, sizeof row);
+            row.step = r.st.step + res->finetune_steps;
+            row.epoch = l2rw_sampler_epoch(&r.sampler, r.st.step);
+            row.train_loss = row.mean_weight = -1;
+            row.zero_share = row.clean_share = -1;
+            s = l2rw_evaluate(r.net, &r.data.test, cfg->eval_batch,
+                              &row.test_accuracy, &row.test_loss);
+            if (s == L2RW_OK) s = l2rw__state_add_row(&r.st, &row);
+            r.last_acc = row.test_accuracy;
+            if (row.test_accuracy > r.best_acc) r.best_acc = row.test_accuracy;
+            progress_base(&r, L2RW_EVENT_FINETUNE, &p);
+            p.finetune_step = res->finetune_steps;
+            report(&r, &p);
+        }
+    }
+    if (s == L2RW_OK) {
+        fill_result(&r, res);
+        const l2rw_metrics_row *last = &r.st.rows[r.st.n_rows - 1];
+        res->final_test_accuracy = last->test_accuracy;
+        res->final_test_loss = last->test_loss;
+        res->best_test_accuracy = r.best_acc;
+        if (r.out) s = write_outputs(&r, res, acc_before_ft);
+    }
+    progress_base(&r, L2RW_EVENT_DONE, &p);
+    report(&r, &p);
+    run_free(&r);
+    return s;
+}

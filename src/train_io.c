@@ -1,0 +1,439 @@
+/* Files of the training loop: checkpoints, metrics.csv, summary.json.
+ *
+ * Checkpoint, version 1 (binio.h conventions, little-endian):
+ *   "L2RWCKPT"  magic
+ *   u32         version
+ *   str         fingerprint (train_internal.h)
+ *   i64 step; f64 seconds (as u64 bits)
+ *   2 stats windows (total, since the last evaluation), fixed field order
+ *   u32 rows; 8 f64 per metrics row (step as f64 is exact below 2^53)
+ *   i64 steps, i64 entries; i32 batch size [steps]; i32 idx [entries];
+ *     f32 w [entries]       the weight log replayed into examples.csv
+ *   net section (model_io.h); f32 velocity [num_params]
+ *   u32         CRC-32 */
+#define _POSIX_C_SOURCE 200809L
+#include "model_io.h"
+#include "train_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char ckpt_magic[L2RW_MAGIC_LEN] = {'L', '2', 'R', 'W',
+                                                'C', 'K', 'P', 'T'};
+enum { CKPT_VERSION = 1, FINGERPRINT_MAX = 8192, MAX_ROWS = 1 << 26 };
+
+/* ------------------------------------------------------------- weight log */
+
+static l2rw_status grow(void **p, long *cap, long need, size_t elem)
+{
+    if (need <= *cap) return L2RW_OK;
+    long c = *cap ? *cap : 1024;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, (size_t)c * elem);
+    if (!q) return l2rw__fail(L2RW_ERR_NOMEM, "train: out of memory");
+    *p = q;
+    *cap = c;
+    return L2RW_OK;
+}
+
+l2rw_status l2rw__wlog_add(l2rw__weight_log *log, const int32_t *idx,
+                           const float *w, int n)
+{
+    long cap_i = log->cap, cap_w = log->cap;
+    L2RW_TRY(grow((void **)&log->idx, &cap_i, log->len + n, sizeof *log->idx));
+    L2RW_TRY(grow((void **)&log->w, &cap_w, log->len + n, sizeof *log->w));
+    log->cap = cap_i < cap_w ? cap_i : cap_w;
+    L2RW_TRY(grow((void **)&log->n, &log->steps_cap, log->steps + 1,
+                  sizeof *log->n));
+    memcpy(log->idx + log->len, idx, (size_t)n * sizeof *idx);
+    memcpy(log->w + log->len, w, (size_t)n * sizeof *w);
+    log->len += n;
+    log->n[log->steps++] = n;
+    return L2RW_OK;
+}
+
+void l2rw__wlog_free(l2rw__weight_log *log)
+{
+    free(log->idx);
+    free(log->w);
+    free(log->n);
+    memset(log, 0, sizeof *log);
+}
+
+void l2rw__state_free(l2rw__train_state *st)
+{
+    free(st->rows);
+    l2rw__wlog_free(&st->wlog);
+    memset(st, 0, sizeof *st);
+}
+
+l2rw_status l2rw__state_add_row(l2rw__train_state *st,
+                                const l2rw_metrics_row *row)
+{
+    L2RW_TRY(grow((void **)&st->rows, &st->cap_rows, st->n_rows + 1,
+                  sizeof *st->rows));
+    st->rows[st->n_rows++] = *row;
+    return L2RW_OK;
+}
+
+/* ------------------------------------------------------------ fingerprint */
+
+l2rw_status l2rw__train_fingerprint(const l2rw_train_cfg *c, char *buf,
+                                    size_t size)
+{
+    char ms[16 * 24] = "", noise[64] = "none";
+    l2rw_noise nz;
+    if (c->noise && l2rw_noise_parse(&nz, c->noise) == L2RW_OK)
+        l2rw_noise_format(&nz, noise, sizeof noise);
+    for (int i = 0; i < c->sgd.n_milestones; i++) {
+        size_t u = strlen(ms);
+        snprintf(ms + u, sizeof ms - u, "%s%ld", i ? "," : "",
+                 c->sgd.milestones[i]);
+    }
+    /* Floats as hexadecimal so that the text is exact. */
+    int k = snprintf(
+        buf, size,
+        "data=%s\nnoise=%s\nimbalance=%s\ntrain-size=%ld\n"
+        "val-per-class=%d\nval-size=%ld\nnormalise=%d\nmodel=%s\n"
+        "method=%s\nmeta-params=%s\nwarmup-steps=%ld\nbatch=%d\n"
+        "val-batch=%d\nlr=%a\nmomentum=%a\nwd=%a\nlr-steps=%s\n"
+        "lr-decay=%a\nseed=%llu\neval-every=%ld\neval-batch=%d\n",
+        c->data, noise, c->imbalance ? c->imbalance : "none", c->train_size,
+        c->val_per_class, c->val_size, c->normalise, c->model, c->method,
+        c->meta_params, c->warmup_steps, c->batch, c->val_batch,
+        (double)c->sgd.lr, (double)c->sgd.momentum,
+        (double)c->sgd.weight_decay, ms,
+        c->sgd.n_milestones ? (double)c->sgd.decay : 0.0,
+        (unsigned long long)c->seed, c->eval_every, c->eval_batch);
+    if (k < 0 || (size_t)k >= size)
+        return l2rw__fail(L2RW_ERR_ARG, "train: configuration text too long");
+    return L2RW_OK;
+}
+
+/* The first line that differs, for the error message. */
+static void first_difference(const char *a, const char *b, char *out,
+                             size_t size)
+{
+    for (;;) {
+        const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
+        size_t la = ea ? (size_t)(ea - a) : strlen(a);
+        size_t lb = eb ? (size_t)(eb - b) : strlen(b);
+        if (la != lb || memcmp(a, b, la) != 0) {
+            snprintf(out, size, "the checkpoint has %.*s, this run %.*s",
+                     (int)la, a, (int)lb, b);
+            return;
+        }
+        if (!ea || !eb) break;
+        a = ea + 1;
+        b = eb + 1;
+    }
+    snprintf(out, size, "the configurations differ");
+}
+
+/* ------------------------------------------------------------- checkpoint */
+
+static l2rw_status bw_f64(l2rw_bwriter *w, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return l2rw__bw_u64(w, u);
+}
+
+static l2rw_status br_f64(l2rw_breader *r, double *v, const char *what)
+{
+    uint64_t u;
+    L2RW_TRY(l2rw__br_u64(r, &u, what));
+    memcpy(v, &u, sizeof u);
+    return L2RW_OK;
+}
+
+static l2rw_status bw_window(l2rw_bwriter *w, const l2rw_stats_window *s)
+{
+    const long l[] = {s->steps, s->warmup_steps, s->nonpositive_steps,
+                      s->updated_steps, s->examples, s->zero_weights,
+                      s->clean_mass_steps, s->val_loss_steps};
+    const double d[] = {s->weight_sum, s->mean_loss, s->weighted_loss,
+                        s->clean_mass_sum, s->val_loss_sum};
+    for (size_t i = 0; i < sizeof l / sizeof l[0]; i++)
+        L2RW_TRY(l2rw__bw_i64(w, l[i]));
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        L2RW_TRY(bw_f64(w, d[i]));
+    return L2RW_OK;
+}
+
+static l2rw_status br_window(l2rw_breader *r, l2rw_stats_window *s)
+{
+    long *l[] = {&s->steps, &s->warmup_steps, &s->nonpositive_steps,
+                 &s->updated_steps, &s->examples, &s->zero_weights,
+                 &s->clean_mass_steps, &s->val_loss_steps};
+    double *d[] = {&s->weight_sum, &s->mean_loss, &s->weighted_loss,
+                   &s->clean_mass_sum, &s->val_loss_sum};
+    for (size_t i = 0; i < sizeof l / sizeof l[0]; i++) {
+        int64_t v;
+        L2RW_TRY(l2rw__br_i64(r, &v, "statistics"));
+        *l[i] = (long)v;
+    }
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        L2RW_TRY(br_f64(r, d[i], "statistics"));
+    return L2RW_OK;
+}
+
+static l2rw_status bw_row(l2rw_bwriter *w, const l2rw_metrics_row *m)
+{
+    const double d[] = {(double)m->step, m->epoch,       m->train_loss,
+                        m->test_accuracy, m->test_loss,  m->mean_weight,
+                        m->zero_share,    m->clean_share};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        L2RW_TRY(bw_f64(w, d[i]));
+    return L2RW_OK;
+}
+
+static l2rw_status br_row(l2rw_breader *r, l2rw_metrics_row *m)
+{
+    double step;
+    L2RW_TRY(br_f64(r, &step, "metrics row"));
+    m->step = (long)step;
+    double *d[] = {&m->epoch,      &m->train_loss,  &m->test_accuracy,
+                   &m->test_loss,  &m->mean_weight, &m->zero_share,
+                   &m->clean_share};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        L2RW_TRY(br_f64(r, d[i], "metrics row"));
+    return L2RW_OK;
+}
+
+typedef struct {
+    const char *path, *fingerprint;
+    const l2rw__train_state *st;
+    const l2rw_net *net;
+    const float *velocity;
+    size_t n_velocity;
+} ckpt_ctx;
+
+static l2rw_status ckpt_write(FILE *fp, void *vctx)
+{
+    const ckpt_ctx *c = vctx;
+    const l2rw__train_state *st = c->st;
+    l2rw_bwriter w;
+    L2RW_TRY(l2rw__bw_begin(&w, fp, c->path, ckpt_magic));
+    L2RW_TRY(l2rw__bw_u32(&w, CKPT_VERSION));
+    L2RW_TRY(l2rw__bw_str(&w, c->fingerprint));
+    L2RW_TRY(l2rw__bw_i64(&w, st->step));
+    L2RW_TRY(bw_f64(&w, st->seconds));
+    L2RW_TRY(bw_window(&w, &st->total));
+    L2RW_TRY(bw_window(&w, &st->since_eval));
+    L2RW_TRY(l2rw__bw_u32(&w, (uint32_t)st->n_rows));
+    for (long i = 0; i < st->n_rows; i++)
+        L2RW_TRY(bw_row(&w, &st->rows[i]));
+    L2RW_TRY(l2rw__bw_i64(&w, st->wlog.steps));
+    L2RW_TRY(l2rw__bw_i64(&w, st->wlog.len));
+    L2RW_TRY(l2rw__write_i32s(&w, st->wlog.n, (size_t)st->wlog.steps));
+    L2RW_TRY(l2rw__write_i32s(&w, st->wlog.idx, (size_t)st->wlog.len));
+    L2RW_TRY(l2rw__write_floats(&w, st->wlog.w, (size_t)st->wlog.len));
+    L2RW_TRY(l2rw__net_write(&w, c->net));
+    L2RW_TRY(l2rw__write_floats(&w, c->velocity, c->n_velocity));
+    return l2rw__bw_end(&w);
+}
+
+l2rw_status l2rw__checkpoint_save(const char *path, const char *fingerprint,
+                                  const l2rw__train_state *st,
+                                  const l2rw_net *net, const float *velocity,
+                                  size_t n_velocity)
+{
+    ckpt_ctx c = {path, fingerprint, st, net, velocity, n_velocity};
+    return l2rw_write_atomic(path, ckpt_write, &c);
+}
+
+static l2rw_status ckpt_read(l2rw_breader *r, const char *fingerprint,
+                             l2rw__train_state *st, l2rw_net *net,
+                             float *velocity, size_t n_velocity)
+{
+    uint32_t version, rows;
+    int64_t step, steps, len;
+    char *fp = malloc(FINGERPRINT_MAX);
+    if (!fp) return l2rw__fail(L2RW_ERR_NOMEM, "train: out of memory");
+    l2rw_status s = l2rw__br_u32(r, &version, "version");
+    if (s == L2RW_OK && version != CKPT_VERSION)
+        s = l2rw__fail(L2RW_ERR_FORMAT, "%s: checkpoint version %u, this "
+                       "build reads %d", r->path, version, CKPT_VERSION);
+    if (s == L2RW_OK) s = l2rw__br_str(r, fp, FINGERPRINT_MAX, "fingerprint");
+    if (s == L2RW_OK && strcmp(fp, fingerprint) != 0) {
+        char diff[1024];
+        first_difference(fp, fingerprint, diff, sizeof diff);
+        s = l2rw__fail(L2RW_ERR_ARG, "%s is from another configuration: %s",
+                       r->path, diff);
+    }
+    free(fp);
+    L2RW_TRY(s);
+    L2RW_TRY(l2rw__br_i64(r, &step, "step"));
+    L2RW_TRY(br_f64(r, &st->seconds, "seconds"));
+    if (step < 0)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: negative step", r->path);
+    st->step = (long)step;
+    L2RW_TRY(br_window(r, &st->total));
+    L2RW_TRY(br_window(r, &st->since_eval));
+    L2RW_TRY(l2rw__br_u32(r, &rows, "row count"));
+    L2RW_TRY(l2rw__br_need(r, (uint64_t)rows * 64, "metrics rows"));
+    for (uint32_t i = 0; i < rows; i++) {
+        l2rw_metrics_row m;
+        L2RW_TRY(br_row(r, &m));
+        L2RW_TRY(l2rw__state_add_row(st, &m));
+    }
+    L2RW_TRY(l2rw__br_i64(r, &steps, "weight log"));
+    L2RW_TRY(l2rw__br_i64(r, &len, "weight log"));
+    if (steps < 0 || len < 0 || steps != step)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: weight log of %lld steps "
+                          "for step %lld", r->path, (long long)steps,
+                          (long long)step);
+    L2RW_TRY(l2rw__br_need(r, (uint64_t)steps * 4 + (uint64_t)len * 8,
+                           "weight log"));
+    l2rw__weight_log *lg = &st->wlog;
+    lg->n = malloc((size_t)(steps ? steps : 1) * sizeof *lg->n);
+    lg->idx = malloc((size_t)(len ? len : 1) * sizeof *lg->idx);
+    lg->w = malloc((size_t)(len ? len : 1) * sizeof *lg->w);
+    if (!lg->n || !lg->idx || !lg->w)
+        return l2rw__fail(L2RW_ERR_NOMEM, "train: out of memory");
+    lg->steps = lg->steps_cap = (long)steps;
+    lg->len = lg->cap = (long)len;
+    L2RW_TRY(l2rw__read_i32s(r, lg->n, (size_t)steps, "weight log"));
+    L2RW_TRY(l2rw__read_i32s(r, lg->idx, (size_t)len, "weight log"));
+    L2RW_TRY(l2rw__read_floats(r, lg->w, (size_t)len, "weight log"));
+    long sum = 0;
+    for (long i = 0; i < lg->steps; i++) {
+        if (lg->n[i] < 0)
+            return l2rw__fail(L2RW_ERR_FORMAT, "%s: bad weight log",
+                              r->path);
+        sum += lg->n[i];
+    }
+    if (sum != lg->len)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: weight log sizes disagree",
+                          r->path);
+    l2rw_net_header h;
+    L2RW_TRY(l2rw__net_read_header(r, &h));
+    L2RW_TRY(l2rw__net_check_arch(&h, net, r->path));
+    L2RW_TRY(l2rw__net_read_data(r, &h, l2rw_net_params(net),
+                                 l2rw_net_state(net)));
+    L2RW_TRY(l2rw__read_floats(r, velocity, n_velocity, "velocity"));
+    return l2rw__br_end(r);
+}
+
+l2rw_status l2rw__checkpoint_load(const char *path, const char *fingerprint,
+                                  l2rw__train_state *st, l2rw_net *net,
+                                  float *velocity, size_t n_velocity)
+{
+    l2rw_breader r;
+    L2RW_TRY(l2rw__br_open(&r, path, ckpt_magic, "checkpoint"));
+    l2rw_status s = ckpt_read(&r, fingerprint, st, net, velocity, n_velocity);
+    l2rw__br_close(&r);
+    return s;
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+/* Values are printed with %.9g (float32 quantities round-trip; doubles
+ * are exact enough for a table) and -1 for "not defined". */
+static l2rw_status metrics_write(FILE *fp, void *vctx)
+{
+    const l2rw__train_state *st = vctx;
+    fprintf(fp, "step,epoch,train_loss,test_accuracy,test_loss,mean_weight,"
+                "zero_weight_share,clean_weight_share\n");
+    for (long i = 0; i < st->n_rows; i++) {
+        const l2rw_metrics_row *m = &st->rows[i];
+        fprintf(fp, "%ld,%.6f,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", m->step,
+                m->epoch, m->train_loss, m->test_accuracy, m->test_loss,
+                m->mean_weight, m->zero_share, m->clean_share);
+    }
+    return ferror(fp) ? l2rw__fail(L2RW_ERR_IO, "metrics.csv: write failed")
+                      : L2RW_OK;
+}
+
+l2rw_status l2rw__metrics_save(const char *path, const l2rw__train_state *st)
+{
+    return l2rw_write_atomic(path, metrics_write, (void *)st);
+}
+
+/* ---------------------------------------------------------------- summary */
+
+static void json_str(FILE *fp, const char *key, const char *v)
+{
+    fprintf(fp, "  \"%s\": ", key);
+    if (!v) {
+        fprintf(fp, "null,\n");
+        return;
+    }
+    fputc('"', fp);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(fp, "\\%c", *p);
+        else if (*p < 0x20) fprintf(fp, "\\u%04x", *p);
+        else fputc(*p, fp);
+    }
+    fprintf(fp, "\",\n");
+}
+
+/* A number, or null for "not defined" (negative or NaN). */
+static void json_num(FILE *fp, const char *key, double v, int allow_neg)
+{
+    if (!isfinite(v) || (!allow_neg && v < 0))
+        fprintf(fp, "  \"%s\": null,\n", key);
+    else
+        fprintf(fp, "  \"%s\": %.9g,\n", key, v);
+}
+
+static l2rw_status summary_write(FILE *fp, void *vctx)
+{
+    const l2rw__summary *s = vctx;
+    const l2rw_train_cfg *c = s->cfg;
+    const l2rw_train_result *r = s->res;
+    const l2rw_audit *a = &s->data->audit;
+    char noise[64];
+    l2rw_noise_format(&s->data->noise, noise, sizeof noise);
+    fprintf(fp, "{\n");
+    json_str(fp, "version", L2RW_VERSION);
+    json_str(fp, "method", c->method);
+    json_str(fp, "model", c->model);
+    json_str(fp, "data", c->data);
+    json_str(fp, "noise", noise);
+    json_str(fp, "imbalance", c->imbalance ? c->imbalance : "none");
+    fprintf(fp, "  \"seed\": %llu,\n", (unsigned long long)c->seed);
+    fprintf(fp, "  \"steps\": %ld,\n", r->steps);
+    fprintf(fp, "  \"total_steps\": %ld,\n", s->total_steps);
+    fprintf(fp, "  \"finetune_clean_steps\": %ld,\n", r->finetune_steps);
+    json_num(fp, "seconds", r->seconds, 0);
+    json_num(fp, "final_test_accuracy", r->final_test_accuracy, 0);
+    json_num(fp, "final_test_loss", r->final_test_loss, 0);
+    json_num(fp, "best_test_accuracy", r->best_test_accuracy, 0);
+    json_num(fp, "test_accuracy_before_finetune", s->acc_before_finetune, 0);
+    json_num(fp, "clean_weight_share", r->clean_weight_share, 0);
+    json_num(fp, "mean_weight", r->mean_weight, 0);
+    json_num(fp, "zero_weight_share", r->zero_share, 0);
+    json_num(fp, "weight_auc", r->auc, 0);
+    fprintf(fp, "  \"n_train\": %ld,\n  \"n_val\": %ld,\n  \"n_test\": %ld,\n",
+            r->n_train, r->n_val, r->n_test);
+    json_num(fp, "effective_noise_rate", a->effective_rate, 0);
+    fprintf(fp, "  \"batch\": %d,\n  \"val_batch\": %d,\n", s->batch,
+            s->val_batch);
+    json_num(fp, "lr", c->sgd.lr, 0);
+    json_num(fp, "momentum", c->sgd.momentum, 0);
+    json_num(fp, "weight_decay", c->sgd.weight_decay, 0);
+    json_str(fp, "meta_params", c->meta_params);
+    fprintf(fp, "  \"warmup_steps\": %ld,\n", c->warmup_steps);
+    fprintf(fp, "  \"threads\": %d,\n", l2rw_get_threads());
+    fprintf(fp, "  \"resumed_from\": %ld,\n", r->resumed_from);
+    fprintf(fp, "  \"command\": ");
+    /* last key: no trailing comma */
+    fputc('"', fp);
+    for (const unsigned char *p = (const unsigned char *)(c->command ? c->command : "");
+         *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(fp, "\\%c", *p);
+        else if (*p < 0x20) fprintf(fp, "\\u%04x", *p);
+        else fputc(*p, fp);
+    }
+    fprintf(fp, "\"\n}\n");
+    return ferror(fp) ? l2rw__fail(L2RW_ERR_IO, "summary.json: write failed")
+                      : L2RW_OK;
+}
+
+l2rw_status l2rw__summary_save(const char *path, const l2rw__summary *s)
+{
+    return l2rw_write_atomic(path, summary_write, (void *)s);
+}
