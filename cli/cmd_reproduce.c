@@ -1,0 +1,465 @@
+/* l2rw reproduce imbalance|noise: the paper's two small experiments on
+ * this machine's data, through the library's training loop.
+ *
+ * imbalance  two similar classes, 5,000 training images, the dominant
+ *            class at 0.9 ... 0.995 of them, a clean balanced set of 10
+ *            images, LeNet, every method. Fashion-MNIST: coat (4,
+ *            dominant) and pullover (2), the pair LeNet confuses most
+ *            after shirt; MNIST (--data mnist:DIR): 9 (dominant) and 4
+ *            as in the paper. Test set: both classes' full test sets.
+ * noise      uniform:0.4 and background:0.4 with 1,000 clean images;
+ *            plain, random, bootstrap-soft, bootstrap-hard, plain with
+ *            --finetune-clean, l2rw (and gce, sce without --quick).
+ *
+ * Writes into --out DIR: runs/NAME/ (each run's outputs), results.csv,
+ * results.md (the table) and SVG plots. */
+#define _POSIX_C_SOURCE 200809L
+#include "cmds.h"
+#include "opts.h"
+#include "plot.h"
+
+#include "common.h" /* l2rw_write_atomic */
+#include "l2rw.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+enum { MAX_RUNS = 128, NAME_MAX_LEN = 96, PATH_LEN = 4096 };
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+typedef struct {
+    char name[NAME_MAX_LEN];   /* directory under runs/ */
+    char method[32];           /* library method name */
+    char label[48];            /* table row: method or "plain+FT" */
+    char setting[64];          /* table column: share or noise */
+    double share;              /* imbalance: dominant share */
+    char noise[32], imbalance[64];
+    long finetune;
+    /* results */
+    double acc, best, clean_share, seconds;
+    long steps;
+    int done;
+} run_spec;
+
+typedef struct {
+    const char *kind, *data, *out;
+    int quick, threads;
+    long steps;
+    uint64_t seed;
+    int n_runs;
+    run_spec runs[MAX_RUNS];
+} plan;
+
+static const double shares[] = {0.9, 0.95, 0.98, 0.99, 0.995};
+enum { N_SHARES = sizeof shares / sizeof shares[0] };
+
+static const char *imb_methods[] = {
+    "plain", "l2rw", "random", "proportion", "resample", "hard-mining",
+    "bootstrap-soft", "bootstrap-hard", "gce", "sce"};
+static const char *noise_methods[] = {"plain", "random", "bootstrap-soft",
+                                      "bootstrap-hard", "plain+FT", "l2rw",
+                                      "gce", "sce"};
+enum {
+    N_IMB_METHODS = sizeof imb_methods / sizeof imb_methods[0],
+    N_NOISE_METHODS = sizeof noise_methods / sizeof noise_methods[0],
+    N_NOISE_QUICK = 6 /* the paper's rows; gce and sce in full runs */
+};
+
+static int is_mnist(const char *data)
+{
+    return !strncmp(data, "mnist:", 6);
+}
+
+static void add_run(plan *p, const char *method, const char *setting,
+                    const char *noise, const char *imbalance, double share)
+{
+    run_spec *r = &p->runs[p->n_runs++];
+    memset(r, 0, sizeof *r);
+    if (!strcmp(method, "plain+FT")) {
+        snprintf(r->method, sizeof r->method, "plain");
+        r->finetune = 1; /* steps set by the caller's config */
+    } else {
+        snprintf(r->method, sizeof r->method, "%s", method);
+    }
+    snprintf(r->label, sizeof r->label, "%s", method);
+    snprintf(r->setting, sizeof r->setting, "%s", setting);
+    snprintf(r->noise, sizeof r->noise, "%s", noise);
+    snprintf(r->imbalance, sizeof r->imbalance, "%s", imbalance);
+    r->share = share;
+    snprintf(r->name, sizeof r->name, "%s-%s", setting,
+             !strcmp(method, "plain+FT") ? "plain-ft" : method);
+    for (char *c = r->name; *c; c++)
+        if (*c == ':' || *c == ',' || *c == '/') *c = '_';
+}
+
+static void make_plan(plan *p)
+{
+    p->n_runs = 0;
+    if (!strcmp(p->kind, "imbalance")) {
+        const char *pair = is_mnist(p->data) ? "9,4" : "4,2";
+        for (int s = 0; s < N_SHARES; s++) {
+            char setting[32], imb[64];
+            snprintf(setting, sizeof setting, "%g", shares[s]);
+            snprintf(imb, sizeof imb, "%s:%g", pair, shares[s]);
+            for (int m = 0; m < N_IMB_METHODS; m++)
+                add_run(p, imb_methods[m], setting, "none", imb, shares[s]);
+        }
+    } else {
+        const char *noises[] = {"uniform:0.4", "background:0.4"};
+        int nm = p->quick ? N_NOISE_QUICK : N_NOISE_METHODS;
+        for (int k = 0; k < 2; k++)
+            for (int m = 0; m < nm; m++)
+                add_run(p, noise_methods[m], noises[k], noises[k], "none", 0);
+    }
+}
+
+/* The training configuration of one run. */
+static l2rw_train_cfg run_cfg(const plan *p, const run_spec *r,
+                              char *out_dir)
+{
+    l2rw_train_cfg c = l2rw_train_cfg_default();
+    c.data = p->data;
+    c.model = "lenet";
+    c.method = r->method;
+    c.noise = r->noise;
+    c.imbalance = r->imbalance;
+    c.seed = p->seed;
+    c.threads = p->threads;
+    c.out_dir = out_dir;
+    c.checkpoint_every = 0;
+    c.report_every = 0;
+    c.eval_batch = 1000;
+    if (!strcmp(p->kind, "imbalance")) {
+        c.train_size = 5000;
+        c.val_per_class = 5; /* 10 clean images */
+        c.val_size = 0;
+        c.steps = p->steps ? p->steps : (p->quick ? 300 : 2000);
+        c.eval_every = c.steps / 5 > 0 ? c.steps / 5 : 1;
+    } else {
+        c.val_per_class = 0;
+        c.val_size = 1000;
+        c.steps = p->steps ? p->steps : (p->quick ? 800 : 6000);
+        c.eval_every = c.steps / 10 > 0 ? c.steps / 10 : 1;
+        if (!p->quick && !p->steps) {
+            /* the paper's schedule shape: decay x0.1 at 2/3 and 5/6 */
+            c.sgd.n_milestones = 2;
+            c.sgd.milestones[0] = c.steps * 2 / 3;
+            c.sgd.milestones[1] = c.steps * 5 / 6;
+        }
+        if (r->finetune) c.finetune_clean = c.steps / 10 > 0 ? c.steps / 10 : 1;
+    }
+    return c;
+}
+
+static int ensure_dir(const char *d, char *err, size_t size)
+{
+    if (mkdir(d, 0777) != 0 && errno != EEXIST) {
+        snprintf(err, size, "cannot create %.400s: %s", d, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- outputs */
+
+typedef struct {
+    const plan *p;
+} out_ctx;
+
+static l2rw_status write_csv(FILE *fp, void *vctx)
+{
+    const plan *p = ((const out_ctx *)vctx)->p;
+    fprintf(fp, "experiment,method,setting,steps,test_accuracy,test_error,"
+                "best_test_accuracy,clean_weight_share,seconds\n");
+    for (int i = 0; i < p->n_runs; i++) {
+        const run_spec *r = &p->runs[i];
+        if (!r->done) continue;
+        fprintf(fp, "%s,%s,%s,%ld,%.4f,%.4f,%.4f,%.4f,%.1f\n", p->kind,
+                r->label, r->setting, r->steps, r->acc, 1 - r->acc, r->best,
+                r->clean_share, r->seconds);
+    }
+    return ferror(fp) ? L2RW_ERR_IO : L2RW_OK;
+}
+
+/* Distinct settings / labels in plan order. */
+static int distinct(const plan *p, int by_label, const char **out)
+{
+    int n = 0;
+    for (int i = 0; i < p->n_runs; i++) {
+        const char *v = by_label ? p->runs[i].label : p->runs[i].setting;
+        int seen = 0;
+        for (int j = 0; j < n; j++) seen |= !strcmp(out[j], v);
+        if (!seen) out[n++] = v;
+    }
+    return n;
+}
+
+static const run_spec *find_run(const plan *p, const char *label,
+                                const char *setting)
+{
+    for (int i = 0; i < p->n_runs; i++)
+        if (!strcmp(p->runs[i].label, label) &&
+            !strcmp(p->runs[i].setting, setting))
+            return &p->runs[i];
+    return NULL;
+}
+
+static l2rw_status write_md(FILE *fp, void *vctx)
+{
+    const plan *p = ((const out_ctx *)vctx)->p;
+    const char *labels[MAX_RUNS], *settings[MAX_RUNS];
+    int nl = distinct(p, 1, labels), ns = distinct(p, 0, settings);
+    int imb = !strcmp(p->kind, "imbalance");
+    fprintf(fp, "# l2rw reproduce %s%s\n\ndata: %s, LeNet, seed %llu, %s\n\n",
+            p->kind, p->quick ? " --quick" : "", p->data,
+            (unsigned long long)p->seed,
+            imb ? "test error (%) by dominant-class share; 5,000 training "
+                  "images, 10 clean images"
+                : "test accuracy (%) by noise; 1,000 clean images");
+    fprintf(fp, "| method |");
+    for (int s = 0; s < ns; s++) fprintf(fp, " %s |", settings[s]);
+    fprintf(fp, "\n|---|");
+    for (int s = 0; s < ns; s++) fprintf(fp, "---:|");
+    fprintf(fp, "\n");
+    for (int l = 0; l < nl; l++) {
+        fprintf(fp, "| %s |", labels[l]);
+        for (int s = 0; s < ns; s++) {
+            const run_spec *r = find_run(p, labels[l], settings[s]);
+            if (!r || !r->done) fprintf(fp, " - |");
+            else fprintf(fp, " %.2f |", 100 * (imb ? 1 - r->acc : r->acc));
+        }
+        fprintf(fp, "\n");
+    }
+    double total = 0;
+    for (int i = 0; i < p->n_runs; i++) total += p->runs[i].seconds;
+    fprintf(fp, "\n%d runs, %.0f s of training in all (%ld steps each).\n",
+            p->n_runs, total, p->n_runs ? p->runs[0].steps : 0L);
+    return ferror(fp) ? L2RW_ERR_IO : L2RW_OK;
+}
+
+static int plot_imbalance(const plan *p, char *err, size_t size)
+{
+    const char *labels[MAX_RUNS];
+    int nl = distinct(p, 1, labels);
+    size_t cap = 65536, len = 0;
+    char *s = malloc(cap);
+    if (!s) return 1;
+    len += (size_t)snprintf(
+        s + len, cap - len,
+        "set terminal svg size 800,500 dynamic background rgb 'white'\n"
+        "set output 'OUTPUT'\nset logscale x\nset grid\n"
+        "set xlabel 'minority share 1 - dominant share'\n"
+        "set ylabel 'test error (%%)'\nset key outside right\n");
+    for (int l = 0; l < nl; l++) {
+        len += (size_t)snprintf(s + len, cap - len, "$d%d << EOD\n", l);
+        for (int i = 0; i < p->n_runs; i++) {
+            const run_spec *r = &p->runs[i];
+            if (r->done && !strcmp(r->label, labels[l]))
+                len += (size_t)snprintf(s + len, cap - len, "%g %g\n",
+                                        1 - r->share, 100 * (1 - r->acc));
+        }
+        len += (size_t)snprintf(s + len, cap - len, "EOD\n");
+    }
+    len += (size_t)snprintf(s + len, cap - len, "plot ");
+    for (int l = 0; l < nl; l++)
+        len += (size_t)snprintf(s + len, cap - len,
+                                "%s$d%d using 1:2 with linespoints title "
+                                "'%s'", l ? ", " : "", l, labels[l]);
+    snprintf(s + len, cap - len, "\n");
+    char svg[PATH_LEN];
+    snprintf(svg, sizeof svg, "%s/error_vs_share.svg", p->out);
+    int rc = plot_svg(s, svg, err, size);
+    free(s);
+    return rc;
+}
+
+static int plot_noise(const plan *p, char *err, size_t size)
+{
+    const char *settings[MAX_RUNS];
+    int ns = distinct(p, 0, settings);
+    for (int k = 0; k < ns; k++) {
+        char s[16384], svg[PATH_LEN], name[64];
+        size_t len = (size_t)snprintf(
+            s, sizeof s,
+            "set terminal svg size 800,500 dynamic background rgb 'white'\n"
+            "set output 'OUTPUT'\nset datafile separator ','\nset grid\n"
+            "set key autotitle columnhead bottom right\n"
+            "set xlabel 'step'\nset ylabel 'test accuracy (%%)'\n"
+            "set title '%s'\nplot ", settings[k]);
+        int first = 1;
+        for (int i = 0; i < p->n_runs; i++) {
+            const run_spec *r = &p->runs[i];
+            if (!r->done || strcmp(r->setting, settings[k])) continue;
+            len += (size_t)snprintf(
+                s + len, sizeof s - len,
+                "%s'%s/runs/%s/metrics.csv' using 1:(100*$4) with "
+                "linespoints title '%s'", first ? "" : ", ", p->out, r->name,
+                r->label);
+            first = 0;
+        }
+        if (first) continue;
+        snprintf(s + len, sizeof s - len, "\n");
+        snprintf(name, sizeof name, "%s", settings[k]);
+        for (char *c = name; *c; c++)
+            if (*c == ':' || *c == '.') *c = '_';
+        snprintf(svg, sizeof svg, "%s/accuracy_%s.svg", p->out, name);
+        if (plot_svg(s, svg, err, size)) return 1;
+    }
+    return 0;
+}
+
+static int write_outputs(const plan *p)
+{
+    char path[PATH_LEN], err[512];
+    out_ctx c = {p};
+    snprintf(path, sizeof path, "%s/results.csv", p->out);
+    if (l2rw_write_atomic(path, write_csv, &c) != L2RW_OK) {
+        fprintf(stderr, "l2rw reproduce: cannot write %s\n", path);
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/results.md", p->out);
+    if (l2rw_write_atomic(path, write_md, &c) != L2RW_OK) {
+        fprintf(stderr, "l2rw reproduce: cannot write %s\n", path);
+        return 1;
+    }
+    int rc = !strcmp(p->kind, "imbalance") ? plot_imbalance(p, err, sizeof err)
+                                           : plot_noise(p, err, sizeof err);
+    if (rc) fprintf(stderr, "l2rw reproduce: plots not drawn: %s\n", err);
+    return 0;
+}
+
+/* ----------------------------------------------------------- the command */
+
+int l2rw_cmd_reproduce(int argc, char **argv)
+{
+    static plan p; /* large: MAX_RUNS specs */
+    memset(&p, 0, sizeof p);
+    p.data = "fashion-mnist";
+    p.out = NULL;
+    p.seed = 1;
+    p.threads = 0;
+    int quick = 0;
+    opt_def opts[] = {
+        {"data", OPT_STR, &p.data, "SPEC",
+         "fashion-mnist[:DIR] or mnist:DIR", 1, 0, 0},
+        {"out", OPT_STR, &p.out, "DIR",
+         "output directory (none = reproduce-KIND)", 1, 0, 0},
+        {"quick", OPT_FLAG, &quick, "",
+         "short runs (under 10 minutes on 2 cores)", 1, 0, 0},
+        {"steps", OPT_LONG, &p.steps, "N",
+         "steps per run (0 = 300/2000 imbalance, 800/6000 noise)", 0, 1e9,
+         0},
+        {"seed", OPT_U64, &p.seed, "S", "seed of every run", 1, 0, 0},
+        {"threads", OPT_INT, &p.threads, "T", "threads (0 = all cores)", 0,
+         1024, 0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    char err[OPTS_ERR_MAX];
+    int rc = opts_parse(opts, (int)(sizeof opts / sizeof opts[0]), argc, argv,
+                        "l2rw reproduce",
+                        "usage: l2rw reproduce imbalance|noise [--data SPEC] "
+                        "[--quick] [--out DIR]",
+                        stdout, pos, 1, &npos, err, sizeof err);
+    if (rc == 1) return 0;
+    if (rc) return opts_usage_error(err);
+    if (npos != 1 || (strcmp(pos[0], "imbalance") && strcmp(pos[0], "noise")))
+        return opts_usage_error("l2rw reproduce: give the experiment: "
+                                "imbalance or noise (try --help)");
+    if (strncmp(p.data, "fashion-mnist", 13) && !is_mnist(p.data))
+        return opts_usage_error("l2rw reproduce: --data must be "
+                                "fashion-mnist[:DIR] or mnist:DIR");
+    p.kind = pos[0];
+    p.quick = quick;
+    char def_out[64];
+    if (!p.out) {
+        snprintf(def_out, sizeof def_out, "reproduce-%s", p.kind);
+        p.out = def_out;
+    }
+    make_plan(&p);
+
+    /* Bad data or options fail on the first run's setup, before any
+     * directory exists: check the data once with a dry configuration. */
+    l2rw_train_cfg c0 = run_cfg(&p, &p.runs[0], NULL);
+    if (l2rw_train_check_cfg(&c0) != L2RW_OK) {
+        fprintf(stderr, "l2rw reproduce: %s\n", l2rw_last_error());
+        return 2;
+    }
+    l2rw_dataset tr, te;
+    if (l2rw_data_load(p.data, &tr, &te) != L2RW_OK) {
+        fprintf(stderr, "l2rw reproduce: %s\n", l2rw_last_error());
+        return 2;
+    }
+    l2rw_dataset_free(&tr);
+    l2rw_dataset_free(&te);
+    char runs_dir[PATH_LEN];
+    snprintf(runs_dir, sizeof runs_dir, "%s/runs", p.out);
+    if (ensure_dir(p.out, err, sizeof err) ||
+        ensure_dir(runs_dir, err, sizeof err)) {
+        fprintf(stderr, "l2rw reproduce: %s\n", err);
+        return 2;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    printf("reproduce %s: %d runs on %s%s, outputs in %s\n", p.kind,
+           p.n_runs, p.data, p.quick ? " (quick)" : "", p.out);
+    fflush(stdout);
+    for (int i = 0; i < p.n_runs && !stop_flag; i++) {
+        run_spec *r = &p.runs[i];
+        char dir[PATH_LEN + NAME_MAX_LEN + 2];
+        snprintf(dir, sizeof dir, "%s/%s", runs_dir, r->name);
+        l2rw_train_cfg c = run_cfg(&p, r, dir);
+        c.stop = &stop_flag;
+        char command[512];
+        snprintf(command, sizeof command, "l2rw reproduce %s (run %s)",
+                 p.kind, r->name);
+        c.command = command;
+        l2rw_train_result res;
+        l2rw_status s = l2rw_train_run(&c, &res);
+        if (s != L2RW_OK) {
+            fprintf(stderr, "l2rw reproduce: run %s: %s\n", r->name,
+                    l2rw_last_error());
+            write_outputs(&p);
+            return res.started ? 1 : 2;
+        }
+        if (res.stopped) break;
+        r->acc = res.final_test_accuracy;
+        r->best = res.best_test_accuracy;
+        r->clean_share = res.clean_weight_share;
+        r->seconds = res.seconds;
+        r->steps = res.steps;
+        r->done = 1;
+        plot_run(dir, res.clean_weight_share >= 0, err, sizeof err);
+        printf("[%2d/%d] %-16s %-15s test accuracy %6.2f%%  (%.1f s)\n",
+               i + 1, p.n_runs, r->label, r->setting, 100 * r->acc,
+               r->seconds);
+        fflush(stdout);
+    }
+    if (write_outputs(&p)) return 1;
+    if (stop_flag) {
+        printf("stopped; partial table in %s/results.md\n", p.out);
+        return 130;
+    }
+    printf("table: %s/results.md, %s/results.csv; plots: %s/*.svg\n", p.out,
+           p.out, p.out);
+    return 0;
+}
