@@ -411,6 +411,53 @@ static void test_uniform_is_plain(void)
     l2rw_net_free(a), l2rw_net_free(b);
 }
 
+/* bootstrap-soft/hard, gce, sce: uniform weights with their loss, i.e. a
+ * weighted step with that loss and NULL weights, bit for bit; and not
+ * the cross-entropy step (the loss really changes). finetune == plain. */
+static void test_loss_methods(void)
+{
+    enum { N = 10 };
+    float x[N * D];
+    int32_t y[N];
+    fill(x, y, N, 65);
+    const l2rw_method meths[] = {L2RW_METHOD_BOOTSTRAP_SOFT,
+                                 L2RW_METHOD_BOOTSTRAP_HARD, L2RW_METHOD_GCE,
+                                 L2RW_METHOD_SCE};
+    for (size_t k = 0; k < sizeof meths / sizeof *meths; k++) {
+        l2rw_net *a = bn_net(4), *b = bn_net(4), *c = bn_net(4);
+        l2rw_sgd *oa = sgd(a, 0.9f), *ob = sgd(b, 0.9f), *oc = sgd(c, 0.9f);
+        l2rw_method_ctx *m = ctx_of(meths[k], a, NULL, 0, 0, 1);
+        l2rw_loss lk = l2rw_method_loss(meths[k]);
+        for (long s = 0; s < 2; s++) {
+            CHECK_OK(l2rw_method_step(m, a, oa, s, x, y, NULL, N, NULL, NULL,
+                                      0, NULL, NULL));
+            CHECK_OK(l2rw_weighted_step(b, ob, s, x, y, N, &lk, NULL, NULL));
+            plain_ref(c, oc, s, x, y, N);
+        }
+        CHECK(same_params(a, b), "%s == its loss, uniform weights",
+              l2rw_method_name(meths[k]));
+        CHECK(!same_params(a, c), "%s differs from cross entropy",
+              l2rw_method_name(meths[k]));
+        l2rw_method_free(m);
+        l2rw_sgd_free(oa), l2rw_sgd_free(ob), l2rw_sgd_free(oc);
+        l2rw_net_free(a), l2rw_net_free(b), l2rw_net_free(c);
+    }
+    /* fine-tuning is a plain step whatever the method */
+    l2rw_net *a = bn_net(4), *b = bn_net(4);
+    l2rw_sgd *oa = sgd(a, 0.9f), *ob = sgd(b, 0.9f);
+    l2rw_method_ctx *m = ctx_of(L2RW_METHOD_GCE, a, NULL, 0, 0, 1);
+    l2rw_step_stats st;
+    for (long s = 0; s < 2; s++) {
+        CHECK_OK(l2rw_finetune_step(m, a, oa, s, x, y, N, &st));
+        plain_ref(b, ob, s, x, y, N);
+    }
+    CHECK(same_params(a, b) && st.updated && st.n_zero == 0,
+          "finetune == plain");
+    l2rw_method_free(m);
+    l2rw_sgd_free(oa), l2rw_sgd_free(ob);
+    l2rw_net_free(a), l2rw_net_free(b);
+}
+
 /* Zero weight == removing the example (no batch norm). */
 static void test_zero_is_removal(void)
 {
@@ -829,6 +876,7 @@ int main(void)
     test_l2rw_step();
     test_l2rw_nonpositive();
     test_uniform_is_plain();
+    test_loss_methods();
     test_zero_is_removal();
     test_scale_invariance();
     test_random();
