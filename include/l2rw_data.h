@@ -349,7 +349,8 @@ typedef struct {
     const char *data;      /* data spec (l2rw_data_load) */
     const char *noise;     /* noise spec or NULL/"none" */
     const char *imbalance; /* imbalance spec or NULL/"none" */
-    long train_size;       /* 0: all (or imbalance's largest) */
+    long train_size;       /* 0: all (or imbalance's largest); more
+                              than available: L2RW_ERR_ARG */
     int val_per_class;     /* clean validation split: K per class */
     long val_size;         /* or N in total, balanced; both 0: none */
     int normalise;         /* 1: per-channel mean/std of train */

@@ -22,11 +22,12 @@ static int kind_classes(l2rw_cifar_kind kind)
     return kind == L2RW_CIFAR10 ? 10 : kind == L2RW_CIFAR100_FINE ? 100 : 20;
 }
 
-l2rw_status l2rw__cifar_parse(l2rw_dataset *out, const unsigned char *buf,
-                              size_t len, const char *name,
-                              l2rw_cifar_kind kind)
+/* Check a whole file's bytes (record size, label range) and count its
+ * records, without allocating. */
+static l2rw_status cifar_check(const unsigned char *buf, size_t len,
+                               const char *name, l2rw_cifar_kind kind,
+                               int *n_out)
 {
-    memset(out, 0, sizeof *out);
     if (kind != L2RW_CIFAR10 && kind != L2RW_CIFAR100_FINE &&
         kind != L2RW_CIFAR100_COARSE)
         return l2rw__fail(L2RW_ERR_ARG, "%s: unknown CIFAR kind %d", name,
@@ -42,26 +43,46 @@ l2rw_status l2rw__cifar_parse(l2rw_dataset *out, const unsigned char *buf,
     if (len / rec > INT_MAX)
         return l2rw__fail(L2RW_ERR_FORMAT, "%s: too many records", name);
     int n = (int)(len / rec), classes = kind_classes(kind);
-    /* CIFAR-100 records are (coarse, fine): pick the requested byte. */
+    /* CIFAR-100 records are (coarse, fine): check the requested byte. */
     size_t which = kind == L2RW_CIFAR100_FINE ? 1 : 0;
-    l2rw_dataset d;
-    L2RW_TRY(l2rw_dataset_alloc(&d, n, CIFAR_C, CIFAR_HW, CIFAR_HW,
-                                classes));
     for (int i = 0; i < n; i++) {
         const unsigned char *r = buf + (size_t)i * rec;
-        if (r[which] >= classes) {
-            l2rw_dataset_free(&d);
+        if (r[which] >= classes)
             return l2rw__fail(L2RW_ERR_LABEL, "%s: record %d has %s label "
                               "%d outside [0, %d)", name, i,
                               kind == L2RW_CIFAR100_COARSE ? "coarse"
                                                            : "class",
                               r[which], classes);
-        }
-        d.y[i] = d.y_true[i] = r[which];
-        float *x = d.x + (size_t)i * CIFAR_PIXELS;
+    }
+    *n_out = n;
+    return L2RW_OK;
+}
+
+/* Examples [first, first + n) of d from checked records. */
+static void cifar_fill(l2rw_dataset *d, int first, const unsigned char *buf,
+                       int n, l2rw_cifar_kind kind)
+{
+    size_t lb = (size_t)label_bytes(kind), rec = lb + CIFAR_PIXELS;
+    size_t which = kind == L2RW_CIFAR100_FINE ? 1 : 0;
+    for (int i = 0; i < n; i++) {
+        const unsigned char *r = buf + (size_t)i * rec;
+        int j = first + i;
+        d->y[j] = d->y_true[j] = r[which];
+        float *x = d->x + (size_t)j * CIFAR_PIXELS;
         for (int p = 0; p < CIFAR_PIXELS; p++) x[p] = r[lb + p] / 255.0f;
     }
-    *out = d;
+}
+
+l2rw_status l2rw__cifar_parse(l2rw_dataset *out, const unsigned char *buf,
+                              size_t len, const char *name,
+                              l2rw_cifar_kind kind)
+{
+    int n;
+    memset(out, 0, sizeof *out);
+    L2RW_TRY(cifar_check(buf, len, name, kind, &n));
+    L2RW_TRY(l2rw_dataset_alloc(out, n, CIFAR_C, CIFAR_HW, CIFAR_HW,
+                                kind_classes(kind)));
+    cifar_fill(out, 0, buf, n, kind);
     return L2RW_OK;
 }
 
@@ -99,46 +120,57 @@ static void cifar_base(char *base, size_t size, const char *dir,
     snprintf(base, size, "%s", dir);
 }
 
-static l2rw_status load_append(l2rw_dataset *acc, const char *path,
-                               l2rw_cifar_kind kind)
+/* Read and check files paths[0..k), then convert them into one dataset:
+ * the raw bytes (a quarter of the floats) are all that is held twice. */
+static l2rw_status load_files(l2rw_dataset *d, char paths[][4200], int k,
+                              l2rw_cifar_kind kind)
 {
-    l2rw_dataset part;
-    L2RW_TRY(l2rw_load_cifar_file(&part, path, kind));
-    if (acc->n == 0 && !acc->x) {
-        *acc = part;
-        return L2RW_OK;
+    unsigned char *buf[CIFAR10_BATCHES] = {0};
+    size_t len[CIFAR10_BATCHES];
+    int cnt[CIFAR10_BATCHES];
+    long total = 0;
+    l2rw_status s = L2RW_OK;
+    for (int i = 0; i < k && s == L2RW_OK; i++) {
+        s = l2rw__read_file(paths[i], &buf[i], &len[i]);
+        if (s == L2RW_OK) s = cifar_check(buf[i], len[i], paths[i], kind,
+                                          &cnt[i]);
+        if (s == L2RW_OK) total += cnt[i];
     }
-    l2rw_dataset joined, prev = *acc;
-    memset(acc, 0, sizeof *acc);
-    L2RW_TRY(l2rw__dataset_concat(&joined, &prev, &part));
-    *acc = joined;
-    return L2RW_OK;
+    if (s == L2RW_OK && total > INT_MAX)
+        s = l2rw__fail(L2RW_ERR_FORMAT, "%s: too many records", paths[0]);
+    if (s == L2RW_OK)
+        s = l2rw_dataset_alloc(d, (int)total, CIFAR_C, CIFAR_HW, CIFAR_HW,
+                               kind_classes(kind));
+    for (int i = 0, first = 0; s == L2RW_OK && i < k; first += cnt[i++])
+        cifar_fill(d, first, buf[i], cnt[i], kind);
+    for (int i = 0; i < k; i++) free(buf[i]);
+    return s;
 }
 
 l2rw_status l2rw_load_cifar_dir(l2rw_dataset *train, l2rw_dataset *test,
                                 const char *dir, l2rw_cifar_kind kind)
 {
-    char base[4096], path[4200];
+    char base[4096], paths[CIFAR10_BATCHES][4200], tpath[1][4200];
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
     if (strlen(dir) > 3000)
         return l2rw__fail(L2RW_ERR_ARG, "CIFAR directory name too long");
-    l2rw_status s = L2RW_OK;
+    int k;
     if (kind == L2RW_CIFAR10) {
         cifar_base(base, sizeof base, dir, "cifar-10-batches-bin",
                    "data_batch_1.bin");
-        for (int b = 1; b <= CIFAR10_BATCHES && s == L2RW_OK; b++) {
-            snprintf(path, sizeof path, "%s/data_batch_%d.bin", base, b);
-            s = load_append(train, path, kind);
-        }
-        snprintf(path, sizeof path, "%s/test_batch.bin", base);
+        for (k = 0; k < CIFAR10_BATCHES; k++)
+            snprintf(paths[k], sizeof paths[k], "%s/data_batch_%d.bin", base,
+                     k + 1);
+        snprintf(tpath[0], sizeof tpath[0], "%s/test_batch.bin", base);
     } else {
         cifar_base(base, sizeof base, dir, "cifar-100-binary", "train.bin");
-        snprintf(path, sizeof path, "%s/train.bin", base);
-        s = load_append(train, path, kind);
-        snprintf(path, sizeof path, "%s/test.bin", base);
+        k = 1;
+        snprintf(paths[0], sizeof paths[0], "%s/train.bin", base);
+        snprintf(tpath[0], sizeof tpath[0], "%s/test.bin", base);
     }
-    if (s == L2RW_OK) s = l2rw_load_cifar_file(test, path, kind);
+    l2rw_status s = load_files(train, paths, k, kind);
+    if (s == L2RW_OK) s = load_files(test, tpath, 1, kind);
     if (s != L2RW_OK) {
         l2rw_dataset_free(train);
         l2rw_dataset_free(test);

@@ -92,6 +92,11 @@ static l2rw_status prepare(l2rw_data *d, const l2rw_data_cfg *cfg)
                               cfg->val_size,
                               l2rw_data_stage_seed(cfg->seed,
                                                    L2RW_STAGE_SPLIT)));
+    if (d->imbalance.kind == L2RW_IMB_NONE && cfg->train_size > d->train.n)
+        return l2rw__fail(L2RW_ERR_ARG, "train size %ld exceeds the %d "
+                          "training examples available%s", cfg->train_size,
+                          d->train.n, d->val.n ? " after the clean split"
+                                               : "");
     L2RW_TRY(l2rw_imbalance_subsample(
         &d->train, &d->imbalance, cfg->train_size,
         l2rw_data_stage_seed(cfg->seed, L2RW_STAGE_SUBSAMPLE)));

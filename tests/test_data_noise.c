@@ -513,6 +513,12 @@ static void test_pipeline(void)
     cfg.imbalance = "4,9:x";
     CHECK_ARG(l2rw_data_prepare(&a, &cfg), "'x'");
     cfg.imbalance = NULL;
+    cfg.train_size = 2651; /* 2700 after the held-out tenth, 50 to val */
+    CHECK_ARG(l2rw_data_prepare(&a, &cfg), "2650");
+    cfg.train_size = 2650;
+    CHECK_OK(l2rw_data_prepare(&a, &cfg));
+    CHECK(a.train.n == 2650, "train size = all available");
+    l2rw_data_free(&a);
     cfg.val_size = 10;
     CHECK_ARG(l2rw_data_prepare(&a, &cfg), "not both");
     remove(img);
