@@ -328,6 +328,40 @@ static void test_cli(void)
              spec, common, out);
     rc = run_cli(args, &lines, msg, sizeof msg);
     CHECK(rc == 0 && lines == 0, "good run: exit %d: %s", rc, msg);
+    /* SIGINT: exit 130 with a checkpoint, then the run resumes */
+    char sig[512];
+    path_in(sig, sizeof sig, "sigint");
+    snprintf(args, sizeof args,
+             "sh -c \"./build/l2rw train --data '%s' --model mlp:16 --batch 20 "
+             "--val-per-class 5 --steps 1000000 --checkpoint-every 0 "
+             "--no-plots --eval-every 0 --out %s >%s/stdout 2>&1 & p=\\$!; "
+             "sleep 1; kill -INT \\$p; wait \\$p; echo \\$? > %s/rc\"",
+             spec, sig, tmpdir, tmpdir);
+    CHECK(system(args) == 0, "sigint run: %s", args);
+    char rcf[600], ckf[600], sof[600];
+    snprintf(rcf, sizeof rcf, "%s/rc", tmpdir);
+    snprintf(sof, sizeof sof, "%s/stdout", tmpdir);
+    snprintf(ckf, sizeof ckf, "%s/%s", sig, L2RW_FILE_CHECKPOINT);
+    char *rct = slurp(rcf, NULL), *sot = slurp(sof, NULL);
+    CHECK(rct && atoi(rct) == 130, "SIGINT exit status %s", rct ? rct : "?");
+    CHECK(exists(ckf), "no checkpoint after SIGINT");
+    const char *at = sot ? strstr(sot, "stopped at step ") : NULL;
+    long stopped = at ? atol(at + 16) : -1;
+    CHECK(stopped > 0, "no 'stopped at step N' line: %s", sot ? sot : "");
+    free(rct);
+    free(sot);
+    snprintf(args, sizeof args, "train --resume %s --data '%s' --model mlp:16 "
+             "--batch 20 --val-per-class 5 --steps %ld --checkpoint-every 0 "
+             "--eval-every 0 --quiet --no-plots", sig, spec, stopped + 5);
+    rc = run_cli(args, &lines, msg, sizeof msg);
+    CHECK(rc == 0, "resume after SIGINT: exit %d: %s", rc, msg);
+    snprintf(sof, sizeof sof, "%s/%s", sig, L2RW_FILE_SUMMARY);
+    sot = slurp(sof, NULL);
+    char want[64];
+    snprintf(want, sizeof want, "\"resumed_from\": %ld,", stopped);
+    CHECK(sot && strstr(sot, want), "summary after SIGINT resume lacks %s",
+          want);
+    free(sot);
     char p[600];
     snprintf(p, sizeof p, "%s/%s", out, L2RW_FILE_MODEL);
     snprintf(args, sizeof args, "eval --load %s --data '%s'", p, spec);
