@@ -53,11 +53,13 @@ static int blank(span s)
     return 1;
 }
 
+/* Fields of a line, saturating at INT_MAX (a longer row is an error). */
 static int count_fields(span line)
 {
-    int n = 1;
-    for (const char *q = line.b; q < line.e; q++) n += *q == ',';
-    return n;
+    long n = 1;
+    for (const char *q = line.b; q < line.e && n < INT_MAX; q++)
+        n += *q == ',';
+    return (int)n;
 }
 
 /* The field starting at *q (on the line ending at e), trimmed; advances
@@ -171,17 +173,28 @@ l2rw_status l2rw__csv_parse(l2rw_dataset *out, const char *buf, size_t len,
     memset(out, 0, sizeof *out);
     long lineno = 0, rows = 0;
     span first = {0, 0};
-    /* First pass: the first non-blank line, and the number of rows. */
+    int nf = 0;
+    /* First pass: rows and fields per row. Every row must have as many
+     * fields as the first, so the allocation below is bounded by the
+     * file's size (no huge first row times many short ones). */
     while (p < end) {
         span l = next_line(&p, end);
         lineno++;
         if (blank(l)) continue;
-        if (!first.b) first = l;
+        if (!first.b) {
+            first = l;
+            nf = count_fields(l);
+        } else if (count_fields(l) != nf) {
+            return l2rw__fail(L2RW_ERR_FORMAT, "%s:%ld: %d fields, expected "
+                              "%d (ragged row)", name, lineno,
+                              count_fields(l), nf);
+        }
         rows++;
     }
     if (!first.b)
         return l2rw__fail(L2RW_ERR_FORMAT, "%s: no rows", name);
-    int nf = count_fields(first);
+    if (nf == INT_MAX)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: too many fields", name);
     if (nf < 2)
         return l2rw__fail(L2RW_ERR_FORMAT, "%s: rows need a label and at "
                           "least one feature (found %d field)", name, nf);
