@@ -354,20 +354,23 @@ l2rw_status l2rw__metrics_save(const char *path, const l2rw__train_state *st)
 
 /* ---------------------------------------------------------------- summary */
 
-static void json_str(FILE *fp, const char *key, const char *v)
+static void json_escape(FILE *fp, const char *v)
 {
-    fprintf(fp, "  \"%s\": ", key);
-    if (!v) {
-        fprintf(fp, "null,\n");
-        return;
-    }
     fputc('"', fp);
     for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
         if (*p == '"' || *p == '\\') fprintf(fp, "\\%c", *p);
         else if (*p < 0x20) fprintf(fp, "\\u%04x", *p);
         else fputc(*p, fp);
     }
-    fprintf(fp, "\",\n");
+    fputc('"', fp);
+}
+
+static void json_str(FILE *fp, const char *key, const char *v)
+{
+    fprintf(fp, "  \"%s\": ", key);
+    if (v) json_escape(fp, v);
+    else fprintf(fp, "null");
+    fprintf(fp, ",\n");
 }
 
 /* A number, or null for "not defined" (negative or NaN). */
@@ -419,16 +422,10 @@ static l2rw_status summary_write(FILE *fp, void *vctx)
     fprintf(fp, "  \"warmup_steps\": %ld,\n", c->warmup_steps);
     fprintf(fp, "  \"threads\": %d,\n", l2rw_get_threads());
     fprintf(fp, "  \"resumed_from\": %ld,\n", r->resumed_from);
+    /* the last key, without a trailing comma */
     fprintf(fp, "  \"command\": ");
-    /* last key: no trailing comma */
-    fputc('"', fp);
-    for (const unsigned char *p = (const unsigned char *)(c->command ? c->command : "");
-         *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(fp, "\\%c", *p);
-        else if (*p < 0x20) fprintf(fp, "\\u%04x", *p);
-        else fputc(*p, fp);
-    }
-    fprintf(fp, "\"\n}\n");
+    json_escape(fp, c->command ? c->command : "");
+    fprintf(fp, "\n}\n");
     return ferror(fp) ? l2rw__fail(L2RW_ERR_IO, "summary.json: write failed")
                       : L2RW_OK;
 }
