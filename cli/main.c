@@ -1,0 +1,60 @@
+/* The l2rw command: dispatch to the subcommands of cmds.h. */
+#include "cmds.h"
+
+#include "l2rw.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"train", l2rw_cmd_train,
+     "train a network (--data SPEC --model NAME --method NAME ...)"},
+    {"eval", l2rw_cmd_eval, "test a saved model (--load FILE --data SPEC)"},
+    {"bench", l2rw_cmd_bench, "time plain and l2rw steps of a model"},
+    {"check", l2rw_cmd_check, "self test of the built library"},
+    {"reproduce", l2rw_cmd_reproduce,
+     "the paper's experiments: reproduce imbalance|noise [--quick]"},
+};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "l2rw %s: learning to reweight examples for robust deep "
+            "learning\n\nusage: l2rw COMMAND [options]\n\ncommands:\n",
+            L2RW_VERSION);
+    for (int i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`l2rw COMMAND --help` lists a command's options with "
+                 "their defaults.\nExit status: 0 success, 1 a failed run "
+                 "or check, 2 bad usage or bad input.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("l2rw %s\n", L2RW_VERSION);
+        return 0;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "l2rw: unknown command '%s' (try l2rw --help)\n",
+            argv[1]);
+    return 2;
+}
