@@ -9,6 +9,12 @@
 
 #include "common.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static int omp_get_thread_num(void) { return 0; }
+#endif
+
 /* Below this many floats an OpenMP region costs more than it saves. */
 enum { PAR_MIN = 1 << 15 };
 
@@ -17,6 +23,14 @@ enum { PAR_MIN = 1 << 15 };
     _Pragma(L2RW_STR(omp parallel for schedule(static) num_threads(l2rw__nt(len))))
 
 static int l2rw__nt(size_t work) { return work < PAR_MIN ? 1 : l2rw_get_threads(); }
+
+/* OpenBLAS runs serially inside our OpenMP regions: its own thread pool
+ * would compete for the same cores. Restored after each region. */
+extern void openblas_set_num_threads(int);
+static void blas_serial(int on)
+{
+    openblas_set_num_threads(on ? 1 : l2rw_get_threads());
+}
 
 void l2rw__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                 const float *a, int lda, const float *b, int ldb, float beta,
@@ -29,9 +43,39 @@ void l2rw__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                 c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b,
-                ldb, beta, c, ldc);
+    const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+    const CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    int nt = l2rw_get_threads();
+    /* Small products (below ~2^18 multiply-adds) run on one thread. */
+    if ((double)m * n * k < (double)(1 << 18)) nt = 1;
+    const int split_rows = m >= n; /* split the larger side of C */
+    const int dim = split_rows ? m : n;
+    if (nt > dim / 8) nt = dim / 8 > 0 ? dim / 8 : 1;
+    blas_serial(1);
+    if (nt <= 1) {
+        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb,
+                    beta, c, ldc);
+    } else {
+        /* Blocks of 8 rows/columns, contiguous per thread. */
+        const int blocks = (dim + 7) / 8;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int t = 0; t < nt; t++) {
+            int lo = 8 * (int)((long)blocks * t / nt);
+            int hi = 8 * (int)((long)blocks * (t + 1) / nt);
+            if (hi > dim) hi = dim;
+            if (hi <= lo) continue;
+            if (split_rows) {
+                const float *ap = trans_a ? a + lo : a + (size_t)lo * lda;
+                cblas_sgemm(CblasRowMajor, ta, tb, hi - lo, n, k, alpha, ap,
+                            lda, b, ldb, beta, c + (size_t)lo * ldc, ldc);
+            } else {
+                const float *bp = trans_b ? b + (size_t)lo * ldb : b + lo;
+                cblas_sgemm(CblasRowMajor, ta, tb, m, hi - lo, k, alpha, a,
+                            lda, bp, ldb, beta, c + lo, ldc);
+            }
+        }
+    }
+    blas_serial(0);
 }
 
 /* ------------------------------------------------------------ element-wise */
@@ -149,110 +193,222 @@ void l2rw__bias_grad(float *db, const float *dy, int n, int C, size_t P,
     }
 }
 
-/* ------------------------------------------------------------ im2col */
+/* ------------------------------------------------------------ conv */
 
-void l2rw__im2col(float *cols, int ld, const float *x, int n, int c, int h,
-                  int w, int k, int stride, int pad, int oh, int ow)
+/* x [c, h, w] of one example -> cols [c k k, oh ow]. */
+static void im2col1(float *cols, const float *x, const l2rw__conv_shape *s)
 {
+    const int k = s->k, st = s->stride, pad = s->pad, h = s->ih, w = s->iw;
+    const int oh = s->oh, ow = s->ow;
     const size_t P = (size_t)oh * ow;
-    OMP_FOR((size_t)n * c * k * k * P)
-    for (int ic = 0; ic < n * c; ic++) {
-        int i = ic / c, ch = ic % c;
-        const float *xp = x + (size_t)ic * h * w;
+    for (int ch = 0; ch < s->ic; ch++) {
+        const float *xp = x + (size_t)ch * h * w;
         for (int ky = 0; ky < k; ky++)
             for (int kx = 0; kx < k; kx++) {
-                float *row = cols + ((size_t)(ch * k + ky) * k + kx) * ld +
-                             (size_t)i * P;
+                float *row = cols + ((size_t)(ch * k + ky) * k + kx) * P;
+                /* Output columns ox with 0 <= ox*st - pad + kx < w. */
+                int lo = pad - kx > 0 ? (pad - kx + st - 1) / st : 0;
+                int hi = w + pad - kx > 0 ? (w + pad - kx + st - 1) / st : 0;
+                if (hi > ow) hi = ow;
+                if (lo > hi) lo = hi;
                 for (int oy = 0; oy < oh; oy++) {
-                    int iy = oy * stride - pad + ky;
+                    int iy = oy * st - pad + ky;
                     float *out = row + (size_t)oy * ow;
                     if (iy < 0 || iy >= h) {
                         memset(out, 0, (size_t)ow * sizeof *out);
                         continue;
                     }
                     const float *in = xp + (size_t)iy * w;
-                    if (stride == 1) {
-                        /* Columns ox with 0 <= ox - pad + kx < w. */
-                        int lo = pad - kx, hi = w + pad - kx;
-                        if (lo < 0) lo = 0;
-                        if (hi > ow) hi = ow;
-                        if (lo > ow) lo = ow;
-                        if (hi < lo) hi = lo;
-                        for (int ox = 0; ox < lo; ox++) out[ox] = 0.0f;
-                        if (hi > lo)
-                            memcpy(out + lo, in + lo - pad + kx,
-                                   (size_t)(hi - lo) * sizeof *out);
-                        for (int ox = hi; ox < ow; ox++) out[ox] = 0.0f;
-                    } else {
-                        for (int ox = 0; ox < ow; ox++) {
-                            int ix = ox * stride - pad + kx;
-                            out[ox] = (ix >= 0 && ix < w) ? in[ix] : 0.0f;
-                        }
-                    }
+                    const int off = kx - pad; /* ox*st + off >= 0 for ox >= lo */
+                    for (int ox = 0; ox < lo; ox++) out[ox] = 0.0f;
+                    if (st == 1) {
+                        const float *src = in + off;
+                        for (int ox = lo; ox < hi; ox++) out[ox] = src[ox];
+                    } else
+                        for (int ox = lo; ox < hi; ox++) out[ox] = in[ox * st + off];
+                    for (int ox = hi; ox < ow; ox++) out[ox] = 0.0f;
                 }
             }
     }
 }
 
-void l2rw__col2im(float *dx, const float *cols, int ld, int n, int c, int h,
-                  int w, int k, int stride, int pad, int oh, int ow, int acc)
+/* Adjoint of im2col1: dx [c, h, w] (=|+=) scatter-add of cols. */
+static void col2im1(float *dx, const float *cols, const l2rw__conv_shape *s,
+                    int acc)
 {
+    const int k = s->k, st = s->stride, pad = s->pad, h = s->ih, w = s->iw;
+    const int oh = s->oh, ow = s->ow;
     const size_t P = (size_t)oh * ow;
-    /* One plane per iteration: each thread owns its planes, and the
-     * scatter order within a plane is fixed. */
-    OMP_FOR((size_t)n * c * k * k * P)
-    for (int ic = 0; ic < n * c; ic++) {
-        int i = ic / c, ch = ic % c;
-        float *xp = dx + (size_t)ic * h * w;
-        if (!acc) memset(xp, 0, (size_t)h * w * sizeof *xp);
+    if (!acc) memset(dx, 0, (size_t)s->ic * h * w * sizeof *dx);
+    for (int ch = 0; ch < s->ic; ch++) {
+        float *xp = dx + (size_t)ch * h * w;
         for (int ky = 0; ky < k; ky++)
             for (int kx = 0; kx < k; kx++) {
-                const float *row = cols +
-                                   ((size_t)(ch * k + ky) * k + kx) * ld +
-                                   (size_t)i * P;
+                const float *row = cols + ((size_t)(ch * k + ky) * k + kx) * P;
+                int lo = pad - kx > 0 ? (pad - kx + st - 1) / st : 0;
+                int hi = w + pad - kx > 0 ? (w + pad - kx + st - 1) / st : 0;
+                if (hi > ow) hi = ow;
+                if (lo > hi) lo = hi;
                 for (int oy = 0; oy < oh; oy++) {
-                    int iy = oy * stride - pad + ky;
+                    int iy = oy * st - pad + ky;
                     if (iy < 0 || iy >= h) continue;
                     const float *in = row + (size_t)oy * ow;
                     float *out = xp + (size_t)iy * w;
-                    for (int ox = 0; ox < ow; ox++) {
-                        int ix = ox * stride - pad + kx;
-                        if (ix >= 0 && ix < w) out[ix] += in[ox];
+                    const int off = kx - pad;
+                    if (st == 1) { /* contiguous: vectorises */
+                        float *o = out + off;
+                        for (int ox = lo; ox < hi; ox++) o[ox] += in[ox];
+                    } else {
+                        for (int ox = lo; ox < hi; ox++) out[ox * st + off] += in[ox];
                     }
                 }
             }
     }
 }
 
-void l2rw__cpn_to_nchw(float *y, const float *Y, int ld, int n, int C,
-                       size_t P, const float *b)
+/* Round a float count up to whole cache lines. */
+static size_t lines(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static size_t conv_K(const l2rw__conv_shape *s) { return (size_t)s->ic * s->k * s->k; }
+static size_t conv_P(const l2rw__conv_shape *s) { return (size_t)s->oh * s->ow; }
+
+/* Per-thread workspace: forward stacked columns 2K x P; backward K x P
+ * columns and an oc x K partial weight gradient. */
+static size_t conv_per_thread(const l2rw__conv_shape *s)
 {
-    OMP_FOR((size_t)n * C * P)
-    for (int ic = 0; ic < n * C; ic++) {
-        int i = ic / C, c = ic % C;
-        const float *src = Y + (size_t)c * ld + (size_t)i * P;
-        float *dst = y + (size_t)ic * P;
-        if (b) {
-            float v = b[c];
-            for (size_t p = 0; p < P; p++) dst[p] = src[p] + v;
-        } else {
-            memcpy(dst, src, P * sizeof *dst);
-        }
+    const size_t K = conv_K(s), P = conv_P(s);
+    size_t f = 2 * K * P, b = K * P + (size_t)s->oc * K;
+    return lines(f > b ? f : b);
+}
+
+size_t l2rw__conv_ws(const l2rw__conv_shape *s)
+{
+    return lines((size_t)s->oc * 2 * conv_K(s)) +
+           (size_t)s->max_threads * conv_per_thread(s);
+}
+
+static int conv_threads(const l2rw__conv_shape *s, int n)
+{
+    int nt = l2rw_get_threads();
+    if (nt > s->max_threads) nt = s->max_threads;
+    if (nt > n) nt = n;
+    return nt < 1 ? 1 : nt;
+}
+
+
+static void add_rows(float *y, const float *b, int rows, size_t P)
+{
+    for (int o = 0; o < rows; o++) {
+        float v = b[o], *r = y + (size_t)o * P;
+        for (size_t p = 0; p < P; p++) r[p] += v;
     }
 }
 
-void l2rw__nchw_to_cpn(float *Y, int ld, const float *y, int n, int C,
-                       size_t P)
+void l2rw__conv_fwd(const l2rw__conv_shape *s, int n, float *y, float *ty,
+                    const float *x, const float *tx, const float *W,
+                    const float *b, const float *tW, const float *tb,
+                    float *ws)
 {
-    OMP_FOR((size_t)n * C * P)
-    for (int ic = 0; ic < n * C; ic++) {
-        int i = ic / C, c = ic % C;
-        memcpy(Y + (size_t)c * ld + (size_t)i * P, y + (size_t)ic * P,
-               P * sizeof *Y);
+    const int K = (int)conv_K(s), P = (int)conv_P(s), oc = s->oc;
+    const size_t in_sz = (size_t)s->ic * s->ih * s->iw, out_sz = (size_t)oc * P;
+    float *w2 = ws, *thr = ws + lines((size_t)oc * 2 * K);
+    const size_t per = conv_per_thread(s);
+    if (ty && tx) /* [W tW] for the fused tangent GEMM */
+        for (int o = 0; o < oc; o++) {
+            memcpy(w2 + (size_t)o * 2 * K, W + (size_t)o * K, (size_t)K * sizeof *w2);
+            memcpy(w2 + (size_t)o * 2 * K + K, tW + (size_t)o * K, (size_t)K * sizeof *w2);
+        }
+    const int nt = conv_threads(s, n);
+    blas_serial(1);
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int i = 0; i < n; i++) {
+        float *cols = thr + (size_t)omp_get_thread_num() * per;
+        /* With an input tangent, cols(tx) goes on top of cols(x). */
+        float *colsx = ty && tx ? cols + (size_t)K * P : cols;
+        float *yi = y + i * out_sz;
+        im2col1(colsx, x + i * in_sz, s);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, P, K, 1.0f,
+                    W, K, colsx, P, 0.0f, yi, P);
+        if (b) add_rows(yi, b, oc, (size_t)P);
+        if (!ty) continue;
+        float *tyi = ty + i * out_sz;
+        if (tx) {
+            im2col1(cols, tx + i * in_sz, s);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, P,
+                        2 * K, 1.0f, w2, 2 * K, cols, P, 0.0f, tyi, P);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, P, K,
+                        1.0f, tW, K, colsx, P, 0.0f, tyi, P);
+        }
+        if (tb) add_rows(tyi, tb, oc, (size_t)P);
     }
+    blas_serial(0);
+}
+
+void l2rw__conv_bwd(const l2rw__conv_shape *s, int n, float *dW, float *db,
+                    float *dx, const float *dy, const float *x,
+                    const float *W, int acc, float *ws)
+{
+    const int K = (int)conv_K(s), P = (int)conv_P(s), oc = s->oc;
+    const size_t in_sz = (size_t)s->ic * s->ih * s->iw, out_sz = (size_t)oc * P;
+    float *thr = ws + lines((size_t)oc * 2 * K);
+    const size_t per = conv_per_thread(s), nw = (size_t)oc * K;
+    const int nt = conv_threads(s, n);
+    blas_serial(1);
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num();
+        float *cols = thr + (size_t)t * per;
+        /* One thread writes dW directly; otherwise partial sums. */
+        float *pw = nt == 1 ? dW : cols + (size_t)K * P;
+        int first = 1;
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++) {
+            const float *dyi = dy + i * out_sz;
+            im2col1(cols, x + i * in_sz, s);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, K, P,
+                        1.0f, dyi, P, cols, P, first ? 0.0f : 1.0f, pw, K);
+            first = 0;
+            if (!dx) continue;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, oc,
+                        1.0f, W, K, dyi, P, 0.0f, cols, P);
+            col2im1(dx + i * in_sz, cols, s, acc);
+        }
+        if (first) /* no example for this thread */
+            memset(pw, 0, nw * sizeof *pw);
+    }
+    blas_serial(0);
+    if (nt > 1) {
+        /* Partial sums added in thread order: fixed for a thread count. */
+        OMP_FOR(nw * (size_t)nt)
+        for (size_t j = 0; j < nw; j++) {
+            float v = 0.0f;
+            for (int t = 0; t < nt; t++) v += thr[(size_t)t * per + (size_t)K * P + j];
+            dW[j] = v;
+        }
+    }
+    if (db) l2rw__bias_grad(db, dy, n, oc, (size_t)P, 0);
 }
 
 /* ------------------------------------------------------------ pooling */
+
+/* Index of the maximum of a k x k window at xp (row stride w), first one
+ * on ties; a NaN wins so that it propagates instead of being hidden. */
+static inline int window_argmax(const float *xp, int w, int k, int start)
+{
+    int best = start;
+    float bv = xp[start];
+    for (int ky = 0; ky < k; ky++)
+        for (int kx = 0; kx < k; kx++) {
+            int j = start + ky * w + kx;
+            float v = xp[j];
+            if (v > bv || (v != v && bv == bv)) {
+                bv = v;
+                best = j;
+            }
+        }
+    return best;
+}
 
 void l2rw__maxpool_fwd(float *y, int32_t *idx, const float *x, int n, int c,
                        int h, int w, int k, int s, int oh, int ow)
@@ -263,23 +419,29 @@ void l2rw__maxpool_fwd(float *y, int32_t *idx, const float *x, int n, int c,
         const float *xp = x + (size_t)ic * h * w;
         float *yp = y + (size_t)ic * oh * ow;
         int32_t *ip = idx + (size_t)ic * oh * ow;
-        for (int oy = 0; oy < oh; oy++)
+        for (int oy = 0; oy < oh; oy++) {
+            if (k == 2 && s == 2) { /* the common case, unrolled */
+                const float *r0 = xp + (size_t)(2 * oy) * w, *r1 = r0 + w;
+                const int base = 2 * oy * w;
+                for (int ox = 0; ox < ow; ox++) {
+                    float a = r0[2 * ox], b = r0[2 * ox + 1];
+                    float cc = r1[2 * ox], d = r1[2 * ox + 1];
+                    int j = 2 * ox;
+                    float bv = a;
+                    if (b > bv || (b != b && bv == bv)) bv = b, j = 2 * ox + 1;
+                    if (cc > bv || (cc != cc && bv == bv)) bv = cc, j = w + 2 * ox;
+                    if (d > bv || (d != d && bv == bv)) bv = d, j = w + 2 * ox + 1;
+                    yp[oy * ow + ox] = bv;
+                    ip[oy * ow + ox] = base + j;
+                }
+                continue;
+            }
             for (int ox = 0; ox < ow; ox++) {
-                int best = oy * s * w + ox * s;
-                float bv = xp[best];
-                for (int ky = 0; ky < k; ky++)
-                    for (int kx = 0; kx < k; kx++) {
-                        int j = (oy * s + ky) * w + ox * s + kx;
-                        /* A NaN wins, so it propagates instead of being
-                         * hidden behind a finite maximum. */
-                        if (xp[j] > bv || (xp[j] != xp[j] && bv == bv)) {
-                            bv = xp[j];
-                            best = j;
-                        }
-                    }
-                yp[oy * ow + ox] = bv;
+                int best = window_argmax(xp, w, k, oy * s * w + ox * s);
+                yp[oy * ow + ox] = xp[best];
                 ip[oy * ow + ox] = best;
             }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 /* The arithmetic of the engine: every loop over a large array lives here.
- * GEMMs go through CBLAS (OpenBLAS, which threads them itself) and are
- * called from outside OpenMP regions; the other kernels are OpenMP loops
+ * GEMMs go through CBLAS (OpenBLAS) called serially from OpenMP threads,
+ * which split the work by output blocks or by example; the kernels are
+ * OpenMP loops
  * with static schedules and fixed-order reductions, so a fixed thread count
  * gives bit-identical results. Images are NCHW; "P" is h*w of a plane.
  * A flag `acc` selects dst += ... (1) or dst = ... (0). */
@@ -10,7 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Row-major C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C. */
+/* Row-major C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C. Large
+ * products are split over threads by blocks of rows or columns of C, each
+ * block one serial BLAS call (OpenBLAS's own threads would compete with
+ * OpenMP's for the same cores). */
 void l2rw__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                 const float *a, int lda, const float *b, int ldb, float beta,
                 float *c, int ldc);
@@ -45,21 +49,29 @@ void l2rw__bias_add(float *y, const float *b, int n, int C, size_t P);
 void l2rw__bias_grad(float *db, const float *dy, int n, int C, size_t P,
                      int acc);
 
-/* ------------------------------------------------------------ im2col */
-/* x [n, c, h, w] -> cols [c*k*k, ld]; example i fills columns
- * [i*oh*ow, (i+1)*oh*ow); zero padding `pad`. */
-void l2rw__im2col(float *cols, int ld, const float *x, int n, int c, int h,
-                  int w, int k, int stride, int pad, int oh, int ow);
-/* Adjoint of im2col: dx [n, c, h, w] (=|+=) scatter-add of cols. */
-void l2rw__col2im(float *dx, const float *cols, int ld, int n, int c, int h,
-                  int w, int k, int stride, int pad, int oh, int ow, int acc);
-/* y [n, C, P] (=) Y [C, ld] where example i is columns [i*P, (i+1)*P),
- * plus bias b[C] (may be NULL). */
-void l2rw__cpn_to_nchw(float *y, const float *Y, int ld, int n, int C,
-                       size_t P, const float *b);
-/* Y [C, ld] = y [n, C, P] (inverse layout change). */
-void l2rw__nchw_to_cpn(float *Y, int ld, const float *y, int n, int C,
-                       size_t P);
+/* ------------------------------------------------------------ conv */
+/* Geometry of a 2-D convolution: x [n, ic, ih, iw], W [oc, ic, k, k] ->
+ * y [n, oc, oh, ow], zero padding `pad`. K = ic k k, P = oh ow. */
+typedef struct {
+    int ic, ih, iw, oc, k, stride, pad, oh, ow;
+    int max_threads; /* threads the workspace was sized for */
+} l2rw__conv_shape;
+
+/* Workspace floats for l2rw__conv_fwd / l2rw__conv_bwd. */
+size_t l2rw__conv_ws(const l2rw__conv_shape *s);
+/* Per example, in parallel over the batch (serial BLAS per thread):
+ * y_i = W im2col(x_i) + b, and when ty != NULL the fused tangent
+ * ty_i = [W tW] [im2col(tx_i); im2col(x_i)] + tb (tx NULL: zero input
+ * tangent, ty_i = tW im2col(x_i) + tb). b, tb may be NULL. */
+void l2rw__conv_fwd(const l2rw__conv_shape *s, int n, float *y, float *ty,
+                    const float *x, const float *tx, const float *W,
+                    const float *b, const float *tW, const float *tb,
+                    float *ws);
+/* dW = sum_i dy_i im2col(x_i)^T (per-thread partial sums added in thread
+ * order), db = sum dy (if db), dx_i (=|+=) col2im(W^T dy_i) (if dx). */
+void l2rw__conv_bwd(const l2rw__conv_shape *s, int n, float *dW, float *db,
+                    float *dx, const float *dy, const float *x,
+                    const float *W, int acc, float *ws);
 
 /* ------------------------------------------------------------ pooling */
 /* Max pooling k x k, stride s, no padding: x [n, c, h, w] -> y

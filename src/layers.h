@@ -33,7 +33,7 @@ typedef struct l2rw__node {
     int units;                  /* dense */
     int k, stride, pad, bias;   /* conv, maxpool (k, stride) */
     float p;                    /* dropout rate */
-    int chunk;                  /* conv: examples per im2col GEMM */
+    int chunk;                  /* conv: threads the workspace fits */
     /* sizes reported by setup, offsets assigned by the net */
     size_t n_params, n_state, n_aux, n_idx, n_ws;
     size_t p_off, s_off;

@@ -323,8 +323,6 @@ static void test_conv(l2rw_rng *cfg)
         snprintf(what, sizeof what, "conv %dx%dx%d k%d s%d p%d oc%d bias%d",
                  shape[0][0], h, w, k, s, pad, p.units, p.bias);
         CHECK_OK(rig_init(&R, p, 1, shape, rand_int(cfg, 2, 5), 200 + t));
-        /* Odd configurations also run the chunked path (chunks of 2). */
-        if (t % 2) rig_layer(&R)->chunk = 2;
         check_rig(&R, what);
         rig_free(&R);
     }
