@@ -9,10 +9,12 @@
 
 #include "common.h"
 
-/* Largest file (after gunzip) a reader accepts: 16 GiB. The buffer grows
- * with the bytes actually read, so a lying header never makes us
- * allocate more than twice the real data. */
-#define L2RW__MAX_FILE ((size_t)1 << 34)
+/* Largest file (after gunzip) a reader accepts: 4 GiB, which becomes
+ * 16 GiB of floats for byte pixels (CIFAR-100's train.bin is 150 MB).
+ * The buffer grows with the bytes actually read, so a lying header never
+ * makes us allocate more than twice the real data, and a gzip bomb stops
+ * at this size. */
+#define L2RW__MAX_FILE ((size_t)1 << 32)
 /* Largest class count a reader infers (counts arrays are sized by it). */
 #define L2RW__MAX_CLASSES 100000
 

@@ -109,6 +109,21 @@ static void test_gather(void)
     CHECK(l2rw_gather(&d, idx, 3, x, y, yt, id) == L2RW_ERR_ARG,
           "index out of range");
     CHECK(l2rw_augment_default(&d) == 0, "no augmentation for 1x1x3");
+    CHECK_OK(l2rw_dataset_validate(&d, "set"));
+    d.y_true[2] = 4;
+    CHECK(l2rw_dataset_validate(&d, "set") == L2RW_ERR_LABEL &&
+              strstr(l2rw_last_error(), "set: example 2"),
+          "validate: label: %s", l2rw_last_error());
+    d.y_true[2] = 3;
+    d.x[7] = NAN;
+    CHECK(l2rw_dataset_validate(&d, "set") == L2RW_ERR_NUMERIC,
+          "validate: NaN feature");
+    l2rw_dataset sub;
+    int32_t pick[2] = {3, 1};
+    CHECK_OK(l2rw_dataset_subset(&sub, &d, pick, 2));
+    CHECK(sub.n == 2 && sub.x[0] == 9 && sub.id[1] == 101 && sub.classes == 4,
+          "subset");
+    l2rw_dataset_free(&sub);
     l2rw_dataset_free(&d);
     CHECK_OK(l2rw_dataset_alloc(&d, 1, 3, 32, 32, 10));
     CHECK(l2rw_augment_default(&d) == 1, "augmentation for CIFAR shape");
