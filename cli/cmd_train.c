@@ -133,6 +133,40 @@ static int on_progress(const l2rw_train_progress *p, void *vctx)
     return 0;
 }
 
+/* --resume DIR: options not given on the command line come from the
+ * checkpoint, so `l2rw train --resume DIR --steps N` continues a run. */
+static int resume_defaults(opt_def *opts, int n_opts, const char *dir,
+                           int *no_normalise, char *err, size_t size)
+{
+    static char text[8192]; /* option values point into it */
+    if (l2rw_train_resume_config(dir, text, sizeof text) != L2RW_OK) {
+        snprintf(err, size, "l2rw train: --resume: %s", l2rw_last_error());
+        return 2;
+    }
+    int norm_seen = 0;
+    for (int i = 0; i < n_opts; i++)
+        if (!strcmp(opts[i].name, "no-normalise")) norm_seen = opts[i].seen;
+    for (char *line = text; line && *line;) {
+        char *next = strchr(line, '\n'), *eq = strchr(line, '=');
+        if (next) *next++ = 0;
+        if (eq) {
+            *eq = 0;
+            const char *key = line, *val = eq + 1;
+            int rc = 0;
+            if (!strcmp(key, "normalise")) {
+                if (!norm_seen) *no_normalise = !strcmp(val, "0");
+            } else if (*val && !(!strcmp(key, "lr-decay") &&
+                                 strtod(val, NULL) == 0)) {
+                rc = opts_set_default(opts, n_opts, key, val, "l2rw train",
+                                      err, size);
+            }
+            if (rc) return rc;
+        }
+        line = next;
+    }
+    return 0;
+}
+
 int l2rw_cmd_train(int argc, char **argv)
 {
     l2rw_train_cfg cfg = l2rw_train_cfg_default();
@@ -219,6 +253,11 @@ int l2rw_cmd_train(int argc, char **argv)
     if (rc == 1) return 0;
     if (rc) return opts_usage_error(err);
 
+    if (cfg.resume_dir) {
+        rc = resume_defaults(opts, n_opts, cfg.resume_dir, &no_normalise,
+                             err, sizeof err);
+        if (rc) return opts_usage_error(err);
+    }
     if (!cfg.data)
         return opts_usage_error("l2rw train: --data SPEC is required (try "
                                "--help)");

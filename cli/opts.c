@@ -151,6 +151,19 @@ int opts_parse(opt_def *opts, int n_opts, int argc, char **argv,
     return 0;
 }
 
+int opts_set_default(opt_def *opts, int n_opts, const char *name,
+                     const char *text, const char *prog, char *err,
+                     size_t err_size)
+{
+    opt_def *o = find(opts, n_opts, name, strlen(name));
+    if (!o || o->seen) return 0;
+    if (o->type == OPT_FLAG) {
+        *(int *)o->dst = strcmp(text, "0") != 0;
+        return 0;
+    }
+    return set_value(o, text, prog, err, err_size);
+}
+
 static void default_text(const opt_def *o, char *buf, size_t size)
 {
     switch (o->type) {

@@ -43,6 +43,12 @@ int opts_parse(opt_def *opts, int n_opts, int argc, char **argv,
                const char **pos, int max_pos, int *n_pos, char *err,
                size_t err_size);
 
+/* Sets option `name` (if it exists and was not given on the command line)
+ * from text, as if given. Returns 0, or 2 with err filled. */
+int opts_set_default(opt_def *opts, int n_opts, const char *name,
+                     const char *text, const char *prog, char *err,
+                     size_t err_size);
+
 /* Prints the usage line and every option with its current value as the
  * default. */
 void opts_help(const opt_def *opts, int n_opts, const char *usage,

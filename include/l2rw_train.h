@@ -161,6 +161,13 @@ l2rw_status l2rw_train_check_cfg(const l2rw_train_cfg *cfg);
  * the out directory, so bad input leaves nothing behind. res may be NULL. */
 l2rw_status l2rw_train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res);
 
+/* The options a checkpoint was written with, as "key=value" lines whose
+ * keys are the CLI's option names (data, noise, model, lr, ...; floats in
+ * C99 hexadecimal), read from DIR/checkpoint.l2rw, so that `l2rw train
+ * --resume DIR` needs no other option. */
+l2rw_status l2rw_train_resume_config(const char *dir, char *buf,
+                                     size_t size);
+
 /* Accuracy (fraction) and mean CE loss of net on d in batches of at most
  * batch examples (evaluation mode). */
 l2rw_status l2rw_evaluate(l2rw_net *net, const l2rw_dataset *d, int batch,

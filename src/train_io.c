@@ -328,6 +328,25 @@ l2rw_status l2rw__checkpoint_load(const char *path, const char *fingerprint,
     return s;
 }
 
+l2rw_status l2rw_train_resume_config(const char *dir, char *buf,
+                                     size_t size)
+{
+    char path[4096];
+    uint32_t version;
+    if (!dir || !buf || size == 0)
+        return l2rw__fail(L2RW_ERR_ARG, "resume: bad arguments");
+    snprintf(path, sizeof path, "%s/%s", dir, L2RW_FILE_CHECKPOINT);
+    l2rw_breader r;
+    L2RW_TRY(l2rw__br_open(&r, path, ckpt_magic, "checkpoint"));
+    l2rw_status s = l2rw__br_u32(&r, &version, "version");
+    if (s == L2RW_OK && version != CKPT_VERSION)
+        s = l2rw__fail(L2RW_ERR_FORMAT, "%s: checkpoint version %u, this "
+                       "build reads %d", path, version, CKPT_VERSION);
+    if (s == L2RW_OK) s = l2rw__br_str(&r, buf, size, "fingerprint");
+    l2rw__br_close(&r);
+    return s;
+}
+
 /* ---------------------------------------------------------------- metrics */
 
 /* Values are printed with %.9g (float32 quantities round-trip; doubles

@@ -350,9 +350,9 @@ static void test_cli(void)
     CHECK(stopped > 0, "no 'stopped at step N' line: %s", sot ? sot : "");
     free(rct);
     free(sot);
-    snprintf(args, sizeof args, "train --resume %s --data '%s' --model mlp:16 "
-             "--batch 20 --val-per-class 5 --steps %ld --checkpoint-every 0 "
-             "--eval-every 0 --quiet --no-plots", sig, spec, stopped + 5);
+    /* the other options come from the checkpoint */
+    snprintf(args, sizeof args, "train --resume %s --steps %ld "
+             "--checkpoint-every 0 --quiet --no-plots", sig, stopped + 5);
     rc = run_cli(args, &lines, msg, sizeof msg);
     CHECK(rc == 0, "resume after SIGINT: exit %d: %s", rc, msg);
     snprintf(sof, sizeof sof, "%s/%s", sig, L2RW_FILE_SUMMARY);
