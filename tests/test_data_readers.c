@@ -557,6 +557,41 @@ static void test_spec(void)
     l2rw_dataset_free(&t);
 }
 
+/* An mnist:DIR directory with raw train files and gzip test files named
+ * as MNIST's distribution names them. */
+static void test_mnist_dir(void)
+{
+    char dir[64] = "/tmp/l2rw_mnist_XXXXXX", p[4][160], spec[100];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    const char *names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                            "t10k-images-idx3-ubyte.gz",
+                            "t10k-labels-idx1-ubyte.gz"};
+    unsigned char img[16 + IDX_N * IDX_H * IDX_W], lab[8 + IDX_N];
+    size_t il = make_idx_images(img, IDX_N, IDX_H, IDX_W);
+    size_t ll = make_idx_labels(lab, IDX_N, 5);
+    for (int i = 0; i < 4; i++) {
+        snprintf(p[i], sizeof p[i], "%s/%s", dir, names[i]);
+        gzFile f = gzopen(p[i], i < 2 ? "wbT" : "wb"); /* T: no compression */
+        gzwrite(f, i % 2 ? lab : img, (unsigned)(i % 2 ? ll : il));
+        gzclose(f);
+    }
+    l2rw_dataset d, t;
+    snprintf(spec, sizeof spec, "mnist:%s", dir);
+    CHECK_OK(l2rw_data_load(spec, &d, &t));
+    CHECK(d.n == IDX_N && t.n == IDX_N && d.classes == 10 && d.y[4] == 9,
+          "mnist dir: %d/%d, %d classes", d.n, t.n, d.classes);
+    l2rw_dataset_free(&d);
+    l2rw_dataset_free(&t);
+    /* (Fashion-)MNIST has 10 classes: label 10 is out of range. */
+    ll = make_idx_labels(lab, IDX_N, 6);
+    FILE *f = fopen(p[1], "wb");
+    fwrite(lab, 1, ll, f);
+    fclose(f);
+    CHECK_FAIL(l2rw_data_load(spec, &d, &t), L2RW_ERR_LABEL, p[1]);
+    for (int i = 0; i < 4; i++) remove(p[i]);
+    rmdir(dir);
+}
+
 /* ------------------------------------------------------- Fashion-MNIST */
 
 static void test_fashion(void)
@@ -607,6 +642,7 @@ int main(void)
     test_csv();
     test_npy();
     test_spec();
+    test_mnist_dir();
     test_fashion();
     return CHECK_DONE("test_data_readers");
 }
