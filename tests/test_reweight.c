@@ -713,6 +713,41 @@ static void test_hard_mining(void)
     l2rw_net_free(a);
 }
 
+/* Zero weight == removal through a method: a hard-mining step (MLP, no
+ * batch norm) equals a plain step on the kept examples only. */
+static void test_hard_mining_removal(void)
+{
+    enum { N = 12 };
+    int32_t ty[60];
+    for (int i = 0; i < 60; i++) ty[i] = i < 50 ? 0 : i < 55 ? 1 : 2;
+    int32_t y[N] = {0, 1, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0};
+    float x[N * D], xk[N * D], w[N];
+    int32_t yy[N], yk[N];
+    fill(x, yy, N, 131);
+    l2rw_net *a = mlp_net(14), *b = mlp_net(14);
+    l2rw_sgd *oa = sgd(a, 0.9f), *ob = sgd(b, 0.9f);
+    l2rw_method_ctx *m = ctx_of(L2RW_METHOD_HARD_MINING, a, ty, 60, 0, 1);
+    size_t np = l2rw_net_num_params(a);
+    float *before = malloc(np * sizeof(float));
+    memcpy(before, l2rw_net_params(a), np * sizeof(float));
+    CHECK_OK(l2rw_method_step(m, a, oa, 0, x, y, NULL, N, NULL, NULL, 0,
+                              NULL, w));
+    int k = 0;
+    for (int i = 0; i < N; i++)
+        if (w[i] > 0.0f) {
+            memcpy(xk + (size_t)k * D, x + (size_t)i * D, D * sizeof(float));
+            yk[k++] = y[i];
+        }
+    CHECK(k == 6, "3 minority + 3 majority kept (%d)", k);
+    plain_ref(b, ob, 0, xk, yk, k);
+    double d = param_diff(a, b, before);
+    CHECK(d <= 1e-5, "hard-mining step == plain step on the kept: %g", d);
+    free(before);
+    l2rw_method_free(m);
+    l2rw_sgd_free(oa), l2rw_sgd_free(ob);
+    l2rw_net_free(a), l2rw_net_free(b);
+}
+
 /* proportion: w_i = (1/count(y_i)) / sum_k 1/count(y_k). */
 static void test_proportion(void)
 {
@@ -733,6 +768,16 @@ static void test_proportion(void)
     for (int i = 0; i < 6; i++)
         CHECK_CLOSE(w[i], (1.0 / cnt[y[i]]) / s, 2e-7, 0, "proportion w");
     CHECK(w[3] > w[2] && w[2] > w[0], "rarer class weighs more");
+    /* scaling every class count by 2 (each label twice) scales the raw
+     * weights by 1/2 exactly: the normalised weights keep their bits */
+    int32_t ty2[120];
+    for (int i = 0; i < 120; i++) ty2[i] = ty[i / 2];
+    l2rw_method_ctx *m2 = ctx_of(L2RW_METHOD_PROPORTION, a, ty2, 120, 0, 1);
+    float w2[6];
+    CHECK_OK(l2rw_method_step(m2, a, oa, 1, x, y, NULL, 6, NULL, NULL, 0,
+                              NULL, w2));
+    CHECK(memcmp(w, w2, sizeof w) == 0, "count scale invariance");
+    l2rw_method_free(m2);
     l2rw_method_free(m);
     l2rw_sgd_free(oa);
     l2rw_net_free(a);
@@ -882,6 +927,7 @@ int main(void)
     test_random();
     test_resample();
     test_hard_mining();
+    test_hard_mining_removal();
     test_proportion();
     test_auc();
     test_record();
