@@ -1,17 +1,22 @@
 /* l2rw data: datasets in memory, readers, corruptions, clean split,
  * normalisation, augmentation, batch sampling. Included by l2rw.h.
  *
- * Typical use (what l2rw_data_prepare does in one call):
+ * Typical use (what l2rw_data_prepare does in one call, with the stage
+ * seeds of l2rw_data_stage_seed):
  *
- *   1. load        l2rw_data_load(spec, &train, &test)        pixels in [0,1]
- *   2. classes     l2rw_select_classes / l2rw_imbalance_apply  (test too)
- *   3. clean split l2rw_split_clean(&train, &val, K, N, seed)  before noise
- *   4. subsample   imbalance shares, long tail or --train-size N
- *   5. corrupt     l2rw_noise_apply(&train, &noise, seed, &audit)
+ *   1. load        l2rw_data_load(spec, &train, &test)      pixels in [0,1]
+ *   2. classes     l2rw_imbalance_select(&train, &test, &imb)  (A,B:SHARE
+ *                  keeps and relabels the listed classes in both)
+ *   3. clean split l2rw_split_clean(&train, &val, K, N, seed)
+ *   4. subsample   l2rw_imbalance_subsample(&train, &imb, n, seed)
+ *                  (shares, long tail, or plain --train-size N)
+ *   5. corrupt     l2rw_noise_apply(&train, &noise, seed, hit), then
+ *                  l2rw_audit_compute(&audit, &train, &val, &test)
  *   6. normalise   l2rw_norm_fit(&norm, &train); l2rw_norm_apply on
  *                  train, val and test
- *   7. per step    l2rw_sampler_batch -> l2rw_gather -> (CIFAR shape)
- *                  l2rw_augment_crop_flip
+ *   7. per step    l2rw_sampler_batch (or l2rw_balanced_draw) ->
+ *                  l2rw_gather -> l2rw_augment_crop_flip when
+ *                  l2rw_augment_default (CIFAR shape)
  *
  * The clean split comes before subsampling (step 3 before 4) so that
  * --train-size N leaves exactly N training examples and a balanced
@@ -22,10 +27,12 @@
  * Every random choice is seeded; stage seeds are derived from one seed
  * with l2rw_data_stage_seed so that changing one stage (say the noise)
  * does not move the draws of another (the split). */
-#ifndef L2RW_DATA_H
+#if !defined(L2RW_H)
+/* Included on its own: l2rw.h defines l2rw_status and then includes this
+ * header again (next branch), before the headers that use its types. */
+#include "l2rw.h"
+#elif !defined(L2RW_DATA_H)
 #define L2RW_DATA_H
-
-#include "l2rw.h" /* l2rw_status (no-op when included from l2rw.h) */
 
 #include <stddef.h>
 #include <stdint.h>
