@@ -42,7 +42,8 @@ static void install_handlers(void)
 
 typedef struct {
     int quiet, tty;
-    int line_open; /* a \r progress line is on screen */
+    int line_open;   /* a \r progress line is on screen */
+    long eval_every; /* 0: no evaluation lines, so print steps instead */
 } progress_ctx;
 
 static void fmt_duration(double s, char *buf, size_t size)
@@ -113,8 +114,12 @@ static int on_progress(const l2rw_train_progress *p, void *vctx)
         break;
     case L2RW_EVENT_STEP:
         /* On a terminal the line is redrawn in place; elsewhere one
-         * line per evaluation is enough (see EVAL). */
+         * line per evaluation (see EVAL), or per tenth of the run when
+         * there are no evaluations. */
         if (c->tty) print_status(p, c);
+        else if (c->eval_every == 0 && p->total_steps >= 10 &&
+                 p->step % (p->total_steps / 10) == 0)
+            print_status(p, c);
         break;
     case L2RW_EVENT_EVAL:
         if (!c->tty) print_status(p, c);
@@ -294,7 +299,7 @@ int l2rw_cmd_train(int argc, char **argv)
     opts_join_argv(argc, argv, command + 5, sizeof command - 5);
     cfg.command = command;
 
-    progress_ctx pc = {quiet, isatty(STDOUT_FILENO), 0};
+    progress_ctx pc = {quiet, isatty(STDOUT_FILENO), 0, cfg.eval_every};
     cfg.progress = on_progress;
     cfg.progress_ctx = &pc;
     cfg.stop = &stop_flag;

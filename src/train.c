@@ -208,7 +208,7 @@ typedef struct {
     /* step buffers */
     int32_t *idx, *y, *y_true, *vidx, *vy;
     float *x, *xa, *vx, *w;
-    double t_start, seconds_before;
+    double t_start, t_train, seconds_before; /* t_train: first step */
     long steps_this_process;
     double last_acc, best_acc;
 } run;
@@ -362,8 +362,9 @@ static void progress_base(const run *r, l2rw_train_event ev,
     p->finetune_total = r->cfg->finetune_clean;
     p->epoch = l2rw_sampler_epoch(&r->sampler, r->st.step);
     p->seconds = now_seconds() - r->t_start;
-    p->steps_per_sec = p->seconds > 0 ? r->steps_this_process / p->seconds
-                                      : 0;
+    double dt = now_seconds() - r->t_train;
+    p->steps_per_sec = r->t_train > 0 && dt > 0
+                           ? r->steps_this_process / dt : 0;
     long left = r->total - r->st.step + r->cfg->finetune_clean;
     p->eta_seconds = p->steps_per_sec > 0 ? left / p->steps_per_sec : -1;
     p->last_test_accuracy = r->last_acc;
@@ -635,6 +636,7 @@ l2rw_status l2rw_train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
     p.data = &r.data;
     p.resumed_from = res->resumed_from;
     int stop = s == L2RW_OK && report(&r, &p);
+    r.t_train = now_seconds();
     if (s == L2RW_OK && !stop) s = main_phase(&r, &stop);
     if (s == L2RW_OK && stop) {
         /* the checkpoint of the stop was written by main_phase, unless
