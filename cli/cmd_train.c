@@ -330,6 +330,14 @@ int l2rw_cmd_train(int argc, char **argv)
         else if (!quiet)
             printf("plots: %s/accuracy.svg %s/weights.svg\n", dir, dir);
     }
+    if (res.clean_weight_share >= 0 && !quiet)
+        printf("weight on examples with clean labels %.1f%% (%.1f%% of the "
+               "labels are clean)%s", 100.0 * res.clean_weight_share,
+               100.0 * (1.0 - res.noise_rate),
+               res.auc >= 0 ? "" : "\n");
+    if (res.clean_weight_share >= 0 && !quiet && res.auc >= 0)
+        printf("; mean weight separates clean from corrupted with AUC "
+               "%.3f\n", res.auc);
     if (res.final_test_accuracy >= 0)
         printf("%s: test accuracy %.2f%% (best %.2f%%), %ld steps, %.1f s%s%s\n",
                cfg.method, 100.0 * res.final_test_accuracy,

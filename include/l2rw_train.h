@@ -141,6 +141,7 @@ typedef struct {
     double clean_weight_share;  /* over the whole run, -1 if unknown */
     double mean_weight, zero_share;
     double auc;                 /* corrupted vs clean by mean weight, -1 */
+    double noise_rate;          /* share of training labels corrupted */
     long resumed_from;
     int started;                /* 1 once training began: a failure after
                                    it is a failed run, not bad input */

@@ -572,6 +572,7 @@ static void fill_result(run *r, l2rw_train_result *res)
     if (r->has_noise && l2rw_record_auc(r->record, &auc) == L2RW_OK)
         res->auc = auc;
     l2rw__clear_error();
+    res->noise_rate = r->data.audit.effective_rate;
     res->n_train = r->data.train.n;
     res->n_val = r->data.val.n;
     res->n_test = r->data.test.n;
