@@ -168,6 +168,8 @@ void l2rw__dropout_mask(float *mask, uint64_t key, uint64_t layer, int n,
     }
 }
 
+static double row_sum(const float *x, size_t P);
+
 /* ---------------------------------------------------------------- bias */
 
 void l2rw__bias_add(float *y, const float *b, int n, int C, size_t P)
@@ -185,10 +187,7 @@ void l2rw__bias_grad(float *db, const float *dy, int n, int C, size_t P,
     OMP_FOR((size_t)n * C * P)
     for (int c = 0; c < C; c++) {
         double s = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *row = dy + ((size_t)i * C + c) * P;
-            for (size_t p = 0; p < P; p++) s += row[p];
-        }
+        for (int i = 0; i < n; i++) s += row_sum(dy + ((size_t)i * C + c) * P, P);
         db[c] = acc ? db[c] + (float)s : (float)s;
     }
 }
@@ -470,10 +469,7 @@ void l2rw__avgpool_fwd(float *y, const float *x, int nc, size_t P)
 {
     OMP_FOR((size_t)nc * P)
     for (int ic = 0; ic < nc; ic++) {
-        const float *xp = x + (size_t)ic * P;
-        double s = 0.0;
-        for (size_t p = 0; p < P; p++) s += xp[p];
-        y[ic] = (float)(s / (double)P);
+        y[ic] = (float)(row_sum(x + (size_t)ic * P, P) / (double)P);
     }
 }
 
@@ -491,6 +487,62 @@ void l2rw__avgpool_bwd(float *dx, const float *dy, int nc, size_t P, int acc)
 
 /* --------------------------------------------------------- batch norm */
 
+/* Row reductions with 16 float lanes (vectorisable without reassociating:
+ * the order is fixed), lanes then rows combined in double. */
+enum { LANES = 16 };
+
+static double lanes_total(const float *acc)
+{
+    double s = 0.0;
+    for (int j = 0; j < LANES; j++) s += acc[j];
+    return s;
+}
+
+static double row_sum(const float *x, size_t P)
+{
+    float acc[LANES] = {0};
+    size_t p = 0;
+    for (; p + LANES <= P; p += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += x[p + j];
+    for (int j = 0; p < P; p++, j++) acc[j] += x[p];
+    return lanes_total(acc);
+}
+
+static double row_sqdev(const float *x, size_t P, float mu)
+{
+    float acc[LANES] = {0};
+    size_t p = 0;
+    for (; p + LANES <= P; p += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float d = x[p + j] - mu;
+            acc[j] += d * d;
+        }
+    for (int j = 0; p < P; p++, j++) {
+        float d = x[p] - mu;
+        acc[j] += d * d;
+    }
+    return lanes_total(acc);
+}
+
+/* sum a and sum a*b of a row at once. */
+static void row_sum_dot(const float *a, const float *b, size_t P, double *sa,
+                        double *sab)
+{
+    float s1[LANES] = {0}, s2[LANES] = {0};
+    size_t p = 0;
+    for (; p + LANES <= P; p += LANES)
+        for (int j = 0; j < LANES; j++) {
+            s1[j] += a[p + j];
+            s2[j] += a[p + j] * b[p + j];
+        }
+    for (int j = 0; p < P; p++, j++) {
+        s1[j] += a[p];
+        s2[j] += a[p] * b[p];
+    }
+    *sa += lanes_total(s1);
+    *sab += lanes_total(s2);
+}
+
 void l2rw__bn_stats(float *mean, float *var, const float *x, int n, int C,
                     size_t P)
 {
@@ -498,20 +550,12 @@ void l2rw__bn_stats(float *mean, float *var, const float *x, int n, int C,
     OMP_FOR((size_t)n * C * P)
     for (int c = 0; c < C; c++) {
         double s = 0.0, q = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *row = x + ((size_t)i * C + c) * P;
-            for (size_t p = 0; p < P; p++) s += row[p];
-        }
-        double mu = s / m;
+        for (int i = 0; i < n; i++) s += row_sum(x + ((size_t)i * C + c) * P, P);
+        const float mu = (float)(s / m);
         /* Two passes: no cancellation for large means. */
-        for (int i = 0; i < n; i++) {
-            const float *row = x + ((size_t)i * C + c) * P;
-            for (size_t p = 0; p < P; p++) {
-                double d = row[p] - mu;
-                q += d * d;
-            }
-        }
-        mean[c] = (float)mu;
+        for (int i = 0; i < n; i++)
+            q += row_sqdev(x + ((size_t)i * C + c) * P, P, mu);
+        mean[c] = mu;
         var[c] = (float)(q / m);
     }
 }
@@ -526,11 +570,15 @@ void l2rw__bn_norm(float *y, float *xhat, const float *x, const float *mean,
         const float mu = mean[c], is = istd[c], gc = g[c], bc = b[c];
         const float *xr = x + (size_t)ic * P;
         float *yr = y + (size_t)ic * P;
-        float *hr = xhat ? xhat + (size_t)ic * P : NULL;
-        for (size_t p = 0; p < P; p++) {
-            float h = (xr[p] - mu) * is;
-            if (hr) hr[p] = h;
-            yr[p] = gc * h + bc;
+        if (xhat) {
+            float *hr = xhat + (size_t)ic * P;
+            for (size_t p = 0; p < P; p++) {
+                float h = (xr[p] - mu) * is;
+                hr[p] = h;
+                yr[p] = gc * h + bc;
+            }
+        } else {
+            for (size_t p = 0; p < P; p++) yr[p] = gc * ((xr[p] - mu) * is) + bc;
         }
     }
 }
@@ -547,12 +595,8 @@ void l2rw__bn_tangent_train(float *ty, const float *tx, const float *xhat,
         double st = 0.0, sht = 0.0;
         if (tx)
             for (int i = 0; i < n; i++) {
-                const float *t = tx + ((size_t)i * C + c) * P;
-                const float *h = xhat + ((size_t)i * C + c) * P;
-                for (size_t p = 0; p < P; p++) {
-                    st += t[p];
-                    sht += (double)h[p] * t[p];
-                }
+                const size_t o = ((size_t)i * C + c) * P;
+                row_sum_dot(tx + o, xhat + o, P, &st, &sht);
             }
         const float mt = (float)(st / m), mht = (float)(sht / m);
         const float gi = g[c] * istd[c];
@@ -583,8 +627,11 @@ void l2rw__bn_tangent_eval(float *ty, const float *tx, const float *xhat,
         const float gi = g[c] * istd[c];
         const float dg = tg ? tg[c] : 0.0f, db = tb ? tb[c] : 0.0f;
         const size_t o = (size_t)ic * P;
-        for (size_t p = 0; p < P; p++)
-            ty[o + p] = dg * xhat[o + p] + (tx ? gi * tx[o + p] : 0.0f) + db;
+        if (tx)
+            for (size_t p = 0; p < P; p++)
+                ty[o + p] = dg * xhat[o + p] + gi * tx[o + p] + db;
+        else
+            for (size_t p = 0; p < P; p++) ty[o + p] = dg * xhat[o + p] + db;
     }
 }
 
@@ -598,10 +645,7 @@ void l2rw__bn_bwd(float *dx, float *dg, float *db, const float *dy,
         double sd = 0.0, sdh = 0.0;
         for (int i = 0; i < n; i++) {
             const size_t o = ((size_t)i * C + c) * P;
-            for (size_t p = 0; p < P; p++) {
-                sd += dy[o + p];
-                sdh += (double)dy[o + p] * xhat[o + p];
-            }
+            row_sum_dot(dy + o, xhat + o, P, &sd, &sdh);
         }
         dg[c] = (float)sdh;
         db[c] = (float)sd;
@@ -611,10 +655,12 @@ void l2rw__bn_bwd(float *dx, float *dg, float *db, const float *dy,
         const float mdh = train ? (float)(sdh / m) : 0.0f;
         for (int i = 0; i < n; i++) {
             const size_t o = ((size_t)i * C + c) * P;
-            for (size_t p = 0; p < P; p++) {
-                float v = gi * (dy[o + p] - md - xhat[o + p] * mdh);
-                dx[o + p] = acc ? dx[o + p] + v : v;
-            }
+            const float *d = dy + o, *h = xhat + o;
+            float *out = dx + o;
+            if (acc)
+                for (size_t p = 0; p < P; p++) out[p] += gi * (d[p] - md - h[p] * mdh);
+            else
+                for (size_t p = 0; p < P; p++) out[p] = gi * (d[p] - md - h[p] * mdh);
         }
     }
 }
