@@ -9,6 +9,7 @@
  * uniform take l2rw_net_backward(NULL), so those steps are plain steps
  * bit for bit. */
 #include "common.h"
+#include "selfcheck.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -23,6 +24,14 @@ enum {
     KEY_RANDOM = 0x726e6477,        /* random weights */
     KEY_BALANCED = 0x62616c63       /* resample batches */
 };
+
+/* l2rw_self_check refers to the reweighting checks weakly, and a static
+ * link pulls an archive member only for a strong reference: this pointer
+ * is one, so every program that links the methods also gets their checks
+ * (reweight_check.c) into `l2rw check`. */
+l2rw_status (*const l2rw__reweight_selfcheck_ref)(l2rw_check_fn, void *,
+                                                  l2rw_check_summary *) =
+    l2rw__selfcheck_reweight;
 
 static const char *const method_names[L2RW_NUM_METHODS] = {
     "plain", "l2rw", "random", "proportion", "resample", "hard-mining",
