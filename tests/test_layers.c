@@ -306,6 +306,13 @@ static void test_dense(l2rw_rng *cfg)
         check_rig(&R, what);
         rig_free(&R);
     }
+    /* Large enough for the GEMMs to be split over threads. */
+    int shape[1][3] = {{3, 8, 8}};
+    l2rw__node p = {.op = L2RW_OP_DENSE, .units = 70};
+    rig R;
+    CHECK_OK(rig_init(&R, p, 1, shape, 33, 110));
+    check_rig(&R, "dense 3x8x8 -> 70, n 33 (threaded GEMM)");
+    rig_free(&R);
 }
 
 static void test_conv(l2rw_rng *cfg)
