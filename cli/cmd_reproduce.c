@@ -2,8 +2,8 @@
  * this machine's data, through the library's training loop.
  *
  * imbalance  two similar classes, 5,000 training images, the dominant
- *            class at 0.9 ... 0.995 of them, a clean balanced set of 10
- *            images, LeNet, every method. Fashion-MNIST: coat (4,
+ *            class at 0.9 ... 0.995 of them (--quick: 0.9, 0.98, 0.995), a
+ *            clean balanced set of 10 images, LeNet, every method. Fashion-MNIST: coat (4,
  *            dominant) and pullover (2), the pair LeNet confuses most
  *            after shirt; MNIST (--data mnist:DIR): 9 (dominant) and 4
  *            as in the paper. Test set: both classes' full test sets.
@@ -64,7 +64,11 @@ typedef struct {
 } plan;
 
 static const double shares[] = {0.9, 0.95, 0.98, 0.99, 0.995};
-enum { N_SHARES = sizeof shares / sizeof shares[0] };
+static const double quick_shares[] = {0.9, 0.98, 0.995};
+enum {
+    N_SHARES = sizeof shares / sizeof shares[0],
+    N_QUICK_SHARES = sizeof quick_shares / sizeof quick_shares[0]
+};
 
 static const char *imb_methods[] = {
     "plain", "l2rw", "random", "proportion", "resample", "hard-mining",
@@ -110,12 +114,14 @@ static void make_plan(plan *p)
     p->n_runs = 0;
     if (!strcmp(p->kind, "imbalance")) {
         const char *pair = is_mnist(p->data) ? "9,4" : "4,2";
-        for (int s = 0; s < N_SHARES; s++) {
+        const double *sh = p->quick ? quick_shares : shares;
+        int ns = p->quick ? N_QUICK_SHARES : N_SHARES;
+        for (int s = 0; s < ns; s++) {
             char setting[32], imb[64];
-            snprintf(setting, sizeof setting, "%g", shares[s]);
-            snprintf(imb, sizeof imb, "%s:%g", pair, shares[s]);
+            snprintf(setting, sizeof setting, "%g", sh[s]);
+            snprintf(imb, sizeof imb, "%s:%g", pair, sh[s]);
             for (int m = 0; m < N_IMB_METHODS; m++)
-                add_run(p, imb_methods[m], setting, "none", imb, shares[s]);
+                add_run(p, imb_methods[m], setting, "none", imb, sh[s]);
         }
     } else {
         const char *noises[] = {"uniform:0.4", "background:0.4"};
@@ -146,13 +152,14 @@ static l2rw_train_cfg run_cfg(const plan *p, const run_spec *r,
         c.train_size = 5000;
         c.val_per_class = 5; /* 10 clean images */
         c.val_size = 0;
-        c.steps = p->steps ? p->steps : (p->quick ? 300 : 2000);
-        c.eval_every = c.steps / 5 > 0 ? c.steps / 5 : 1;
+        c.steps = p->steps ? p->steps : (p->quick ? 200 : 2000);
+        c.eval_every = c.steps / 4 > 0 ? c.steps / 4 : 1;
     } else {
         c.val_per_class = 0;
         c.val_size = 1000;
-        c.steps = p->steps ? p->steps : (p->quick ? 800 : 6000);
-        c.eval_every = c.steps / 10 > 0 ? c.steps / 10 : 1;
+        c.steps = p->steps ? p->steps : (p->quick ? 600 : 6000);
+        c.eval_every = c.steps / (p->quick ? 3 : 10);
+        if (c.eval_every < 1) c.eval_every = 1;
         if (!p->quick && !p->steps) {
             /* the paper's schedule shape: decay x0.1 at 2/3 and 5/6 */
             c.sgd.n_milestones = 2;
@@ -261,7 +268,10 @@ static int plot_imbalance(const plan *p, char *err, size_t size)
         s + len, cap - len,
         "set terminal svg size 800,500 dynamic background rgb 'white'\n"
         "set output 'OUTPUT'\nset logscale x\nset grid\n"
-        "set xlabel 'minority share 1 - dominant share'\n"
+        "set xrange [0.004:0.125]\n"
+        "set xtics ('0.9' 0.1, '0.95' 0.05, '0.98' 0.02, '0.99' 0.01, "
+        "'0.995' 0.005)\n"
+        "set xlabel 'share of the dominant class (log scale of 1 - share)'\n"
         "set ylabel 'test error (%%)'\nset key outside right\n");
     for (int l = 0; l < nl; l++) {
         len += (size_t)snprintf(s + len, cap - len, "$d%d << EOD\n", l);
@@ -276,8 +286,9 @@ static int plot_imbalance(const plan *p, char *err, size_t size)
     len += (size_t)snprintf(s + len, cap - len, "plot ");
     for (int l = 0; l < nl; l++)
         len += (size_t)snprintf(s + len, cap - len,
-                                "%s$d%d using 1:2 with linespoints title "
-                                "'%s'", l ? ", " : "", l, labels[l]);
+                                "%s$d%d using 1:2 with linespoints pt 7 "
+                                "ps 0.5 title '%s'", l ? ", " : "", l,
+                                labels[l]);
     snprintf(s + len, cap - len, "\n");
     char svg[PATH_LEN];
     snprintf(svg, sizeof svg, "%s/error_vs_share.svg", p->out);
@@ -360,7 +371,7 @@ int l2rw_cmd_reproduce(int argc, char **argv)
         {"quick", OPT_FLAG, &quick, "",
          "short runs (under 10 minutes on 2 cores)", 1, 0, 0},
         {"steps", OPT_LONG, &p.steps, "N",
-         "steps per run (0 = 300/2000 imbalance, 800/6000 noise)", 0, 1e9,
+         "steps per run (0 = 200/2000 imbalance, 600/6000 noise)", 0, 1e9,
          0},
         {"seed", OPT_U64, &p.seed, "S", "seed of every run", 1, 0, 0},
         {"threads", OPT_INT, &p.threads, "T", "threads (0 = all cores)", 0,
