@@ -47,6 +47,10 @@ run resnet32-v10 resnet32 "$RESNET_BATCH" 10 "$RESNET_REPS"
 
 # Field of the C output: `plain X ms/step`, `l2rw X ms/step`, ...
 cval() { awk -v k="$2" '$1 == k { print $2; exit }' "$OUT/$1.c.txt"; }
+# The last line of the C output: `ratio l2rw/plain R`.
+cratio() {
+    awk '$1 == "ratio" && $2 == "l2rw/plain" { print $3 }' "$OUT/$1.c.txt"
+}
 # key=value of the torch summary line.
 tval() {
     tail -n 1 "$OUT/$1.torch.txt" | tr ' ' '\n' |
@@ -77,36 +81,32 @@ done
 target() { # DESCRIPTION VALUE OP LIMIT
     awk -v d="$1" -v v="$2" -v op="$3" -v l="$4" 'BEGIN {
         ok = (op == ">=") ? (v >= l) : (v <= l)
-        printf "target %-44s %7.2f %s %-5s %s\n", d, v, op, l,
+        printf "target %-48s %7.2f %s %-5s %s\n", d, v, op, l,
             ok ? "met" : "MISSED" }'
 }
 echo
+# torch time / C time of config $1: torch key $2, C key $3.
+speedup() {
+    awk -v a="$(tval "$1" "$2")" -v b="$(cval "$1" "$3")" \
+        'BEGIN { print a / b }'
+}
+R=resnet32-v$RESNET_BATCH
 target "lenet plain speedup over torch" \
-    "$(awk -v a="$(tval lenet-v100 plain_ms)" -v b="$(cval lenet-v100 plain)" \
-        'BEGIN { print a / b }')" ">=" 1.5
+    "$(speedup lenet-v100 plain_ms plain)" ">=" 1.5
 target "lenet l2rw speedup over torch (val 100)" \
-    "$(awk -v a="$(tval lenet-v100 l2rw_ms)" -v b="$(cval lenet-v100 l2rw)" \
-        'BEGIN { print a / b }')" ">=" 4
+    "$(speedup lenet-v100 l2rw_ms l2rw)" ">=" 4
 target "lenet l2rw speedup over torch (val 10)" \
-    "$(awk -v a="$(tval lenet-v10 l2rw_ms)" -v b="$(cval lenet-v10 l2rw)" \
-        'BEGIN { print a / b }')" ">=" 4
+    "$(speedup lenet-v10 l2rw_ms l2rw)" ">=" 4
 target "resnet32 l2rw speedup over torch (val = batch)" \
-    "$(awk -v a="$(tval resnet32-v"$RESNET_BATCH" l2rw_ms)" \
-        -v b="$(cval resnet32-v"$RESNET_BATCH" l2rw)" \
-        'BEGIN { print a / b }')" ">=" 4
+    "$(speedup "$R" l2rw_ms l2rw)" ">=" 4
 target "lenet ratio l2rw/plain (val 100)" \
-    "$(awk '$1 == "ratio" && $2 == "l2rw/plain" { print $3 }' "$OUT/lenet-v100.c.txt")" "<=" 2.4
+    "$(cratio lenet-v100)" "<=" 2.4
 target "lenet ratio l2rw/plain (val 10)" \
-    "$(awk '$1 == "ratio" && $2 == "l2rw/plain" { print $3 }' "$OUT/lenet-v10.c.txt")" "<=" 1.5
+    "$(cratio lenet-v10)" "<=" 1.5
 target "resnet32 ratio l2rw/plain (val = batch)" \
-    "$(awk '$1 == "ratio" && $2 == "l2rw/plain" { print $3 }' \
-        "$OUT/resnet32-v$RESNET_BATCH.c.txt")" "<=" 2.4
+    "$(cratio "$R")" "<=" 2.4
 target "resnet32 ratio l2rw/plain (val 10)" \
-    "$(awk '$1 == "ratio" && $2 == "l2rw/plain" { print $3 }' "$OUT/resnet32-v10.c.txt")" "<=" 1.5
-target "lenet tangent/backward" \
-    "$(awk '$1 == "tangent/backward" { print $2 }' \
-        "$OUT/lenet-v100.c.txt")" "<=" 1
-target "resnet32 tangent/backward" \
-    "$(awk '$1 == "tangent/backward" { print $2 }' \
-        "$OUT/resnet32-v$RESNET_BATCH.c.txt")" "<=" 1
+    "$(cratio resnet32-v10)" "<=" 1.5
+target "lenet tangent/backward" "$(cval lenet-v100 tangent/backward)" "<=" 1
+target "resnet32 tangent/backward" "$(cval "$R" tangent/backward)" "<=" 1
 echo "raw outputs: $OUT/"
