@@ -42,25 +42,6 @@ static l2rw_status partition(l2rw_dataset *d, const uint8_t *mark,
     return L2RW_OK;
 }
 
-/* Mark `take` examples chosen at random among those of class k (label y,
- * the given labels; the split runs before any corruption). */
-static void mark_class(const l2rw_dataset *d, int k, int take, l2rw_rng *r,
-                       int32_t *scratch, uint8_t *mark)
-{
-    int m = 0;
-    for (int i = 0; i < d->n; i++)
-        if (d->y[i] == k) scratch[m++] = i;
-    /* Partial Fisher-Yates: the first `take` positions are a uniform
-     * sample without replacement. */
-    for (int j = 0; j < take && j < m; j++) {
-        int t = j + (int)l2rw_rng_below(r, (uint64_t)(m - j));
-        int32_t v = scratch[j];
-        scratch[j] = scratch[t];
-        scratch[t] = v;
-        mark[scratch[j]] = 1;
-    }
-}
-
 static long *class_counts(const l2rw_dataset *d)
 {
     long *cnt = l2rw__calloc((size_t)d->classes + 1, sizeof *cnt);
@@ -69,24 +50,45 @@ static long *class_counts(const l2rw_dataset *d)
     return cnt;
 }
 
-/* Keep, per class k, need[k] random examples. */
+/* Keep, per class k, need[k] random examples (chosen by label y: the
+ * splits run before any corruption). One counting sort groups the
+ * examples by class, so the cost is O(n + classes). */
 static l2rw_status take_per_class(l2rw_dataset *d, const long *need,
                                   uint64_t seed, l2rw_dataset *rest)
 {
+    int K = d->classes;
     uint8_t *mark = l2rw__calloc((size_t)d->n + 1, 1);
-    int32_t *scratch = l2rw__calloc((size_t)d->n + 1, sizeof *scratch);
-    if (!mark || !scratch) {
-        free(mark);
-        free(scratch);
-        return l2rw__fail(L2RW_ERR_NOMEM, "split: out of memory");
+    int32_t *order = l2rw__calloc((size_t)d->n + 1, sizeof *order);
+    long *start = l2rw__calloc((size_t)K + 2, sizeof *start);
+    l2rw_status s = L2RW_OK;
+    if (!mark || !order || !start) {
+        s = l2rw__fail(L2RW_ERR_NOMEM, "split: out of memory");
+    } else {
+        for (int i = 0; i < d->n; i++) start[d->y[i] + 2]++;
+        for (int k = 0; k < K; k++) start[k + 2] += start[k + 1];
+        /* start[k + 1] is now the fill position of class k */
+        for (int i = 0; i < d->n; i++) order[start[d->y[i] + 1]++] = i;
+        /* and start[k] its first index */
+        l2rw_rng r;
+        l2rw_rng_seed(&r, seed);
+        for (int k = 0; k < K; k++) {
+            int32_t *a = order + start[k];
+            long m = start[k + 1] - start[k];
+            /* Partial Fisher-Yates: the first need[k] positions are a
+             * uniform sample without replacement. */
+            for (long j = 0; j < need[k] && j < m; j++) {
+                long t = j + (long)l2rw_rng_below(&r, (uint64_t)(m - j));
+                int32_t v = a[j];
+                a[j] = a[t];
+                a[t] = v;
+                mark[a[j]] = 1;
+            }
+        }
+        s = partition(d, mark, rest);
     }
-    l2rw_rng r;
-    l2rw_rng_seed(&r, seed);
-    for (int k = 0; k < d->classes; k++)
-        mark_class(d, k, (int)need[k], &r, scratch, mark);
-    l2rw_status s = partition(d, mark, rest);
     free(mark);
-    free(scratch);
+    free(order);
+    free(start);
     return s;
 }
 
