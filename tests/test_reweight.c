@@ -304,6 +304,64 @@ static void test_l2rw_step(void)
     l2rw_net_free(a), l2rw_net_free(b), l2rw_net_free(c);
 }
 
+/* meta-params last through the step: w = normalised last-layer scores.
+ * A dropout net: the step sets its own dropout keys from (seed, step), so
+ * two twins stepping through the same steps stay bit-identical, and the
+ * weights differ between steps (the masks change). */
+static void test_l2rw_last_and_dropout(void)
+{
+    enum { N = 12, M = 6 };
+    float x[N * D], vx[M * D], u[N], w[N], wref[N];
+    int32_t y[N], vy[M];
+    fill(x, y, N, 141);
+    fill(vx, vy, M, 142);
+    l2rw_net *a = bn_net(3), *b = bn_net(3);
+    l2rw_sgd *oa = sgd(a, 0.9f);
+    l2rw_method_cfg c = l2rw_method_cfg_default();
+    c.method = L2RW_METHOD_L2RW;
+    c.meta_params = L2RW_META_LAST;
+    l2rw_method_ctx *m = NULL;
+    CHECK_OK(l2rw_method_create(&m, &c, a));
+    CHECK_OK(l2rw_meta_scores(b, L2RW_META_LAST, L2RW_MODE_TRAIN_FROZEN, x, y,
+                              N, vx, vy, M, u, NULL, NULL));
+    CHECK_OK(l2rw_weights_from_scores(u, N, wref, NULL));
+    CHECK_OK(l2rw_method_step(m, a, oa, 0, x, y, NULL, N, vx, vy, M, NULL, w));
+    CHECK(memcmp(w, wref, sizeof w) == 0, "last: w = normalised scores");
+    l2rw_method_free(m);
+    l2rw_sgd_free(oa);
+    l2rw_net_free(a), l2rw_net_free(b);
+
+    l2rw_net *d[2] = {NULL, NULL};
+    l2rw_sgd *od[2] = {NULL, NULL};
+    l2rw_method_ctx *md[2] = {NULL, NULL};
+    float wd[2][3][N];
+    for (int t = 0; t < 2; t++) {
+        l2rw_graph *g = NULL;
+        CHECK_OK(l2rw__graph_new(&g, C, H, W));
+        int h = l2rw__g_relu(g, l2rw__g_dense(g, 0, 16));
+        h = l2rw__g_dense(g, l2rw__g_dropout(g, h, 0.5f), K);
+        CHECK_OK(l2rw__graph_compile(g, h, "test-dropout", K, MAXB, 5, &d[t]));
+        if (!d[t]) return;
+        od[t] = sgd(d[t], 0.9f);
+        md[t] = ctx_of(L2RW_METHOD_L2RW, d[t], NULL, 0, 0, 9);
+        for (long s = 0; s < 3; s++) {
+            /* whatever key the caller left, the step uses its own */
+            if (t == 1) l2rw_net_set_dropout_key(d[t], 0xdead0000u + (uint64_t)s);
+            CHECK_OK(l2rw_method_step(md[t], d[t], od[t], s, x, y, NULL, N,
+                                      vx, vy, M, NULL, wd[t][s]));
+        }
+    }
+    CHECK(same_params(d[0], d[1]) && memcmp(wd[0], wd[1], sizeof wd[0]) == 0,
+          "dropout net: repeatable from (seed, step)");
+    CHECK(memcmp(wd[0][1], wd[0][2], sizeof wd[0][1]) != 0,
+          "weights change between steps");
+    for (int t = 0; t < 2; t++) {
+        l2rw_method_free(md[t]);
+        l2rw_sgd_free(od[t]);
+        l2rw_net_free(d[t]);
+    }
+}
+
 /* A single training example whose gradient opposes the validation
  * gradient: u < 0, so no update, flagged, step still counted. */
 static void test_l2rw_nonpositive(void)
@@ -919,6 +977,7 @@ int main(void)
     test_meta_gradient();
     test_scores_vs_backward();
     test_l2rw_step();
+    test_l2rw_last_and_dropout();
     test_l2rw_nonpositive();
     test_uniform_is_plain();
     test_loss_methods();
