@@ -23,6 +23,9 @@ SAN_TESTS:= $(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%)
 HEADERS  := $(wildcard include/*.h src/*.h)
 DEPS_OK  := $(BUILD)/.deps-ok
 
+# Keep the sanitized objects: make would delete them as intermediates.
+.SECONDARY: $(SAN_OBJ) $(LIB_OBJ) $(CLI_OBJ)
+
 .PHONY: all lib test test-fast test-san bench demo install clean deps fuzz
 
 all: $(BUILD)/libl2rw.a $(BUILD)/libl2rw.so $(BUILD)/l2rw
