@@ -27,8 +27,9 @@
 /* Tolerance of a finite-difference comparison: pass when every
  * |a - b| / max(|a|, |b|, floor) <= rtol, floor = floor_frac times the
  * largest entry (|g|max or max |u_i|), or the rounding floor if larger.
- *   layer: shallow graphs, {L2RW_FD_RTOL, 1e-3}.
- *   model: deep zoo nets, {1e-1, 1e-1}. Moving one weight of a deep
+ *   layer: shallow graphs, {L2RW_FD_RTOL, 1e-3}, tangent step 1e-2.
+ *   model: deep zoo nets, {1e-1, 1e-1}, tangent step 2^-12 (see
+ *     selfcheck.c). Moving one weight of a deep
  *     ReLU net moves thousands of units (batch of 4, 8x8 maps); some
  *     cross their kink at every step float32 can resolve, each too small
  *     to detect, and together they bias a quotient by up to ~7% of its
@@ -37,6 +38,7 @@
  *     exact tangent-vs-backward check covers the rest at 1e-3. */
 typedef struct {
     double rtol, floor_frac;
+    double h0; /* first step of the tangent check */
 } l2rw_fd_tol;
 extern const l2rw_fd_tol l2rw__fd_tol_layer, l2rw__fd_tol_model;
 
@@ -68,15 +70,15 @@ l2rw_status l2rw__fd_grad_check(l2rw_net *net, const l2rw_fd_batch *b,
                                 int samples, const l2rw_fd_tol *tol, uint64_t seed,
                                 l2rw_fd_result *res);
 
-/* Per-example tangent u_i (forward with tangent along a seeded random
- * direction v) against the central difference of t -> l_i(theta + t v).
- * nnz == 0: v dense on the scale of the weights; nnz > 0: v = +-1 on
- * nnz random coordinates (deep ReLU nets: fewer kinks on the path).
- * Each example is compared at the largest step (1e-2, halved up to five
- * times) where its probe is smooth; the check fails when fewer than
- * half the examples get there. Overwrites the tangent buffer. */
+/* Per-example tangent u_i (forward with tangent along a seeded dense
+ * random direction v on the scale of the weights) against the central
+ * difference of t -> l_i(theta + t v). Each example is compared at the
+ * largest step (tol->h0, halved up to five times) where its probe is
+ * smooth; the check fails when fewer than half the examples get there.
+ * F itself (tangent sum_i w_i u_i) is compared as one more series.
+ * Overwrites the tangent buffer. */
 l2rw_status l2rw__fd_tangent_check(l2rw_net *net, const l2rw_fd_batch *b,
-                                   int nnz, const l2rw_fd_tol *tol, uint64_t seed,
+                                   const l2rw_fd_tol *tol, uint64_t seed,
                                    l2rw_fd_result *res);
 
 /* u_i against <v, grad l_i> from a backward with weights e_i, for each
