@@ -195,16 +195,29 @@ void l2rw__bias_grad(float *db, const float *dy, int n, int C, size_t P,
 /* ------------------------------------------------------------ conv */
 
 /* x [c, h, w] of one example -> cols [c k k, oh ow]. */
-static void im2col1(float *cols, const float *x, const l2rw__conv_shape *s)
+static void im2col1(float *restrict cols, const float *restrict x,
+                    const l2rw__conv_shape *s)
 {
     const int k = s->k, st = s->stride, pad = s->pad, h = s->ih, w = s->iw;
     const int oh = s->oh, ow = s->ow;
     const size_t P = (size_t)oh * ow;
+    if (pad == 0 && st == 1) { /* valid convolution: plain row copies */
+        for (int ch = 0; ch < s->ic; ch++)
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    float *restrict row = cols + ((size_t)(ch * k + ky) * k + kx) * P;
+                    const float *restrict src = x + ((size_t)ch * h + ky) * w + kx;
+                    for (int oy = 0; oy < oh; oy++)
+                        for (int ox = 0; ox < ow; ox++)
+                            row[oy * ow + ox] = src[oy * w + ox];
+                }
+        return;
+    }
     for (int ch = 0; ch < s->ic; ch++) {
         const float *xp = x + (size_t)ch * h * w;
         for (int ky = 0; ky < k; ky++)
             for (int kx = 0; kx < k; kx++) {
-                float *row = cols + ((size_t)(ch * k + ky) * k + kx) * P;
+                float *restrict row = cols + ((size_t)(ch * k + ky) * k + kx) * P;
                 /* Output columns ox with 0 <= ox*st - pad + kx < w. */
                 int lo = pad - kx > 0 ? (pad - kx + st - 1) / st : 0;
                 int hi = w + pad - kx > 0 ? (w + pad - kx + st - 1) / st : 0;
@@ -212,19 +225,20 @@ static void im2col1(float *cols, const float *x, const l2rw__conv_shape *s)
                 if (lo > hi) lo = hi;
                 for (int oy = 0; oy < oh; oy++) {
                     int iy = oy * st - pad + ky;
-                    float *out = row + (size_t)oy * ow;
+                    float *restrict out = row + (size_t)oy * ow;
                     if (iy < 0 || iy >= h) {
                         memset(out, 0, (size_t)ow * sizeof *out);
                         continue;
                     }
-                    const float *in = xp + (size_t)iy * w;
+                    const float *restrict in = xp + (size_t)iy * w;
                     const int off = kx - pad; /* ox*st + off >= 0 for ox >= lo */
                     for (int ox = 0; ox < lo; ox++) out[ox] = 0.0f;
                     if (st == 1) {
-                        const float *src = in + off;
+                        const float *restrict src = in + off;
                         for (int ox = lo; ox < hi; ox++) out[ox] = src[ox];
-                    } else
+                    } else {
                         for (int ox = lo; ox < hi; ox++) out[ox] = in[ox * st + off];
+                    }
                     for (int ox = hi; ox < ow; ox++) out[ox] = 0.0f;
                 }
             }
@@ -419,7 +433,8 @@ void l2rw__maxpool_fwd(float *y, int32_t *idx, const float *x, int n, int c,
         float *yp = y + (size_t)ic * oh * ow;
         int32_t *ip = idx + (size_t)ic * oh * ow;
         for (int oy = 0; oy < oh; oy++) {
-            if (k == 2 && s == 2) { /* the common case, unrolled */
+            if (k == 2 && s == 2) { /* the common case, unrolled (branchy
+                                         * measured faster than selects) */
                 const float *r0 = xp + (size_t)(2 * oy) * w, *r1 = r0 + w;
                 const int base = 2 * oy * w;
                 for (int ox = 0; ox < ow; ox++) {

@@ -317,8 +317,12 @@ static void test_dense(l2rw_rng *cfg)
 
 static void test_conv(l2rw_rng *cfg)
 {
-    for (int t = 0; t < 8; t++) {
+    /* The zoo's cases first (valid 5x5 as in LeNet, padded 3x3 and strided
+     * 1x1 as in ResNets), then random ones. */
+    static const int fixed[3][3] = {{5, 1, 0}, {3, 1, 1}, {1, 2, 0}};
+    for (int t = 0; t < 11; t++) {
         int k = rand_int(cfg, 1, 5), s = rand_int(cfg, 1, 3), pad = rand_int(cfg, 0, 2);
+        if (t < 3) k = fixed[t][0], s = fixed[t][1], pad = fixed[t][2];
         int h = rand_int(cfg, 3, 9), w = rand_int(cfg, 3, 9);
         if (h + 2 * pad < k) h = k;
         if (w + 2 * pad < k) w = k;
