@@ -101,7 +101,8 @@ static l2rw_status zoo_lenet(l2rw_graph *g, int classes, int *output)
 
 static int conv_bn(l2rw_graph *g, int x, int out_c, int k, int stride)
 {
-    return l2rw__g_batchnorm(g, l2rw__g_conv(g, x, out_c, k, stride, k / 2, 0));
+    int y = l2rw__g_conv(g, x, out_c, k, stride, k / 2, 0);
+    return l2rw__g_batchnorm(g, y);
 }
 
 /* Post-activation basic block: relu(bn(conv(relu(bn(conv(x))))) + s(x)).
