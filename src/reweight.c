@@ -9,6 +9,8 @@
  * uniform take l2rw_net_backward(NULL), so those steps are plain steps
  * bit for bit. */
 #include "common.h"
+#include "kernels.h"
+#include "loss.h"
 #include "selfcheck.h"
 
 #include <math.h>
@@ -111,7 +113,25 @@ struct l2rw_method_ctx {
     int has_bal;
     float *w, *loss, *u;  /* [max_batch] scratch of a step */
     int32_t *order;       /* [max_batch] hard-mining sort */
+    /* l2rw META_LAST without a tangent pass (see last_scores) */
+    int last_d;           /* inputs of the last dense layer, 0 unknown */
+    float *dzv, *zdot;    /* [max_batch, K] logit gradients, tangents */
+    float *last_v;        /* [K, d] then [K]: v on the last layer */
 };
+
+/* Input activations [n, dim] of the last dense layer (the one of
+ * l2rw_net_last_layer_range) in the last forward, NULL before one. The
+ * engine may provide it (net.c); the reference is weak so that this
+ * module links either way and then computes META_LAST with the masked
+ * tangent pass instead. */
+#if defined(__GNUC__)
+extern const float *l2rw__net_last_input(const l2rw_net *net, int *dim)
+    __attribute__((weak));
+#define HAVE_LAST_INPUT() (l2rw__net_last_input != NULL)
+#else
+#define HAVE_LAST_INPUT() 0
+#define l2rw__net_last_input(net, dim) ((const float *)NULL)
+#endif
 
 l2rw_method_cfg l2rw_method_cfg_default(void)
 {
@@ -180,6 +200,14 @@ static l2rw_status ctx_alloc(l2rw_method_ctx *m)
     m->majority = l2rw__calloc((size_t)m->classes, 1);
     if (!m->w || !m->loss || !m->u || !m->order || !m->count || !m->majority)
         return l2rw__fail(L2RW_ERR_NOMEM, "method: out of memory");
+    if (m->last_d > 0) {
+        size_t kk = (size_t)m->classes;
+        m->dzv = l2rw__aalloc(nb * kk, sizeof(float));
+        m->zdot = l2rw__aalloc(nb * kk, sizeof(float));
+        m->last_v = l2rw__aalloc(kk * ((size_t)m->last_d + 1), sizeof(float));
+        if (!m->dzv || !m->zdot || !m->last_v)
+            return l2rw__fail(L2RW_ERR_NOMEM, "method: out of memory");
+    }
     if (m->cfg.n_train > 0) {
         m->train_y = l2rw__calloc((size_t)m->cfg.n_train, sizeof(int32_t));
         if (!m->train_y)
@@ -189,6 +217,21 @@ static l2rw_status ctx_alloc(l2rw_method_ctx *m)
     }
     m->cfg.train_y = m->train_y;
     return L2RW_OK;
+}
+
+/* d of the last dense layer (W [K, d], b [K]) when the fast META_LAST
+ * path applies, else 0. */
+static int last_layer_inputs(const l2rw_method_ctx *m, const l2rw_net *net)
+{
+    size_t b = 0, e = 0, k = (size_t)m->classes;
+    if (m->cfg.method != L2RW_METHOD_L2RW ||
+        m->cfg.meta_params != L2RW_META_LAST || !HAVE_LAST_INPUT())
+        return 0;
+    l2rw_net_last_layer_range(net, &b, &e);
+    if (e <= b || (e - b) % k != 0 || (e - b) / k < 2 ||
+        (e - b) / k - 1 > (size_t)2147483647)
+        return 0;
+    return (int)((e - b) / k - 1);
 }
 
 l2rw_status l2rw_method_create(l2rw_method_ctx **out,
@@ -209,6 +252,7 @@ l2rw_status l2rw_method_create(l2rw_method_ctx **out,
     m->cfg = *cfg;
     m->cfg.classes = m->classes = classes;
     m->max_batch = l2rw_net_max_batch(net);
+    m->last_d = last_layer_inputs(m, net);
     l2rw_status s = ctx_alloc(m);
     if (s == L2RW_OK) {
         for (int i = 0; i < m->cfg.n_train; i++) m->count[m->train_y[i]]++;
@@ -234,6 +278,9 @@ void l2rw_method_free(l2rw_method_ctx *m)
     l2rw__afree(m->w);
     l2rw__afree(m->loss);
     l2rw__afree(m->u);
+    l2rw__afree(m->dzv);
+    l2rw__afree(m->zdot);
+    l2rw__afree(m->last_v);
     free(m->order);
     free(m->count);
     free(m->majority);
@@ -485,6 +532,52 @@ l2rw_status l2rw_meta_scores(l2rw_net *net, l2rw_meta_params meta,
     return s;
 }
 
+/* META_LAST without a tangent pass. The last dense layer is z = h W^T + b
+ * (W [K, d] then b [K] in l2rw_net_last_layer_range). v restricted to it
+ * is V = (1/m) dz'^T h', v_b = (1/m) sum_j dz'_j, dz' the logit gradients
+ * of the validation batch; the logit tangent of the training batch along
+ * (V, v_b), all other tangents 0, is zdot = h V^T + v_b, and the loss
+ * turns it into u_i = sum_c dz_ic zdot_ic: the masked-tangent values of
+ * l2rw_meta_scores(META_LAST) without a validation backward or a tangent
+ * pass. Returns L2RW_ERR_UNSUPPORTED when the activations do not match
+ * (the caller then takes the masked path). */
+static l2rw_status last_scores(l2rw_method_ctx *m, l2rw_net *net,
+                               const float *x, const int32_t *y, int n,
+                               const float *vx, const int32_t *vy, int nv,
+                               float *val_loss, const uint64_t *keys)
+{
+    l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
+    const int k = m->classes, d = m->last_d;
+    float *V = m->last_v, *vb = m->last_v + (size_t)k * d;
+    int dim = 0;
+    l2rw_net_set_dropout_key(net, keys[1]);
+    L2RW_TRY(l2rw_net_forward(net, vx, nv, L2RW_MODE_TRAIN_FROZEN, 0));
+    const float *hv = l2rw__net_last_input(net, &dim);
+    if (!hv || dim != d)
+        return L2RW_ERR_UNSUPPORTED;
+    /* m->w holds the validation losses until the weights */
+    L2RW_TRY(l2rw__loss_eval(&ce, l2rw_net_logits(net), NULL, vy, nv, k,
+                             m->w, m->dzv, NULL));
+    *val_loss = (float)mean_of(m->w, nv);
+    l2rw__gemm(1, 0, k, d, nv, 1.0f / (float)nv, m->dzv, k, hv, d, 0.0f, V,
+               d);
+    for (int c = 0; c < k; c++) {
+        double s = 0.0;
+        for (int j = 0; j < nv; j++) s += m->dzv[(size_t)j * k + c];
+        vb[c] = (float)(s / nv);
+    }
+    l2rw_net_set_dropout_key(net, keys[0]);
+    L2RW_TRY(l2rw_net_forward(net, x, n, L2RW_MODE_TRAIN, 0));
+    L2RW_TRY(l2rw_net_loss(net, y, &ce, m->loss, NULL));
+    const float *h = l2rw__net_last_input(net, &dim);
+    if (!h || dim != d) return L2RW_ERR_UNSUPPORTED;
+    for (int i = 0; i < n; i++)
+        memcpy(m->zdot + (size_t)i * k, vb, (size_t)k * sizeof(float));
+    l2rw__gemm(0, 1, n, k, d, 1.0f, h, d, V, d, 1.0f, m->zdot, k);
+    return l2rw__loss_eval(&ce, l2rw_net_logits(net), m->zdot, y, n, k, NULL,
+                           m->dzv, m->u);
+}
+
 static l2rw_status step_l2rw(l2rw_method_ctx *m, l2rw_net *net,
                              l2rw_sgd *opt, long step, const float *x,
                              const int32_t *y, int n, const float *vx,
@@ -496,9 +589,13 @@ static l2rw_status step_l2rw(l2rw_method_ctx *m, l2rw_net *net,
                         l2rw_hash2(m->cfg.seed ^ KEY_VAL_DROPOUT,
                                    (uint64_t)step)};
     float vloss = 0.0f;
-    /* m->w is free until the weights: it holds the validation losses */
-    L2RW_TRY(meta_scores(net, m->cfg.meta_params, L2RW_MODE_TRAIN, x, y, n,
-                         vx, vy, nv, m->u, m->loss, m->w, &vloss, keys));
+    l2rw_status s = L2RW_ERR_UNSUPPORTED;
+    if (m->last_d > 0)
+        s = last_scores(m, net, x, y, n, vx, vy, nv, &vloss, keys);
+    if (s == L2RW_ERR_UNSUPPORTED) /* m->w holds the validation losses */
+        s = meta_scores(net, m->cfg.meta_params, L2RW_MODE_TRAIN, x, y, n,
+                        vx, vy, nv, m->u, m->loss, m->w, &vloss, keys);
+    L2RW_TRY(s);
     st->val_loss = vloss;
     int pos = 0;
     L2RW_TRY(l2rw_weights_from_scores(m->u, n, m->w, &pos));

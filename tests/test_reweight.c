@@ -326,7 +326,15 @@ static void test_l2rw_last_and_dropout(void)
                               N, vx, vy, M, u, NULL, NULL));
     CHECK_OK(l2rw_weights_from_scores(u, N, wref, NULL));
     CHECK_OK(l2rw_method_step(m, a, oa, 0, x, y, NULL, N, vx, vy, M, NULL, w));
-    CHECK(memcmp(w, wref, sizeof w) == 0, "last: w = normalised scores");
+    /* the step may compute the same scores without a tangent pass (from
+     * the last layer's inputs, when the engine exposes them): float32
+     * rounding of another evaluation order */
+    double wmax = 0.0, wd_ = 0.0;
+    for (int i = 0; i < N; i++) wmax = fmax(wmax, wref[i]);
+    for (int i = 0; i < N; i++) wd_ = fmax(wd_, fabs((double)w[i] - wref[i]));
+    printf("meta-params last: step weights vs masked-tangent scores: %.3g\n",
+           wd_ / wmax);
+    CHECK(wd_ <= 1e-5 * wmax, "last: w = normalised scores (%g)", wd_ / wmax);
     l2rw_method_free(m);
     l2rw_sgd_free(oa);
     l2rw_net_free(a), l2rw_net_free(b);
