@@ -608,15 +608,21 @@ static int lg_relu(l2rw_graph *g)
     return l2rw__g_relu(g, l2rw__g_dense(g, 0, 8));
 }
 
+/* Pooling graphs keep few windows (5x5 maps): every window whose two
+ * largest inputs are within a step of each other is a kink on the path
+ * of every weight of its channel. */
 static int lg_maxpool(l2rw_graph *g)
 {
-    /* overlapping 3x3 windows, stride 2, then 2x2 on an odd size; few
-     * windows (5x5 -> 2x2 -> 1x1), as every window whose two largest
-     * inputs are within a step of each other is a kink on the path of
-     * every weight of its channel */
+    /* overlapping 3x3 windows, stride 2 (5x5 -> 2x2), then 2x2 */
     int x = l2rw__g_conv(g, 0, 2, 3, 1, 1, 1);
     x = l2rw__g_maxpool(g, x, 3, 2);
     return l2rw__g_maxpool(g, x, 2, 2);
+}
+
+static int lg_maxpool_odd(l2rw_graph *g)
+{
+    /* 2x2 windows on an odd size: the last row and column are unused */
+    return l2rw__g_maxpool(g, l2rw__g_conv(g, 0, 2, 3, 1, 1, 1), 2, 2);
 }
 
 static int lg_avgpool(l2rw_graph *g)
@@ -653,6 +659,8 @@ static const layer_case layer_cases[] = {
     {"layer conv", 2, 7, 6, lg_conv, L2RW_MODE_TRAIN_FROZEN},
     {"layer relu", 2, 3, 3, lg_relu, L2RW_MODE_TRAIN_FROZEN},
     {"layer maxpool", 2, 5, 5, lg_maxpool, L2RW_MODE_TRAIN_FROZEN},
+    {"layer maxpool 2x2 odd", 2, 5, 5, lg_maxpool_odd,
+     L2RW_MODE_TRAIN_FROZEN},
     {"layer avgpool", 2, 5, 6, lg_avgpool, L2RW_MODE_TRAIN_FROZEN},
     {"layer batchnorm (train)", 2, 5, 5, lg_batchnorm,
      L2RW_MODE_TRAIN_FROZEN},
