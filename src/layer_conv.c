@@ -19,7 +19,8 @@ static l2rw_status conv_setup(l2rw__node *nd, const l2rw__node *a,
 {
     (void)b, (void)max_batch;
     const int k = nd->k, s = nd->stride, pad = nd->pad, oc = nd->units;
-    if (oc <= 0 || k <= 0 || s <= 0 || pad < 0)
+    if (oc <= 0 || k <= 0 || s <= 0 || pad < 0 || oc > L2RW_DIM_MAX ||
+        k > L2RW_DIM_MAX || s > L2RW_DIM_MAX || pad > L2RW_DIM_MAX)
         return l2rw__fail(L2RW_ERR_SHAPE,
                           "conv: out channels %d, kernel %d, stride %d, "
                           "pad %d",

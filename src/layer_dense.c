@@ -10,7 +10,7 @@ static l2rw_status dense_setup(l2rw__node *nd, const l2rw__node *a,
                                const l2rw__node *b, int max_batch)
 {
     (void)b;
-    if (nd->units <= 0)
+    if (nd->units <= 0 || nd->units > L2RW_DIM_MAX)
         return l2rw__fail(L2RW_ERR_SHAPE, "dense: %d output units",
                           nd->units);
     nd->c = nd->units;

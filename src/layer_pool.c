@@ -11,7 +11,8 @@ static l2rw_status maxpool_setup(l2rw__node *nd, const l2rw__node *a,
                                  const l2rw__node *b, int max_batch)
 {
     (void)b;
-    if (nd->k <= 0 || nd->stride <= 0)
+    if (nd->k <= 0 || nd->stride <= 0 || nd->k > L2RW_DIM_MAX ||
+        nd->stride > L2RW_DIM_MAX)
         return l2rw__fail(L2RW_ERR_SHAPE, "maxpool: kernel %d, stride %d",
                           nd->k, nd->stride);
     if (a->h < nd->k || a->w < nd->k)

@@ -22,7 +22,12 @@ typedef enum {
     L2RW_OP_COUNT
 } l2rw__op;
 
-enum { L2RW_MAX_IN = 2 };
+enum {
+    L2RW_MAX_IN = 2,
+    /* Bound on kernel sizes, strides, padding and unit counts, so that
+     * shape arithmetic in int cannot overflow. */
+    L2RW_DIM_MAX = 1 << 16
+};
 
 typedef struct l2rw__node {
     l2rw__op op;

@@ -49,7 +49,8 @@ struct l2rw_graph {
 l2rw_status l2rw__graph_new(l2rw_graph **out, int c, int h, int w)
 {
     *out = NULL;
-    if (c <= 0 || h <= 0 || w <= 0)
+    if (c <= 0 || h <= 0 || w <= 0 ||
+        (size_t)c * (size_t)h * (size_t)w > (size_t)1 << 30)
         return l2rw__fail(L2RW_ERR_SHAPE, "net input shape %dx%dx%d", c, h,
                           w);
     l2rw_graph *g = l2rw__calloc(1, sizeof *g);
@@ -135,6 +136,11 @@ static int graph_add(l2rw_graph *g, l2rw__node proto, int a, int b)
                                          "%s (node %d): empty output %dx%dx%d",
                                          ops->name, g->n, nd.c, nd.h, nd.w));
     nd.size = (size_t)nd.c * nd.h * nd.w;
+    if (nd.size > (size_t)1 << 30) /* kernels index planes with int */
+        return graph_error(g, l2rw__fail(L2RW_ERR_SHAPE,
+                                         "%s (node %d): output %dx%dx%d too "
+                                         "large",
+                                         ops->name, g->n, nd.c, nd.h, nd.w));
     g->nodes[g->n] = nd;
     return g->n++;
 }

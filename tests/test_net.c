@@ -323,6 +323,16 @@ static void test_errors(void)
     CHECK(l2rw__graph_compile(g, d, "bad", 3, 4, 1, &net) == L2RW_ERR_SHAPE && !net,
           "logits of 4 units for 3 classes give SHAPE");
     CHECK(l2rw__graph_new(&g, 0, 6, 6) == L2RW_ERR_SHAPE, "empty input shape");
+    CHECK(l2rw__graph_new(&g, 1 << 16, 1 << 16, 2) == L2RW_ERR_SHAPE, "huge input shape");
+    CHECK_OK(l2rw__graph_new(&g, 2, 6, 6));
+    CHECK(l2rw__g_conv(g, 0, 3, 3, 1, 1 << 30, 0) == -1 &&
+              l2rw__graph_status(g) == L2RW_ERR_SHAPE,
+          "absurd padding gives SHAPE");
+    l2rw__graph_free(g);
+    CHECK_OK(l2rw__graph_new(&g, 2, 6, 6));
+    CHECK(l2rw__g_dense(g, 0, -3) == -1 && l2rw__graph_status(g) == L2RW_ERR_SHAPE,
+          "negative units give SHAPE");
+    l2rw__graph_free(g);
 
     /* Batch sizes, labels, non-finite values. */
     CHECK_OK(build(&net, 1, 1));
