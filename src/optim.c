@@ -12,6 +12,9 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* Parameters below which one thread updates the buffer. */
+enum { OPTIM_PARALLEL_MIN = 1 << 15 };
+
 struct l2rw_sgd {
     l2rw_sgd_cfg cfg;
     size_t n;
@@ -106,7 +109,10 @@ l2rw_status l2rw_sgd_step(l2rw_sgd *opt, l2rw_net *net, long step)
     /* x - x is 0 for finite x and NaN otherwise, so `bad` is NaN exactly
      * when a parameter became non-finite, whatever the reduction order. */
     float bad = 0.0f;
-#pragma omp parallel for simd schedule(static) reduction(+ : bad)
+    /* Each element is updated on its own, so the result does not depend
+     * on the thread count; small nets skip the cost of a team. */
+#pragma omp parallel for simd schedule(static) reduction(+ : bad) \
+    if (n >= OPTIM_PARALLEL_MIN)
     for (long i = 0; i < n; i++) {
         float vi = mu * v[i] + (g[i] + wd * p[i]);
         float pi = p[i] - lr * vi;
