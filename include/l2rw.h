@@ -60,9 +60,12 @@ typedef enum {
  *   "mlp:H1,H2,..."    hidden sizes given (at least one)
  *   "lenet"            conv5x5x16-relu-pool2, conv5x5x32-relu-pool2,
  *                      dense100-relu, dense to classes
- *   "resnet32"         CIFAR ResNet-32 (3 stages of 5 basic blocks)
+ *   "resnet32"         CIFAR ResNet-32 (3 stages of 5 basic blocks; 1x1
+ *                      conv + BN projection shortcuts where the shape
+ *                      changes, option B: 0.467M parameters on 3x32x32)
  *   "resnetN"          N = 6k+2
  *   "wrn-D-K[:P]"      wide ResNet, depth D = 6k+4, width K, dropout P
+ *                      (pre-activation; wrn-28-10 has 36.48M parameters)
  * Input shape (channels, height, width) and class count come from the
  * data; max_batch bounds the batch size of every pass; seed fixes the
  * He initialisation. */
