@@ -194,89 +194,101 @@ void l2rw__bias_grad(float *db, const float *dy, int n, int C, size_t P,
 
 /* ------------------------------------------------------------ conv */
 
-/* x [c, h, w] of one example -> cols [c k k, oh ow]. */
-static void im2col1(float *restrict cols, const float *restrict x,
-                    const l2rw__conv_shape *s)
+/* Small row copies stay inline loops: GCC would otherwise turn them into
+ * memcpy/memset calls whose overhead dominates rows of 8..32 floats. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NO_LIBCALLS
+#endif
+
+/* Zero-padded copy of x [c, h, w] into pbuf [c, h + 2 pad, w + 2 pad]. */
+NO_LIBCALLS static void pad_planes(float *restrict pbuf,
+                                   const float *restrict x,
+                                   const l2rw__conv_shape *s)
 {
-    const int k = s->k, st = s->stride, pad = s->pad, h = s->ih, w = s->iw;
-    const int oh = s->oh, ow = s->ow;
-    const size_t P = (size_t)oh * ow;
-    if (pad == 0 && st == 1) { /* valid convolution: plain row copies */
-        for (int ch = 0; ch < s->ic; ch++)
-            for (int ky = 0; ky < k; ky++)
-                for (int kx = 0; kx < k; kx++) {
-                    float *restrict row = cols + ((size_t)(ch * k + ky) * k + kx) * P;
-                    const float *restrict src = x + ((size_t)ch * h + ky) * w + kx;
-                    for (int oy = 0; oy < oh; oy++)
-                        for (int ox = 0; ox < ow; ox++)
-                            row[oy * ow + ox] = src[oy * w + ox];
-                }
-        return;
-    }
+    const int pad = s->pad, h = s->ih, w = s->iw, W = w + 2 * pad;
+    const size_t plane = (size_t)(h + 2 * pad) * W;
     for (int ch = 0; ch < s->ic; ch++) {
-        const float *xp = x + (size_t)ch * h * w;
-        for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++) {
-                float *restrict row = cols + ((size_t)(ch * k + ky) * k + kx) * P;
-                /* Output columns ox with 0 <= ox*st - pad + kx < w. */
-                int lo = pad - kx > 0 ? (pad - kx + st - 1) / st : 0;
-                int hi = w + pad - kx > 0 ? (w + pad - kx + st - 1) / st : 0;
-                if (hi > ow) hi = ow;
-                if (lo > hi) lo = hi;
-                for (int oy = 0; oy < oh; oy++) {
-                    int iy = oy * st - pad + ky;
-                    float *restrict out = row + (size_t)oy * ow;
-                    if (iy < 0 || iy >= h) {
-                        memset(out, 0, (size_t)ow * sizeof *out);
-                        continue;
-                    }
-                    const float *restrict in = xp + (size_t)iy * w;
-                    const int off = kx - pad; /* ox*st + off >= 0 for ox >= lo */
-                    for (int ox = 0; ox < lo; ox++) out[ox] = 0.0f;
-                    if (st == 1) {
-                        const float *restrict src = in + off;
-                        for (int ox = lo; ox < hi; ox++) out[ox] = src[ox];
-                    } else {
-                        for (int ox = lo; ox < hi; ox++) out[ox] = in[ox * st + off];
-                    }
-                    for (int ox = hi; ox < ow; ox++) out[ox] = 0.0f;
-                }
-            }
+        float *restrict dst = pbuf + ch * plane;
+        const float *restrict src = x + (size_t)ch * h * w;
+        for (int j = 0; j < pad * W + pad; j++) dst[j] = 0.0f;
+        for (int iy = 0; iy < h; iy++) {
+            float *restrict d = dst + (size_t)(iy + pad) * W + pad;
+            for (int ix = 0; ix < w; ix++) d[ix] = src[(size_t)iy * w + ix];
+            /* right border of this row and left border of the next */
+            for (int j = w; j < w + 2 * pad; j++) d[j] = 0.0f;
+        }
+        for (size_t j = (size_t)(h + pad) * W + pad; j < plane; j++) dst[j] = 0.0f;
     }
 }
 
-/* Adjoint of im2col1: dx [c, h, w] (=|+=) scatter-add of cols. */
-static void col2im1(float *dx, const float *cols, const l2rw__conv_shape *s,
-                    int acc)
+/* x [c, h, w] of one example -> cols [c k k, oh ow]; pbuf holds the
+ * zero-padded planes when pad > 0. */
+NO_LIBCALLS static void im2col1(float *restrict cols, const float *x,
+                                const l2rw__conv_shape *s,
+                                float *restrict pbuf)
 {
-    const int k = s->k, st = s->stride, pad = s->pad, h = s->ih, w = s->iw;
-    const int oh = s->oh, ow = s->ow;
+    const int k = s->k, st = s->stride, pad = s->pad, oh = s->oh, ow = s->ow;
+    const int H = s->ih + 2 * pad, W = s->iw + 2 * pad;
     const size_t P = (size_t)oh * ow;
-    if (!acc) memset(dx, 0, (size_t)s->ic * h * w * sizeof *dx);
-    for (int ch = 0; ch < s->ic; ch++) {
-        float *xp = dx + (size_t)ch * h * w;
+    if (pad) {
+        pad_planes(pbuf, x, s);
+        x = pbuf;
+    }
+    for (int ch = 0; ch < s->ic; ch++)
         for (int ky = 0; ky < k; ky++)
             for (int kx = 0; kx < k; kx++) {
-                const float *row = cols + ((size_t)(ch * k + ky) * k + kx) * P;
-                int lo = pad - kx > 0 ? (pad - kx + st - 1) / st : 0;
-                int hi = w + pad - kx > 0 ? (w + pad - kx + st - 1) / st : 0;
-                if (hi > ow) hi = ow;
-                if (lo > hi) lo = hi;
-                for (int oy = 0; oy < oh; oy++) {
-                    int iy = oy * st - pad + ky;
-                    if (iy < 0 || iy >= h) continue;
-                    const float *in = row + (size_t)oy * ow;
-                    float *out = xp + (size_t)iy * w;
-                    const int off = kx - pad;
-                    if (st == 1) { /* contiguous: vectorises */
-                        float *o = out + off;
-                        for (int ox = lo; ox < hi; ox++) o[ox] += in[ox];
-                    } else {
-                        for (int ox = lo; ox < hi; ox++) out[ox * st + off] += in[ox];
-                    }
+                float *restrict row = cols + ((size_t)(ch * k + ky) * k + kx) * P;
+                const float *restrict src = x + ((size_t)ch * H + ky) * W + kx;
+                if (st == 1) {
+                    for (int oy = 0; oy < oh; oy++)
+                        for (int ox = 0; ox < ow; ox++)
+                            row[oy * ow + ox] = src[oy * W + ox];
+                } else {
+                    for (int oy = 0; oy < oh; oy++)
+                        for (int ox = 0; ox < ow; ox++)
+                            row[oy * ow + ox] = src[(oy * W + ox) * st];
                 }
             }
-    }
+}
+
+/* Adjoint of im2col1: dx [c, h, w] (=|+=) scatter-add of cols, through
+ * the padded planes pbuf when pad > 0. */
+NO_LIBCALLS static void col2im1(float *restrict dx, const float *restrict cols,
+                                const l2rw__conv_shape *s, int acc,
+                                float *restrict pbuf)
+{
+    const int k = s->k, st = s->stride, pad = s->pad, oh = s->oh, ow = s->ow;
+    const int h = s->ih, w = s->iw, H = h + 2 * pad, W = w + 2 * pad;
+    const size_t P = (size_t)oh * ow;
+    float *restrict t = pad ? pbuf : dx;
+    if (pad || !acc) memset(t, 0, (size_t)s->ic * H * W * sizeof *t);
+    for (int ch = 0; ch < s->ic; ch++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                const float *restrict row = cols + ((size_t)(ch * k + ky) * k + kx) * P;
+                float *restrict dst = t + ((size_t)ch * H + ky) * W + kx;
+                if (st == 1) {
+                    for (int oy = 0; oy < oh; oy++)
+                        for (int ox = 0; ox < ow; ox++)
+                            dst[oy * W + ox] += row[oy * ow + ox];
+                } else {
+                    for (int oy = 0; oy < oh; oy++)
+                        for (int ox = 0; ox < ow; ox++)
+                            dst[(oy * W + ox) * st] += row[oy * ow + ox];
+                }
+            }
+    if (!pad) return;
+    for (int ch = 0; ch < s->ic; ch++)
+        for (int iy = 0; iy < h; iy++) {
+            const float *restrict src = t + ((size_t)ch * H + iy + pad) * W + pad;
+            float *restrict d = dx + ((size_t)ch * h + iy) * w;
+            if (acc)
+                for (int ix = 0; ix < w; ix++) d[ix] += src[ix];
+            else
+                for (int ix = 0; ix < w; ix++) d[ix] = src[ix];
+        }
 }
 
 /* Round a float count up to whole cache lines. */
@@ -287,11 +299,17 @@ static size_t conv_P(const l2rw__conv_shape *s) { return (size_t)s->oh * s->ow; 
 
 /* Per-thread workspace: forward stacked columns 2K x P; backward K x P
  * columns and an oc x K partial weight gradient. */
+/* Zero-padded input planes of one example (0 without padding). */
+static size_t conv_plane(const l2rw__conv_shape *s)
+{
+    return s->pad ? lines((size_t)s->ic * (s->ih + 2 * s->pad) * (s->iw + 2 * s->pad)) : 0;
+}
+
 static size_t conv_per_thread(const l2rw__conv_shape *s)
 {
     const size_t K = conv_K(s), P = conv_P(s);
     size_t f = 2 * K * P, b = K * P + (size_t)s->oc * K;
-    return lines(f > b ? f : b);
+    return lines(f > b ? f : b) + conv_plane(s);
 }
 
 size_t l2rw__conv_ws(const l2rw__conv_shape *s)
@@ -336,17 +354,18 @@ void l2rw__conv_fwd(const l2rw__conv_shape *s, int n, float *y, float *ty,
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int i = 0; i < n; i++) {
         float *cols = thr + (size_t)omp_get_thread_num() * per;
+        float *pbuf = cols + per - conv_plane(s);
         /* With an input tangent, cols(tx) goes on top of cols(x). */
         float *colsx = ty && tx ? cols + (size_t)K * P : cols;
         float *yi = y + i * out_sz;
-        im2col1(colsx, x + i * in_sz, s);
+        im2col1(colsx, x + i * in_sz, s, pbuf);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, P, K, 1.0f,
                     W, K, colsx, P, 0.0f, yi, P);
         if (b) add_rows(yi, b, oc, (size_t)P);
         if (!ty) continue;
         float *tyi = ty + i * out_sz;
         if (tx) {
-            im2col1(cols, tx + i * in_sz, s);
+            im2col1(cols, tx + i * in_sz, s, pbuf);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, P,
                         2 * K, 1.0f, w2, 2 * K, cols, P, 0.0f, tyi, P);
         } else {
@@ -372,20 +391,21 @@ void l2rw__conv_bwd(const l2rw__conv_shape *s, int n, float *dW, float *db,
     {
         const int t = omp_get_thread_num();
         float *cols = thr + (size_t)t * per;
+        float *pbuf = cols + per - conv_plane(s);
         /* One thread writes dW directly; otherwise partial sums. */
         float *pw = nt == 1 ? dW : cols + (size_t)K * P;
         int first = 1;
 #pragma omp for schedule(static)
         for (int i = 0; i < n; i++) {
             const float *dyi = dy + i * out_sz;
-            im2col1(cols, x + i * in_sz, s);
+            im2col1(cols, x + i * in_sz, s, pbuf);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, K, P,
                         1.0f, dyi, P, cols, P, first ? 0.0f : 1.0f, pw, K);
             first = 0;
             if (!dx) continue;
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, oc,
                         1.0f, W, K, dyi, P, 0.0f, cols, P);
-            col2im1(dx + i * in_sz, cols, s, acc);
+            col2im1(dx + i * in_sz, cols, s, acc, pbuf);
         }
         if (first) /* no example for this thread */
             memset(pw, 0, nw * sizeof *pw);
