@@ -90,12 +90,6 @@ void l2rw__copy(float *dst, const float *src, size_t len, int acc)
     for (size_t i = 0; i < len; i++) dst[i] += src[i];
 }
 
-void l2rw__fill(float *dst, float v, size_t len)
-{
-    OMP_FOR(len)
-    for (size_t i = 0; i < len; i++) dst[i] = v;
-}
-
 void l2rw__add(float *y, const float *a, const float *b, size_t len)
 {
     OMP_FOR(len)

@@ -1,8 +1,7 @@
 /* The arithmetic of the engine: every loop over a large array lives here.
  * GEMMs go through CBLAS (OpenBLAS) called serially from OpenMP threads,
- * which split the work by output blocks or by example; the kernels are
- * OpenMP loops
- * with static schedules and fixed-order reductions, so a fixed thread count
+ * which split the work by output blocks or by example. All loops use static
+ * OpenMP schedules and fixed-order reductions, so a fixed thread count
  * gives bit-identical results. Images are NCHW; "P" is h*w of a plane.
  * A flag `acc` selects dst += ... (1) or dst = ... (0). */
 #ifndef L2RW_KERNELS_H
@@ -21,8 +20,7 @@ void l2rw__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
 
 /* ------------------------------------------------------------ element-wise */
 void l2rw__copy(float *dst, const float *src, size_t len, int acc);
-void l2rw__fill(float *dst, float v, size_t len);
-/* y = a + b (acc: y += a + b not needed; plain). */
+/* y = a + b. */
 void l2rw__add(float *y, const float *a, const float *b, size_t len);
 /* dst[i, :] = s[i] * src[i, :] for rows of `cols` floats. */
 void l2rw__scale_rows(float *dst, const float *src, const float *s, int rows,
@@ -31,7 +29,8 @@ void l2rw__scale_rows(float *dst, const float *src, const float *s, int rows,
 void l2rw__scale(float *dst, const float *src, float a, size_t len, int acc);
 /* y = max(x, 0). */
 void l2rw__relu_fwd(float *y, const float *x, size_t len);
-/* ty = tx * [x > 0] (also the backward with tx = dy, acc). */
+/* dst (=|+=) src * [x > 0]: the tangent (src = tx) and the backward
+ * (src = dy) of ReLU. */
 void l2rw__relu_mask(float *dst, const float *src, const float *x, size_t len,
                      int acc);
 /* dst = src * mask (acc: dst += src * mask). */
@@ -92,7 +91,8 @@ void l2rw__avgpool_bwd(float *dx, const float *dy, int nc, size_t P, int acc);
 
 /* --------------------------------------------------------- batch norm */
 /* Batch statistics per channel over m = n*P values: mean[c] and biased
- * var[c]; accumulated in double, fixed order. */
+ * var[c]; each row summed in 16 float lanes, rows in double (fixed
+ * order). */
 void l2rw__bn_stats(float *mean, float *var, const float *x, int n, int C,
                     size_t P);
 /* xhat = (x - mean[c]) * istd[c]; y = g[c] xhat + b[c]. xhat may be NULL. */
