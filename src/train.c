@@ -36,7 +36,7 @@ l2rw_train_cfg l2rw_train_cfg_default(void)
     c.batch = 100;
     c.val_batch = 100;
     c.steps = 3000;
-    c.sgd.lr = 0.05f;
+    c.sgd.lr = 0.01f;
     c.sgd.momentum = 0.9f;
     c.sgd.weight_decay = 5e-4f;
     c.sgd.decay = 0.1f;
