@@ -19,8 +19,8 @@ Same networks, batch sizes, thread count and synthetic data shape as
            w = max(-grad_eps, 0) / sum,
            then the real forward + weighted loss + backward + SGD step.
 
-Output: one line per measurement, `torch <key>=<value> ...`, with a final
-summary line `torch model=... plain_ms=... l2rw_ms=... ratio=...` that
+Output: one line per measurement, `torch <key> <ms>` (median), with a final
+summary line (medians, and the fastest repetitions as *_min_ms) `torch model=... plain_ms=... l2rw_ms=... ratio=...` that
 bench/run.sh parses.
 
 Usage: torch_bench.py [--model lenet|resnet32] [--batch N] [--val-batch M]
@@ -132,7 +132,7 @@ def timed(fn, reps, warmup):
         t0 = time.perf_counter()
         fn()
         ts.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(ts)
+    return statistics.median(ts), min(ts)
 
 
 def main():
@@ -203,18 +203,18 @@ def main():
         opt.step()
 
     res = {}
-    res["fwd_ms"] = timed(fwd, a.reps, a.warmup)
-    res["fwdbwd_ms"] = timed(fwdbwd, a.reps, a.warmup)
-    res["plain_ms"] = timed(plain, a.reps, a.warmup)
-    res["l2rw_ms"] = timed(l2rw, a.reps, a.warmup)
+    for key, fn in (("fwd", fwd), ("fwdbwd", fwdbwd), ("plain", plain),
+                    ("l2rw", l2rw)):
+        res[key + "_ms"], res[key + "_min_ms"] = timed(fn, a.reps, a.warmup)
     head = ("torch model=%s batch=%d val_batch=%d threads=%d params=%d "
             "torch_version=%s" % (a.model, a.batch, a.val_batch, a.threads,
                                   nparams, torch.__version__))
     for k in ("fwd_ms", "fwdbwd_ms", "plain_ms", "l2rw_ms"):
         print("torch %s %.3f" % (k, res[k]))
-    print("%s plain_ms=%.3f l2rw_ms=%.3f ratio=%.3f" %
-          (head, res["plain_ms"], res["l2rw_ms"],
-           res["l2rw_ms"] / res["plain_ms"]))
+    print("%s plain_ms=%.3f l2rw_ms=%.3f plain_min_ms=%.3f l2rw_min_ms=%.3f "
+          "ratio=%.3f" %
+          (head, res["plain_ms"], res["l2rw_ms"], res["plain_min_ms"],
+           res["l2rw_min_ms"], res["l2rw_ms"] / res["plain_ms"]))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
  *              [--reps R] [--warmup W] [--input CxHxW] [--classes K]
  *              [--seed S]
  *
- * Every figure is the median of R timed repetitions after W untimed ones.
+ * Every figure is the median of R timed repetitions after W untimed ones
+ * (the steps also give their fastest repetition, "min").
  * The plain step and the L2RW step are timed interleaved (one of each per
  * repetition) so that a burst of load from other processes on a shared
  * machine hits both alike and their ratio stays meaningful.
@@ -415,9 +416,11 @@ static l2rw_status time_fn(bench_ctx *b, bench_fn pre, bench_fn fn,
 
 /* The steps fn[0..k) interleaved, one of each per repetition, so that
  * load from other processes hits all alike; t has room for k * reps
- * values; ms[j] = median ms of fn[j]. */
+ * values; ms[j] = median ms of fn[j], mins[j] the fastest repetition
+ * (the least disturbed by other processes). */
 static l2rw_status time_steps(bench_ctx *b, const bench_fn *fn, int k,
-                              int warmup, int reps, double *t, double *ms)
+                              int warmup, int reps, double *t, double *ms,
+                              double *mins)
 {
     for (int r = 0; r < warmup + reps; r++)
         for (int j = 0; j < k; j++) {
@@ -425,7 +428,10 @@ static l2rw_status time_steps(bench_ctx *b, const bench_fn *fn, int k,
             L2RW_TRY(fn[j](b));
             if (r >= warmup) t[(size_t)j * reps + (r - warmup)] = now_ms() - t0;
         }
-    for (int j = 0; j < k; j++) ms[j] = median(t + (size_t)j * reps, reps);
+    for (int j = 0; j < k; j++) {
+        ms[j] = median(t + (size_t)j * reps, reps);
+        mins[j] = t[(size_t)j * reps]; /* sorted by median() */
+    }
     return L2RW_OK;
 }
 
@@ -561,7 +567,8 @@ enum { P_FWD, P_FWDT, P_LOSS, P_BWD, P_UPD, N_PASSES };
 
 static void print_results(const bench_opts *o, const bench_ctx *b,
                           const counter *q, int counted, double sgemm,
-                          const double *p, const double *st)
+                          const double *p, const double *st,
+                          const double *st_min)
 {
     double fl = counted ? q->flops * o->batch : 0.0;
     double tang = p[P_FWDT] - p[P_FWD];
@@ -574,22 +581,28 @@ static void print_results(const bench_opts *o, const bench_ctx *b,
     if (counted) printf(" (%.1f GFLOP/s)", rate(2.0 * fl, p[P_BWD]));
     printf("\nupdate %.3f ms (SGD momentum, weight decay)\n", p[P_UPD]);
     printf("tangent/backward %.3f\n", p[P_BWD] > 0.0 ? tang / p[P_BWD] : 0.0);
-    printf("plain %.3f ms/step", st[STEP_PLAIN]);
+    printf("plain %.3f ms/step (min %.3f", st[STEP_PLAIN],
+           st_min[STEP_PLAIN]);
     if (counted)
-        printf(" (%.1f GFLOP/s, %.0f%% of sgemm)",
+        printf("; %.1f GFLOP/s, %.0f%% of sgemm",
                rate(3.0 * fl, st[STEP_PLAIN]),
                100.0 * rate(3.0 * fl, st[STEP_PLAIN]) / sgemm);
     long runs = (long)o->warmup + o->reps;
-    printf("\nl2rw-composed %.3f ms/step (net calls of DESIGN.md sec. 2; "
-           "%ld of %ld steps all u <= 0)\n",
-           st[STEP_COMPOSED], b->skipped[STEP_COMPOSED], runs);
-    printf("l2rw-last %.3f ms/step (--meta-params last; %ld of %ld steps "
-           "skipped)\n",
-           st[STEP_L2RW_LAST], b->skipped[STEP_L2RW_LAST], runs);
+    printf(")\nl2rw-composed %.3f ms/step (min %.3f; net calls of DESIGN.md "
+           "sec. 2; %ld of %ld steps all u <= 0)\n",
+           st[STEP_COMPOSED], st_min[STEP_COMPOSED],
+           b->skipped[STEP_COMPOSED], runs);
+    printf("l2rw-last %.3f ms/step (min %.3f; --meta-params last; %ld of %ld "
+           "steps skipped)\n",
+           st[STEP_L2RW_LAST], st_min[STEP_L2RW_LAST],
+           b->skipped[STEP_L2RW_LAST], runs);
     printf("ratio l2rw-last/plain %.3f\n",
            st[STEP_L2RW_LAST] / st[STEP_PLAIN]);
-    printf("l2rw %.3f ms/step (%ld of %ld steps skipped: all u <= 0)\n",
-           st[STEP_L2RW], b->skipped[STEP_L2RW], runs);
+    printf("l2rw %.3f ms/step (min %.3f; %ld of %ld steps skipped: all "
+           "u <= 0)\n",
+           st[STEP_L2RW], st_min[STEP_L2RW], b->skipped[STEP_L2RW], runs);
+    printf("ratio-of-mins l2rw/plain %.3f\n",
+           st_min[STEP_L2RW] / st_min[STEP_PLAIN]);
     printf("ratio l2rw/plain %.3f\n", st[STEP_L2RW] / st[STEP_PLAIN]);
 }
 
@@ -614,15 +627,16 @@ static int run_bench(const bench_opts *o, bench_ctx *b, double *t)
                                            pass_forward_loss, NULL};
     static const bench_fn steps[N_STEPS] = {step_plain, step_l2rw,
                                             step_l2rw_last, step_composed};
-    double p[N_PASSES], st[N_STEPS];
+    double p[N_PASSES], st[N_STEPS], st_min[N_STEPS];
     for (int k = 0; k < N_PASSES; k++) {
         l2rw_status s = time_fn(b, pre[k], pass[k], o->warmup, o->reps, t,
                                 &p[k]);
         if (s != L2RW_OK) return report_error(s, "timing a pass");
     }
-    l2rw_status s = time_steps(b, steps, N_STEPS, o->warmup, o->reps, t, st);
+    l2rw_status s = time_steps(b, steps, N_STEPS, o->warmup, o->reps, t, st,
+                               st_min);
     if (s != L2RW_OK) return report_error(s, "timing the steps");
-    print_results(o, b, &q, counted, sgemm, p, st);
+    print_results(o, b, &q, counted, sgemm, p, st, st_min);
     return 0;
 }
 
