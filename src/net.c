@@ -212,6 +212,10 @@ struct l2rw_net {
     size_t n_params, n_state, n_ws;
     float *params, *grads, *tangents, *state, *ws;
     float *dz, *loss;    /* [max_batch, classes], [max_batch] */
+    /* Tangent and gradient buffers, shared by nodes whose lifetimes do not
+     * overlap (see net_plan); the nodes' ty and dy point into them. */
+    int n_slots;
+    float **slots;
     size_t last_begin, last_end;
     uint64_t dropout_key;
     /* state of the last passes */
@@ -226,15 +230,12 @@ void l2rw_net_free(l2rw_net *net)
     if (net->nodes)
         for (int i = 0; i < net->n_nodes; i++) {
             l2rw__node *nd = &net->nodes[i];
-            int alias = nd->op == L2RW_OP_FLATTEN;
-            if (!alias) {
-                l2rw__afree(nd->y);
-                l2rw__afree(nd->ty);
-            }
-            l2rw__afree(nd->dy);
+            if (nd->op != L2RW_OP_FLATTEN) l2rw__afree(nd->y); /* alias */
             l2rw__afree(nd->aux);
             l2rw__afree(nd->idx);
         }
+    for (int k = 0; k < net->n_slots; k++) l2rw__afree(net->slots[k]);
+    free(net->slots);
     free(net->nodes);
     free(net->live);
     free(net->model);
@@ -295,6 +296,113 @@ static l2rw_status net_layout(l2rw_net *net)
     return L2RW_OK;
 }
 
+/* Buffer sharing. Node i's tangent is live from its forward to the
+ * forward of its last reader last[i]; its gradient from the backward of
+ * last[i] (first write) down to its own backward: the same interval
+ * [i, last[i]] in node order. Nodes with disjoint intervals share a slot
+ * (greedy in node order, optimal for intervals). A flatten aliases its
+ * input's tangent, so it extends the input's interval. */
+typedef struct {
+    int n;
+    size_t *size;   /* floats per slot */
+    int *until;     /* last node using the slot */
+} slot_plan;
+
+static int plan_take(slot_plan *sp, int i, int last, size_t need)
+{
+    int best = -1;
+    for (int k = 0; k < sp->n; k++) /* a free slot, preferably big enough */
+        if (sp->until[k] < i &&
+            (best < 0 || (sp->size[best] < need && sp->size[k] > sp->size[best])))
+            best = k;
+    if (best < 0) best = sp->n++;
+    if (sp->size[best] < need) sp->size[best] = need;
+    sp->until[best] = last;
+    return best;
+}
+
+/* Slot of every node's ty (kind 0) or dy (kind 1), -1 for none. */
+static void net_plan(const l2rw_net *net, const int *last, int kind,
+                     slot_plan *sp, int *slot_of)
+{
+    const size_t mb = (size_t)net->max_batch;
+    for (int i = 0; i < net->n_nodes; i++) {
+        const l2rw__node *nd = &net->nodes[i];
+        slot_of[i] = -1;
+        if (!net->live[i]) continue;
+        int want = kind == 0 ? !nd->tzero && nd->op != L2RW_OP_FLATTEN
+                             : nd->need_dy;
+        if (want) slot_of[i] = plan_take(sp, i, last[i], mb * nd->size);
+    }
+}
+
+static l2rw_status net_alloc_slots(l2rw_net *net)
+{
+    const int nn = net->n_nodes;
+    l2rw_status s = L2RW_OK;
+    int *last = l2rw__calloc((size_t)nn, sizeof *last);
+    int *slot_of = l2rw__calloc(2 * (size_t)nn, sizeof *slot_of);
+    slot_plan sp[2] = {{0, l2rw__calloc((size_t)nn, sizeof(size_t)),
+                        l2rw__calloc((size_t)nn, sizeof(int))},
+                       {0, l2rw__calloc((size_t)nn, sizeof(size_t)),
+                        l2rw__calloc((size_t)nn, sizeof(int))}};
+    if (!last || !slot_of || !sp[0].size || !sp[0].until || !sp[1].size ||
+        !sp[1].until) {
+        s = l2rw__fail(L2RW_ERR_NOMEM, "net: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nn; i++) last[i] = i;
+    for (int i = 0; i < nn; i++)
+        if (net->live[i])
+            for (int k = 0; k < net->nodes[i].n_in; k++) {
+                int j = net->nodes[i].in[k];
+                if (last[j] < i) last[j] = i;
+            }
+    last[net->output] = nn; /* the loss reads the logits' tangent */
+    for (int i = nn - 1; i > 0; i--)
+        if (net->live[i] && net->nodes[i].op == L2RW_OP_FLATTEN) {
+            int j = net->nodes[i].in[0];
+            if (last[j] < last[i]) last[j] = last[i];
+        }
+    net_plan(net, last, 0, &sp[0], slot_of);
+    net_plan(net, last, 1, &sp[1], slot_of + nn);
+    net->slots = l2rw__calloc((size_t)(sp[0].n + sp[1].n) + 1, sizeof *net->slots);
+    if (!net->slots) {
+        s = l2rw__fail(L2RW_ERR_NOMEM, "net: out of memory");
+        goto done;
+    }
+    for (int kind = 0; kind < 2; kind++) {
+        const int base = net->n_slots;
+        for (int k = 0; k < sp[kind].n; k++) {
+            net->slots[net->n_slots] = l2rw__aalloc(sp[kind].size[k], sizeof(float));
+            if (!net->slots[net->n_slots]) {
+                s = l2rw__fail(L2RW_ERR_NOMEM, "net %s: out of memory (%zu floats)",
+                               net->model, sp[kind].size[k]);
+                goto done;
+            }
+            net->n_slots++;
+        }
+        for (int i = 0; i < nn; i++) {
+            int k = slot_of[kind * nn + i];
+            l2rw__node *nd = &net->nodes[i];
+            float *buf = k >= 0 ? net->slots[base + k] : NULL;
+            if (kind == 0) nd->ty = buf;
+            else nd->dy = buf;
+        }
+    }
+    for (int i = 0; i < nn; i++) /* flatten: its input's tangent */
+        if (net->live[i] && net->nodes[i].op == L2RW_OP_FLATTEN)
+            net->nodes[i].ty = net->nodes[net->nodes[i].in[0]].ty;
+done:
+    free(last);
+    free(slot_of);
+    for (int k = 0; k < 2; k++) {
+        free(sp[k].size);
+        free(sp[k].until);
+    }
+    return s;
+}
+
 static l2rw_status net_alloc(l2rw_net *net)
 {
     const size_t mb = (size_t)net->max_batch;
@@ -308,14 +416,10 @@ static l2rw_status net_alloc(l2rw_net *net)
     for (int i = 0; i < net->n_nodes; i++) {
         l2rw__node *nd = &net->nodes[i];
         if (!net->live[i]) continue;
-        if (nd->op == L2RW_OP_FLATTEN) { /* aliases its input */
+        if (nd->op == L2RW_OP_FLATTEN) /* aliases its input */
             nd->y = net->nodes[nd->in[0]].y;
-            nd->ty = net->nodes[nd->in[0]].ty;
-        } else {
+        else
             NET_ALLOC(nd->y, mb * nd->size, float);
-            if (!nd->tzero) NET_ALLOC(nd->ty, mb * nd->size, float);
-        }
-        if (nd->need_dy) NET_ALLOC(nd->dy, mb * nd->size, float);
         if (nd->n_aux) NET_ALLOC(nd->aux, nd->n_aux, float);
         if (nd->n_idx) NET_ALLOC(nd->idx, nd->n_idx, int32_t);
     }
@@ -327,7 +431,7 @@ static l2rw_status net_alloc(l2rw_net *net)
     NET_ALLOC(net->dz, mb * (size_t)net->classes, float);
     NET_ALLOC(net->loss, mb, float);
 #undef NET_ALLOC
-    return L2RW_OK;
+    return net_alloc_slots(net);
 }
 
 static void net_init_params(l2rw_net *net, uint64_t seed)
