@@ -398,6 +398,43 @@ static void test_create(void)
     l2rw_net_free(net);
 }
 
+/* Another thread count after compile (more than the workspace was sized
+ * for, or fewer): same results up to float rounding of the reductions. */
+static void test_thread_change(void)
+{
+    l2rw_net *net;
+    CHECK_OK(build(&net, 1, 21));
+    if (!net) return;
+    const size_t np = l2rw_net_num_params(net);
+    float x[N * C * H * W], u[3][N];
+    int32_t y[N];
+    for (int i = 0; i < N * C * H * W; i++) x[i] = (float)((i * 29) % 17) / 8.0f - 1.0f;
+    for (int i = 0; i < N; i++) y[i] = (i * 3) % K;
+    for (size_t j = 0; j < np; j++) l2rw_net_tangents(net)[j] = (float)((j * 7) % 5) - 2.0f;
+    float *g[3];
+    const int threads[3] = {2, 1, 7};
+    for (int k = 0; k < 3; k++) {
+        l2rw_set_threads(threads[k]);
+        CHECK_OK(l2rw_net_forward(net, x, N, L2RW_MODE_TRAIN_FROZEN, 1));
+        CHECK_OK(l2rw_net_loss(net, y, NULL, NULL, u[k]));
+        CHECK_OK(l2rw_net_backward(net, NULL));
+        g[k] = malloc(np * sizeof(float));
+        memcpy(g[k], l2rw_net_grads(net), np * sizeof(float));
+    }
+    l2rw_set_threads(2);
+    double gmax = 0.0;
+    for (size_t j = 0; j < np; j++) gmax = fmax(gmax, fabs(g[0][j]));
+    for (int k = 1; k < 3; k++) {
+        double d = 0.0;
+        for (size_t j = 0; j < np; j++) d = fmax(d, fabs(g[k][j] - g[0][j]));
+        CHECK(d <= 1e-5 * gmax, "%d threads vs 2: gradient differs by %g", threads[k], d);
+        for (int i = 0; i < N; i++)
+            CHECK_CLOSE(u[k][i], u[0][i], 1e-5, 1e-6, "u with another thread count");
+    }
+    for (int k = 0; k < 3; k++) free(g[k]);
+    l2rw_net_free(net);
+}
+
 int main(void)
 {
     l2rw_set_threads(2);
@@ -407,5 +444,6 @@ int main(void)
     test_no_alloc();
     test_errors();
     test_create();
+    test_thread_change();
     return CHECK_DONE("test_net");
 }
