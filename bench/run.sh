@@ -39,6 +39,19 @@ run() {
         | tee "$OUT/$name.torch.txt"
 }
 
+# OpenBLAS picks its kernels by CPU, unless OPENBLAS_CORETYPE names them
+# (this project's machine sets OPENBLAS_CORETYPE=Haswell: AVX2 kernels on
+# an AVX-512 CPU). The main runs keep the environment as given; when
+# OPENBLAS_CORETYPE is set, one more LeNet pair runs at the end without
+# it (OpenBLAS's own choice, both programs) to show what it costs.
+core() {
+    OPENBLAS_VERBOSE=2 "$L2RW" bench --model mlp:8 --batch 1 --val-batch 1 \
+        --reps 1 --warmup 0 --threads 1 2>&1 >/dev/null |
+        sed -n 's/^Core: *//p' | head -1
+}
+echo "OpenBLAS kernels: $(core)" \
+    "(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"
+
 run lenet-v100 lenet 100 100 "$REPS"
 run lenet-v10 lenet 100 10 "$REPS"
 run resnet32-v"$RESNET_BATCH" resnet32 "$RESNET_BATCH" "$RESNET_BATCH" \
@@ -62,16 +75,27 @@ tval() {
         awk -F= -v k="$2" '$1 == k { print $2; exit }'
 }
 
+if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
+    (
+        unset OPENBLAS_CORETYPE
+        echo "== OPENBLAS_CORETYPE unset: OpenBLAS kernels $(core)"
+        run lenet-v100-auto lenet 100 100 "$REPS"
+    )
+fi
+
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" \
     "(above ~0.5 other processes shared the $(nproc) CPUs: figures are noisy)"
 echo
 echo "== comparison (ms per step, median; speedup = torch / l2rw)"
 echo "   C = l2rw, T = PyTorch; l/p = l2rw step / plain step; C last ="
-echo "   --meta-params last; C tang = tangent pass alone, C bwd = backward"
+echo "   --meta-params last; C tang = tangent pass alone, C bwd = backward;"
+echo "   -auto: OPENBLAS_CORETYPE unset (OpenBLAS picks kernels) for both"
 printf '%-14s %8s %8s %7s %8s %8s %7s %6s %6s %8s %8s %8s\n' config \
     "C plain" "T plain" speedup "C l2rw" "T l2rw" speedup "C l/p" \
     "T l/p" "C last" "C tang" "C bwd"
-for name in lenet-v100 lenet-v10 resnet32-v"$RESNET_BATCH" resnet32-v10; do
+NAMES="lenet-v100 lenet-v10 resnet32-v$RESNET_BATCH resnet32-v10"
+[ -n "${OPENBLAS_CORETYPE:-}" ] && NAMES="$NAMES lenet-v100-auto"
+for name in $NAMES; do
     cp=$(cval "$name" plain) cl=$(cval "$name" l2rw)
     cz=$(cval "$name" l2rw-last)
     ct=$(cval "$name" tangent) cb=$(cval "$name" backward)
@@ -86,7 +110,7 @@ echo
 echo "== fastest repetitions (ms; the least disturbed by other processes)"
 printf '%-14s %8s %8s %7s %8s %8s %7s %6s %6s\n' config "C plain" \
     "T plain" speedup "C l2rw" "T l2rw" speedup "C l/p" "T l/p"
-for name in lenet-v100 lenet-v10 resnet32-v"$RESNET_BATCH" resnet32-v10; do
+for name in $NAMES; do
     awk -v n="$name" -v cp="$(cmin "$name" plain)" \
         -v cl="$(cmin "$name" l2rw)" -v tp="$(tval "$name" plain_min_ms)" \
         -v tl="$(tval "$name" l2rw_min_ms)" 'BEGIN {
