@@ -437,6 +437,39 @@ static inline int window_argmax(const float *xp, int w, int k, int start)
     return best;
 }
 
+/* Branch-free select through integer masks: GCC turns float ternaries
+ * into branches, which mispredict on ReLU outputs. */
+static inline float fsel(uint32_t take_a, float a, float b)
+{
+    uint32_t ua, ub, m = 0u - take_a, r;
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    r = (ua & m) | (ub & ~m);
+    float f;
+    memcpy(&f, &r, sizeof f);
+    return f;
+}
+
+/* One output row of 2x2, stride-2 max pooling; same first-max and NaN
+ * rules as window_argmax. */
+static void pool22_row(float *restrict yr, int32_t *restrict ir,
+                       const float *restrict r0, int w, int ow, int base)
+{
+    const float *restrict r1 = r0 + w;
+    for (int ox = 0; ox < ow; ox++) {
+        float a = r0[2 * ox], b = r0[2 * ox + 1];
+        float c2 = r1[2 * ox], d = r1[2 * ox + 1];
+        uint32_t tb = (uint32_t)((b > a) | (b != b));
+        uint32_t td = (uint32_t)((d > c2) | (d != d));
+        float v0 = fsel(tb, b, a), v1 = fsel(td, d, c2);
+        uint32_t t1 = (uint32_t)((v1 > v0) | ((v1 != v1) & (v0 == v0)));
+        yr[ox] = fsel(t1, v1, v0);
+        int32_t j0 = 2 * ox + (int32_t)tb, j1 = w + 2 * ox + (int32_t)td;
+        int32_t m = -(int32_t)t1;
+        ir[ox] = base + ((j1 & m) | (j0 & ~m));
+    }
+}
+
 void l2rw__maxpool_fwd(float *y, int32_t *idx, const float *x, int n, int c,
                        int h, int w, int k, int s, int oh, int ow)
 {
@@ -447,21 +480,9 @@ void l2rw__maxpool_fwd(float *y, int32_t *idx, const float *x, int n, int c,
         float *yp = y + (size_t)ic * oh * ow;
         int32_t *ip = idx + (size_t)ic * oh * ow;
         for (int oy = 0; oy < oh; oy++) {
-            if (k == 2 && s == 2) { /* the common case, unrolled (branchy
-                                         * measured faster than selects) */
-                const float *r0 = xp + (size_t)(2 * oy) * w, *r1 = r0 + w;
-                const int base = 2 * oy * w;
-                for (int ox = 0; ox < ow; ox++) {
-                    float a = r0[2 * ox], b = r0[2 * ox + 1];
-                    float cc = r1[2 * ox], d = r1[2 * ox + 1];
-                    int j = 2 * ox;
-                    float bv = a;
-                    if (b > bv || (b != b && bv == bv)) bv = b, j = 2 * ox + 1;
-                    if (cc > bv || (cc != cc && bv == bv)) bv = cc, j = w + 2 * ox;
-                    if (d > bv || (d != d && bv == bv)) bv = d, j = w + 2 * ox + 1;
-                    yp[oy * ow + ox] = bv;
-                    ip[oy * ow + ox] = base + j;
-                }
+            if (k == 2 && s == 2) { /* the common case */
+                pool22_row(yp + oy * ow, ip + oy * ow,
+                           xp + (size_t)(2 * oy) * w, w, ow, 2 * oy * w);
                 continue;
             }
             for (int ox = 0; ox < ow; ox++) {

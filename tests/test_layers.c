@@ -339,10 +339,40 @@ static void test_conv(l2rw_rng *cfg)
     }
 }
 
+/* Ties pick the first maximum (row-major in the window) and a NaN wins,
+ * in the unrolled 2x2 path and in the generic one. */
+static void test_maxpool_ties_nan(void)
+{
+    for (int path = 0; path < 2; path++) {
+        const int k = 2, st = path ? 1 : 2; /* stride 1: generic path */
+        int shape[1][3] = {{1, 4, 4}};
+        l2rw__node p = {.op = L2RW_OP_MAXPOOL, .k = k, .stride = st};
+        rig R;
+        CHECK_OK(rig_init(&R, p, 1, shape, 1, 600 + path));
+        float *x = R.nodes[0].y;
+        for (int i = 0; i < 16; i++) x[i] = 1.0f; /* all tied */
+        x[1 * 4 + 3] = 2.0f;                      /* a later maximum */
+        x[3 * 4 + 0] = NAN;                       /* a NaN, bottom left */
+        rig_forward(&R, 0);
+        const l2rw__node *nd = rig_layer(&R);
+        /* window (0,0): all 1 -> first element, index 0 */
+        CHECK(nd->y[0] == 1.0f && nd->idx[0] == 0, "maxpool ties: first maximum (path %d)", path);
+        /* the window holding x[1][3] = 2 picks it */
+        int w13 = path ? 0 * nd->w + 2 : 0 * nd->w + 1;
+        CHECK(nd->y[w13] == 2.0f && nd->idx[w13] == 7, "maxpool: later larger wins (path %d)", path);
+        /* the window holding the NaN outputs NaN */
+        int wn = path ? 2 * nd->w + 0 : 1 * nd->w + 0;
+        CHECK(nd->y[wn] != nd->y[wn] && nd->idx[wn] == 12, "maxpool: NaN propagates (path %d)", path);
+        rig_free(&R);
+    }
+}
+
 static void test_maxpool(l2rw_rng *cfg)
 {
-    for (int t = 0; t < 4; t++) {
+    test_maxpool_ties_nan();
+    for (int t = 0; t < 6; t++) {
         int k = rand_int(cfg, 1, 3), s = rand_int(cfg, 1, 3);
+        if (t < 2) k = s = 2; /* the unrolled 2x2 path */
         int shape[1][3] = {{rand_int(cfg, 1, 3), rand_int(cfg, k, 9), rand_int(cfg, k, 9)}};
         l2rw__node p = {.op = L2RW_OP_MAXPOOL, .k = k, .stride = s};
         rig R;
