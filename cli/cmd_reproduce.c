@@ -152,12 +152,12 @@ static l2rw_train_cfg run_cfg(const plan *p, const run_spec *r,
         c.train_size = 5000;
         c.val_per_class = 5; /* 10 clean images */
         c.val_size = 0;
-        c.steps = p->steps ? p->steps : (p->quick ? 200 : 2000);
+        c.steps = p->steps ? p->steps : (p->quick ? 200 : 1000);
         c.eval_every = c.steps / 4 > 0 ? c.steps / 4 : 1;
     } else {
         c.val_per_class = 0;
         c.val_size = 1000;
-        c.steps = p->steps ? p->steps : (p->quick ? 600 : 6000);
+        c.steps = p->steps ? p->steps : (p->quick ? 600 : 4000);
         c.eval_every = c.steps / (p->quick ? 3 : 10);
         if (c.eval_every < 1) c.eval_every = 1;
         if (!p->quick && !p->steps) {
@@ -371,7 +371,7 @@ int l2rw_cmd_reproduce(int argc, char **argv)
         {"quick", OPT_FLAG, &quick, "",
          "short runs (under 10 minutes on 2 cores)", 1, 0, 0},
         {"steps", OPT_LONG, &p.steps, "N",
-         "steps per run (0 = 200/2000 imbalance, 600/6000 noise)", 0, 1e9,
+         "steps per run (0 = 200/1000 imbalance, 600/4000 noise)", 0, 1e9,
          0},
         {"seed", OPT_U64, &p.seed, "S", "seed of every run", 1, 0, 0},
         {"threads", OPT_INT, &p.threads, "T", "threads (0 = all cores)", 0,
