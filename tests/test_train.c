@@ -248,11 +248,13 @@ static void test_outputs(void)
 }
 
 /* Runs the CLI; returns its exit status, *lines = lines on stderr. */
-static int run_cli(const char *args, int *lines, char *first, size_t size)
+static int run_cli_to(const char *args, const char *stdout_path, int *lines,
+                      char *first, size_t size)
 {
     char cmd[4096], errf[512];
     snprintf(errf, sizeof errf, "%s/stderr.txt", tmpdir);
-    snprintf(cmd, sizeof cmd, "./build/l2rw %s >/dev/null 2>%s", args, errf);
+    snprintf(cmd, sizeof cmd, "./build/l2rw %s >%s 2>%s", args, stdout_path,
+             errf);
     int st = system(cmd);
     char *e = slurp(errf, NULL);
     *lines = 0;
@@ -260,6 +262,11 @@ static int run_cli(const char *args, int *lines, char *first, size_t size)
     snprintf(first, size, "%s", e ? e : "");
     free(e);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int run_cli(const char *args, int *lines, char *first, size_t size)
+{
+    return run_cli_to(args, "/dev/null", lines, first, size);
 }
 
 static void test_cli(void)
@@ -364,9 +371,39 @@ static void test_cli(void)
     free(sot);
     char p[600];
     snprintf(p, sizeof p, "%s/%s", out, L2RW_FILE_MODEL);
+    char ev[600], sm[600];
+    snprintf(ev, sizeof ev, "%s/eval.txt", tmpdir);
     snprintf(args, sizeof args, "eval --load %s --data '%s'", p, spec);
-    rc = run_cli(args, &lines, msg, sizeof msg);
+    rc = run_cli_to(args, ev, &lines, msg, sizeof msg);
     CHECK(rc == 0, "eval: exit %d: %s", rc, msg);
+    /* eval of the saved model gives the run's final accuracy */
+    snprintf(sm, sizeof sm, "%s/%s", out, L2RW_FILE_SUMMARY);
+    char *evt = slurp(ev, NULL), *smt = slurp(sm, NULL);
+    const char *ea = evt ? strstr(evt, "accuracy ") : NULL;
+    const char *sa = smt ? strstr(smt, "\"final_test_accuracy\": ") : NULL;
+    CHECK(ea && sa && fabs(atof(ea + 9) - 100 * atof(sa + 23)) < 0.006,
+          "eval accuracy %s vs summary %s", ea ? ea : "?", sa ? sa : "?");
+    free(evt);
+    free(smt);
+
+    /* a damaged checkpoint: one line, exit 2 */
+    char ck[600];
+    snprintf(ck, sizeof ck, "%s/%s", out, L2RW_FILE_CHECKPOINT);
+    CHECK(truncate(ck, 100) == 0, "cannot truncate %s", ck);
+    snprintf(args, sizeof args, "train --resume %s --steps 8 --quiet", out);
+    rc = run_cli(args, &lines, msg, sizeof msg);
+    CHECK(rc == 2 && lines == 1 && strstr(msg, "checkpoint"),
+          "damaged checkpoint: exit %d, %d lines: %s", rc, lines, msg);
+
+    /* reproduce: bad usage */
+    rc = run_cli("reproduce bogus", &lines, msg, sizeof msg);
+    CHECK(rc == 2 && lines == 1, "reproduce bogus: exit %d: %s", rc, msg);
+    snprintf(args, sizeof args, "reproduce noise --data cifar10:%s --out %s/r",
+             tmpdir, tmpdir);
+    rc = run_cli(args, &lines, msg, sizeof msg);
+    CHECK(rc == 2 && lines == 1, "reproduce cifar10: exit %d: %s", rc, msg);
+    snprintf(args, sizeof args, "%s/r", tmpdir);
+    CHECK(!exists(args), "reproduce left %s behind", args);
 }
 
 static void cleanup(void)
