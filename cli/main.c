@@ -44,7 +44,17 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
+        /* the commands' own --help texts too: every option with its
+         * default */
         usage(stdout);
+        for (int i = 0; i < N_COMMANDS; i++) {
+            char name[32], help[] = "--help";
+            char *args[] = {name, help, NULL};
+            snprintf(name, sizeof name, "%s", commands[i].name);
+            printf("\n== l2rw %s ==\n", commands[i].name);
+            fflush(stdout);
+            commands[i].run(2, args);
+        }
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {

@@ -196,7 +196,10 @@ void opts_help(const opt_def *opts, int n_opts, const char *usage, FILE *out)
         else
             snprintf(left, sizeof left, "--%s %s", o->name, o->metavar);
         default_text(o, def, sizeof def);
-        fprintf(out, "  %-26s %s (default: %s)\n", left, o->help, def);
+        if (strstr(o->help, "(required)"))
+            fprintf(out, "  %-26s %s\n", left, o->help);
+        else
+            fprintf(out, "  %-26s %s (default: %s)\n", left, o->help, def);
     }
     fprintf(out, "  %-26s %s\n", "--help", "show this help");
 }
