@@ -605,6 +605,54 @@ static l2rw_status setup(run *r, l2rw_train_result *res)
     return L2RW_OK;
 }
 
+/* The test evaluation after fine-tuning, as one more metrics row. */
+static l2rw_status finetune_row(run *r, long steps)
+{
+    l2rw_metrics_row row;
+    memset(&row, 0, sizeof row);
+    row.step = r->st.step + steps;
+    row.epoch = l2rw_sampler_epoch(&r->sampler, r->st.step);
+    row.train_loss = row.mean_weight = -1;
+    row.zero_share = row.clean_share = -1;
+    L2RW_TRY(l2rw_evaluate(r->net, &r->data.test, r->cfg->eval_batch,
+                           &row.test_accuracy, &row.test_loss));
+    L2RW_TRY(l2rw__state_add_row(&r->st, &row));
+    r->last_acc = row.test_accuracy;
+    if (row.test_accuracy > r->best_acc) r->best_acc = row.test_accuracy;
+    l2rw_train_progress p;
+    progress_base(r, L2RW_EVENT_FINETUNE, &p);
+    p.finetune_step = steps;
+    report(r, &p);
+    return L2RW_OK;
+}
+
+/* End of the main phase: a checkpoint first (a later run with more steps
+ * resumes from here), then the evaluation at the last step if the
+ * schedule did not just make one (it is not in the checkpoint, so a
+ * resumed run's rows match those of an uninterrupted one), fine-tuning,
+ * and the files. */
+static l2rw_status finish(run *r, l2rw_train_result *res)
+{
+    const l2rw_train_cfg *c = r->cfg;
+    int ignored = 0;
+    if (r->out &&
+        !(c->checkpoint_every > 0 && r->st.step % c->checkpoint_every == 0))
+        L2RW_TRY(save_checkpoint(r));
+    if (r->st.n_rows == 0 || r->st.rows[r->st.n_rows - 1].step != r->st.step)
+        L2RW_TRY(evaluate_row(r, &ignored));
+    double acc_before_ft = r->last_acc;
+    if (c->finetune_clean > 0 && r->data.val.n > 0) {
+        L2RW_TRY(finetune(r, res));
+        L2RW_TRY(finetune_row(r, res->finetune_steps));
+    }
+    fill_result(r, res);
+    const l2rw_metrics_row *last = &r->st.rows[r->st.n_rows - 1];
+    res->final_test_accuracy = last->test_accuracy;
+    res->final_test_loss = last->test_loss;
+    res->best_test_accuracy = r->best_acc;
+    return r->out ? write_outputs(r, res, acc_before_ft) : L2RW_OK;
+}
+
 l2rw_status l2rw_train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
 {
     l2rw_train_result local;
@@ -649,45 +697,7 @@ l2rw_status l2rw_train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
         run_free(&r);
         return L2RW_OK;
     }
-    /* End of the main phase: a checkpoint first (a later run with more
-     * steps resumes from here), then the evaluation at the last step if
-     * the schedule did not just make one; it is not in the checkpoint,
-     * so a resumed run's rows match those of an uninterrupted one. */
-    if (s == L2RW_OK && r.out &&
-        !(cfg->checkpoint_every > 0 && r.st.step % cfg->checkpoint_every == 0))
-        s = save_checkpoint(&r);
-    int dummy = 0;
-    if (s == L2RW_OK && (r.st.n_rows == 0 ||
-                         r.st.rows[r.st.n_rows - 1].step != r.st.step))
-        s = evaluate_row(&r, &dummy);
-    double acc_before_ft = r.last_acc;
-    if (s == L2RW_OK && cfg->finetune_clean > 0 && r.data.val.n > 0) {
-        s = finetune(&r, res);
-        if (s == L2RW_OK) {
-            l2rw_metrics_row row;
-            memset(&row, 0, sizeof row);
-            row.step = r.st.step + res->finetune_steps;
-            row.epoch = l2rw_sampler_epoch(&r.sampler, r.st.step);
-            row.train_loss = row.mean_weight = -1;
-            row.zero_share = row.clean_share = -1;
-            s = l2rw_evaluate(r.net, &r.data.test, cfg->eval_batch,
-                              &row.test_accuracy, &row.test_loss);
-            if (s == L2RW_OK) s = l2rw__state_add_row(&r.st, &row);
-            r.last_acc = row.test_accuracy;
-            if (row.test_accuracy > r.best_acc) r.best_acc = row.test_accuracy;
-            progress_base(&r, L2RW_EVENT_FINETUNE, &p);
-            p.finetune_step = res->finetune_steps;
-            report(&r, &p);
-        }
-    }
-    if (s == L2RW_OK) {
-        fill_result(&r, res);
-        const l2rw_metrics_row *last = &r.st.rows[r.st.n_rows - 1];
-        res->final_test_accuracy = last->test_accuracy;
-        res->final_test_loss = last->test_loss;
-        res->best_test_accuracy = r.best_acc;
-        if (r.out) s = write_outputs(&r, res, acc_before_ft);
-    }
+    if (s == L2RW_OK) s = finish(&r, res);
     progress_base(&r, L2RW_EVENT_DONE, &p);
     report(&r, &p);
     run_free(&r);

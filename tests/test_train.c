@@ -247,6 +247,24 @@ static void test_outputs(void)
     }
 }
 
+/* --finetune-clean: S more plain steps on the clean set, one more row. */
+static void test_finetune(void)
+{
+    char d[512], p[600];
+    path_in(d, sizeof d, "finetune");
+    l2rw_train_cfg c = base_cfg(d, 10);
+    c.method = "plain";
+    c.finetune_clean = 7;
+    l2rw_train_result r;
+    CHECK_OK(l2rw_train_run(&c, &r));
+    CHECK(r.steps == 10 && r.finetune_steps == 7, "finetune: %ld + %ld steps",
+          r.steps, r.finetune_steps);
+    snprintf(p, sizeof p, "%s/%s", d, L2RW_FILE_METRICS);
+    char *csv = slurp(p, NULL);
+    CHECK(csv && strstr(csv, "\n17,"), "no row at step 17 after fine-tuning");
+    free(csv);
+}
+
 /* Runs the CLI; returns its exit status, *lines = lines on stderr. */
 static int run_cli_to(const char *args, const char *stdout_path, int *lines,
                       char *first, size_t size)
@@ -422,6 +440,7 @@ int main(void)
     }
     test_resume();
     test_outputs();
+    test_finetune();
     test_cli();
     cleanup();
     return CHECK_DONE("test_train");
