@@ -122,7 +122,7 @@ static int on_progress(const l2rw_train_progress *p, void *vctx)
             print_status(p, c);
         break;
     case L2RW_EVENT_EVAL:
-        if (!c->tty) print_status(p, c);
+        print_status(p, c); /* on a terminal: redrawn with the accuracy */
         break;
     case L2RW_EVENT_CHECKPOINT:
         break;
