@@ -21,7 +21,7 @@ static void add_tangent(const l2rw__pass *ps, l2rw__node *nd)
     const size_t len = (size_t)ps->n * nd->size;
     if (ta && tb)
         l2rw__add(nd->ty, ta, tb, len);
-    else /* one of them is zero (not both: then this node would be tzero) */
+    else /* one of them is zero (not both: then this node would be too) */
         l2rw__copy(nd->ty, ta ? ta : tb, len, 0);
 }
 

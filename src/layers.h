@@ -43,6 +43,8 @@ typedef struct l2rw__node {
     size_t n_params, n_state, n_aux, n_idx, n_ws;
     size_t p_off, s_off;
     int tzero;    /* tangent identically zero (no parameter upstream) */
+    int tzero_now; /* zero in this pass: tzero, or every parameter tangent
+                      upstream is zero (set by the net per forward) */
     int need_dy;  /* gradient w.r.t. this output is needed */
     int acc[L2RW_MAX_IN]; /* backward accumulates into the input's dy */
     /* buffers of max_batch examples: output, its tangent (NULL when
@@ -72,7 +74,7 @@ typedef struct {
                          const l2rw__node *b, int max_batch);
     /* Initial parameters and state (NULL for kinds without them). */
     void (*init)(const l2rw__node *nd, float *p, float *st, l2rw_rng *rng);
-    /* y (and ty when pass->tangent and !nd->tzero) from the inputs. */
+    /* y (and ty when pass->tangent and !nd->tzero_now) from the inputs. */
     void (*forward)(const l2rw__pass *ps, l2rw__node *nd);
     /* From nd->dy: parameter gradients (overwritten) and, for each input
      * with need_dy, its dy (accumulated when nd->acc[s]). */
@@ -97,7 +99,7 @@ static inline const float *l2rw__tin(const l2rw__pass *ps,
                                      const l2rw__node *nd, int s)
 {
     const l2rw__node *a = l2rw__in(ps, nd, s);
-    return ps->tangent && !a->tzero ? a->ty : NULL;
+    return ps->tangent && !a->tzero_now ? a->ty : NULL;
 }
 /* Gradient buffer of an input, NULL when not needed. */
 static inline float *l2rw__din(const l2rw__pass *ps, const l2rw__node *nd,
@@ -109,7 +111,7 @@ static inline float *l2rw__din(const l2rw__pass *ps, const l2rw__node *nd,
 static inline int l2rw__want_tangent(const l2rw__pass *ps,
                                      const l2rw__node *nd)
 {
-    return ps->tangent && !nd->tzero;
+    return ps->tangent && !nd->tzero_now;
 }
 
 /* He initialisation: normal with std sqrt(2 / fan_in). */

@@ -11,6 +11,7 @@
 #include "kernels.h"
 #include "layers.h"
 #include "loss.h"
+#include "net_internal.h"
 
 /* ------------------------------------------------------------ layer table */
 
@@ -217,6 +218,7 @@ struct l2rw_net {
     int n_slots;
     float **slots;
     size_t last_begin, last_end;
+    int last_dense;      /* node of the last dense layer, -1 if none */
     uint64_t dropout_key;
     /* state of the last passes */
     int n;
@@ -438,6 +440,7 @@ static void net_init_params(l2rw_net *net, uint64_t seed)
 {
     l2rw_rng rng;
     l2rw_rng_seed(&rng, seed);
+    net->last_dense = -1;
     for (int i = 0; i < net->n_nodes; i++) {
         l2rw__node *nd = &net->nodes[i];
         const l2rw__layer_ops *ops = l2rw__layer(nd->op);
@@ -447,6 +450,7 @@ static void net_init_params(l2rw_net *net, uint64_t seed)
         if (nd->op == L2RW_OP_DENSE && net->live[i]) {
             net->last_begin = nd->p_off;
             net->last_end = nd->p_off + nd->n_params;
+            net->last_dense = i;
         }
     }
 }
@@ -568,6 +572,14 @@ const float *l2rw_net_logits(const l2rw_net *net)
     return net->nodes[net->output].y;
 }
 
+const float *l2rw__net_last_input(const l2rw_net *net, int *dim)
+{
+    if (!net || !net->have_fwd || net->last_dense < 0) return NULL;
+    const l2rw__node *a = &net->nodes[net->nodes[net->last_dense].in[0]];
+    if (dim) *dim = (int)a->size;
+    return a->y;
+}
+
 void l2rw_net_predict(const l2rw_net *net, int32_t *pred)
 {
     if (!net->have_fwd) return;
@@ -594,6 +606,23 @@ static l2rw__pass net_pass(l2rw_net *net, int tangent)
     return ps;
 }
 
+/* Which tangents are zero in this pass: a node's tangent vanishes when
+ * its own parameter tangent is all zero and its inputs' tangents vanish
+ * (e.g. a tangent on the last layer only skips every layer before it). */
+static void net_tangent_support(l2rw_net *net)
+{
+    for (int i = 0; i <= net->output; i++) {
+        l2rw__node *nd = &net->nodes[i];
+        if (!net->live[i]) continue;
+        int zero = 1;
+        const float *t = net->tangents + nd->p_off;
+        for (size_t j = 0; j < nd->n_params && zero; j++) zero = t[j] == 0.0f;
+        for (int s = 0; s < nd->n_in && zero; s++)
+            zero = net->nodes[nd->in[s]].tzero_now;
+        nd->tzero_now = nd->tzero || zero;
+    }
+}
+
 l2rw_status l2rw_net_forward(l2rw_net *net, const float *x, int n,
                              l2rw_mode mode, int with_tangent)
 {
@@ -610,6 +639,7 @@ l2rw_status l2rw_net_forward(l2rw_net *net, const float *x, int n,
     net->mode = mode;
     net->fwd_tangent = with_tangent != 0;
     l2rw__copy(net->nodes[0].y, x, (size_t)n * net->nodes[0].size, 0);
+    if (net->fwd_tangent) net_tangent_support(net);
     l2rw__pass ps = net_pass(net, net->fwd_tangent);
     for (int i = 1; i <= net->output; i++)
         if (net->live[i]) l2rw__layer(net->nodes[i].op)->forward(&ps, &net->nodes[i]);
@@ -632,8 +662,9 @@ l2rw_status l2rw_net_loss(l2rw_net *net, const int32_t *y,
     ce.kind = L2RW_LOSS_CE;
     if (!loss_kind) loss_kind = &ce;
     const l2rw__node *o = &net->nodes[net->output];
-    /* With no parameter upstream the logits' tangent is zero: u = 0. */
-    const float *zdot = u && o->ty ? o->ty : NULL;
+    /* With no (nonzero) parameter tangent upstream the logits' tangent is
+     * zero: u = 0. */
+    const float *zdot = u && !o->tzero_now ? o->ty : NULL;
     net->have_loss = 0;
     l2rw_status s = l2rw__loss_eval(loss_kind, o->y, zdot, y, net->n,
                                     net->classes, net->loss, net->dz,

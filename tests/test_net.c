@@ -19,6 +19,7 @@
 #include "check.h"
 #include "common.h"
 #include "graph.h"
+#include "net_internal.h"
 
 enum { C = 2, H = 9, W = 9, K = 5, N = 6 };
 #define FD_H 1e-3
@@ -395,6 +396,66 @@ static void test_create(void)
     int zero_bias = 1;
     for (int j = 84; j < 91; j++) zero_bias &= p[j] == 0.0f;
     CHECK(zero_bias, "biases start at 0");
+    /* Last dense layer input: logits = a W^T + b. */
+    int dim = 0;
+    CHECK(l2rw__net_last_input(net, &dim) == NULL, "no last input before a forward");
+    float x[5 * 12];
+    for (int i = 0; i < 5 * 12; i++) x[i] = (float)((i * 11) % 13) / 6.0f - 1.0f;
+    CHECK_OK(l2rw_net_forward(net, x, 5, L2RW_MODE_EVAL, 0));
+    const float *a = l2rw__net_last_input(net, &dim);
+    CHECK(a != NULL && dim == 7, "last input dim %d", dim);
+    if (a && dim == 7) {
+        double worst = 0.0;
+        for (int i = 0; i < 5; i++)
+            for (int k = 0; k < 3; k++) {
+                double z = p[b + 21 + k];
+                for (int j = 0; j < 7; j++) z += (double)a[i * 7 + j] * p[b + k * 7 + j];
+                worst = fmax(worst, fabs(z - l2rw_net_logits(net)[i * 3 + k]));
+            }
+        CHECK(worst < 1e-5, "logits from the last input (%g)", worst);
+    }
+    l2rw_net_free(net);
+}
+
+/* Tangents on part of the parameters (the last layer, or one batch-norm
+ * layer): the layers before them are skipped, and u still satisfies
+ * sum w u = <grad, t>; a zero tangent gives u = 0. */
+static void test_partial_tangent(void)
+{
+    l2rw_net *net;
+    CHECK_OK(build(&net, 0, 31));
+    if (!net) return;
+    const size_t np = l2rw_net_num_params(net);
+    float x[N * C * H * W], w[N], u[N];
+    int32_t y[N];
+    for (int i = 0; i < N * C * H * W; i++) x[i] = (float)((i * 13) % 19) / 9.0f - 1.0f;
+    for (int i = 0; i < N; i++) {
+        y[i] = (i * 2) % K;
+        w[i] = (float)(i + 1) / N;
+    }
+    size_t b, e;
+    l2rw_net_last_layer_range(net, &b, &e);
+    float *t = l2rw_net_tangents(net);
+    /* cases: last layer, first batch norm (parameters 76..83), none */
+    const size_t lo[3] = {b, 76, 0}, hi[3] = {e, 84, 0};
+    for (int c = 0; c < 3; c++) {
+        for (size_t j = 0; j < np; j++)
+            t[j] = j >= lo[c] && j < hi[c] ? (float)((j * 5) % 7) - 3.0f : 0.0f;
+        CHECK_OK(l2rw_net_forward(net, x, N, L2RW_MODE_TRAIN_FROZEN, 1));
+        CHECK_OK(l2rw_net_loss(net, y, NULL, NULL, u));
+        CHECK_OK(l2rw_net_backward(net, w));
+        double gt = 0.0;
+        for (size_t j = 0; j < np; j++) gt += (double)l2rw_net_grads(net)[j] * t[j];
+        if (c < 2) {
+            CHECK_CLOSE(wsum(w, u, N), gt, 1e-4, 1e-6,
+                        c ? "partial tangent (batch norm)" : "partial tangent (last layer)");
+            CHECK(fabs(gt) > 1e-3, "partial tangent case %d is not trivial", c);
+        } else {
+            int zero = 1;
+            for (int i = 0; i < N; i++) zero &= u[i] == 0.0f;
+            CHECK(zero, "zero tangent gives u = 0");
+        }
+    }
     l2rw_net_free(net);
 }
 
@@ -445,5 +506,6 @@ int main(void)
     test_errors();
     test_create();
     test_thread_change();
+    test_partial_tangent();
     return CHECK_DONE("test_net");
 }
