@@ -242,7 +242,8 @@ static void test_repeat(void)
 #define L2RW_ASAN 1
 #endif
 #endif
-#if !defined(__SANITIZE_ADDRESS__) && !defined(L2RW_ASAN)
+#include <stdlib.h> /* defines __GLIBC__ */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(L2RW_ASAN) && defined(__GLIBC__)
 #define COUNT_ALLOCS 1
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
