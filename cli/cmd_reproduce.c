@@ -257,6 +257,18 @@ static l2rw_status write_md(FILE *fp, void *vctx)
     return ferror(fp) ? L2RW_ERR_IO : L2RW_OK;
 }
 
+/* Line style of the i-th method in a plot: ten distinct colours (the
+ * default cycle has eight), l2rw drawn thicker. */
+static void line_style(int i, const char *label, char *buf, size_t size)
+{
+    static const char *colors[] = {"#1f77b4", "#d62728", "#2ca02c",
+                                   "#ff7f0e", "#9467bd", "#8c564b",
+                                   "#e377c2", "#7f7f7f", "#bcbd22",
+                                   "#17becf"};
+    snprintf(buf, size, "lc rgb '%s' lw %d%s", colors[i % 10],
+             strcmp(label, "l2rw") ? 1 : 3, i >= 10 ? " dt 2" : "");
+}
+
 static int plot_imbalance(const plan *p, char *err, size_t size)
 {
     const char *labels[MAX_RUNS];
@@ -284,11 +296,14 @@ static int plot_imbalance(const plan *p, char *err, size_t size)
         len += (size_t)snprintf(s + len, cap - len, "EOD\n");
     }
     len += (size_t)snprintf(s + len, cap - len, "plot ");
-    for (int l = 0; l < nl; l++)
+    for (int l = 0; l < nl; l++) {
+        char style[96];
+        line_style(l, labels[l], style, sizeof style);
         len += (size_t)snprintf(s + len, cap - len,
                                 "%s$d%d using 1:2 with linespoints pt 7 "
-                                "ps 0.5 title '%s'", l ? ", " : "", l,
-                                labels[l]);
+                                "ps 0.5 %s title '%s'", l ? ", " : "", l,
+                                style, labels[l]);
+    }
     snprintf(s + len, cap - len, "\n");
     char svg[PATH_LEN];
     snprintf(svg, sizeof svg, "%s/error_vs_share.svg", p->out);
@@ -310,15 +325,17 @@ static int plot_noise(const plan *p, char *err, size_t size)
             "set key autotitle columnhead bottom right\n"
             "set xlabel 'step'\nset ylabel 'test accuracy (%%)'\n"
             "set title '%s'\nplot ", settings[k]);
-        int first = 1;
+        int first = 1, line = 0;
         for (int i = 0; i < p->n_runs; i++) {
             const run_spec *r = &p->runs[i];
             if (!r->done || strcmp(r->setting, settings[k])) continue;
+            char style[96];
+            line_style(line++, r->label, style, sizeof style);
             len += (size_t)snprintf(
                 s + len, sizeof s - len,
                 "%s'%s/runs/%s/metrics.csv' using 1:(100*$4) with "
-                "linespoints title '%s'", first ? "" : ", ", p->out, r->name,
-                r->label);
+                "linespoints pt 7 ps 0.4 %s title '%s'", first ? "" : ", ",
+                p->out, r->name, style, r->label);
             first = 0;
         }
         if (first) continue;
