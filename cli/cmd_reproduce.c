@@ -30,7 +30,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-enum { MAX_RUNS = 128, NAME_MAX_LEN = 96, PATH_LEN = 4096 };
+enum { MAX_RUNS = 1024, MAX_SEEDS = 10, NAME_MAX_LEN = 96, PATH_LEN = 4096 };
 
 static volatile sig_atomic_t stop_flag;
 
@@ -46,6 +46,7 @@ typedef struct {
     char label[48];            /* table row: method or "plain+FT" */
     char setting[64];          /* table column: share or noise */
     double share;              /* imbalance: dominant share */
+    uint64_t seed;
     char noise[32], imbalance[64];
     long finetune;
     /* results */
@@ -58,7 +59,8 @@ typedef struct {
     const char *kind, *data, *out;
     int quick, threads;
     long steps;
-    uint64_t seed;
+    uint64_t seed;             /* first seed; --seeds N uses seed..seed+N-1 */
+    int seeds;
     int n_runs;
     run_spec runs[MAX_RUNS];
 } plan;
@@ -88,7 +90,8 @@ static int is_mnist(const char *data)
 }
 
 static void add_run(plan *p, const char *method, const char *setting,
-                    const char *noise, const char *imbalance, double share)
+                    const char *noise, const char *imbalance, double share,
+                    int k)
 {
     run_spec *r = &p->runs[p->n_runs++];
     memset(r, 0, sizeof *r);
@@ -103,8 +106,14 @@ static void add_run(plan *p, const char *method, const char *setting,
     snprintf(r->noise, sizeof r->noise, "%s", noise);
     snprintf(r->imbalance, sizeof r->imbalance, "%s", imbalance);
     r->share = share;
+    r->seed = p->seed + (uint64_t)k;
     snprintf(r->name, sizeof r->name, "%s-%s", setting,
              !strcmp(method, "plain+FT") ? "plain-ft" : method);
+    if (p->seeds > 1) {
+        size_t u = strlen(r->name);
+        snprintf(r->name + u, sizeof r->name - u, "-seed%llu",
+                 (unsigned long long)r->seed);
+    }
     for (char *c = r->name; *c; c++)
         if (*c == ':' || *c == ',' || *c == '/') *c = '_';
 }
@@ -121,14 +130,18 @@ static void make_plan(plan *p)
             snprintf(setting, sizeof setting, "%g", sh[s]);
             snprintf(imb, sizeof imb, "%s:%g", pair, sh[s]);
             for (int m = 0; m < N_IMB_METHODS; m++)
-                add_run(p, imb_methods[m], setting, "none", imb, sh[s]);
+                for (int k = 0; k < p->seeds; k++)
+                    add_run(p, imb_methods[m], setting, "none", imb, sh[s],
+                            k);
         }
     } else {
         const char *noises[] = {"uniform:0.4", "background:0.4"};
         int nm = p->quick ? N_NOISE_QUICK : N_NOISE_METHODS;
         for (int k = 0; k < 2; k++)
             for (int m = 0; m < nm; m++)
-                add_run(p, noise_methods[m], noises[k], noises[k], "none", 0);
+                for (int j = 0; j < p->seeds; j++)
+                    add_run(p, noise_methods[m], noises[k], noises[k],
+                            "none", 0, j);
     }
 }
 
@@ -142,7 +155,7 @@ static l2rw_train_cfg run_cfg(const plan *p, const run_spec *r,
     c.method = r->method;
     c.noise = r->noise;
     c.imbalance = r->imbalance;
-    c.seed = p->seed;
+    c.seed = r->seed;
     c.threads = p->threads;
     c.out_dir = out_dir;
     c.checkpoint_every = 0;
@@ -189,14 +202,14 @@ typedef struct {
 static l2rw_status write_csv(FILE *fp, void *vctx)
 {
     const plan *p = ((const out_ctx *)vctx)->p;
-    fprintf(fp, "experiment,method,setting,steps,test_accuracy,test_error,"
-                "best_test_accuracy,clean_weight_share,seconds\n");
+    fprintf(fp, "experiment,method,setting,seed,steps,test_accuracy,"
+                "test_error,best_test_accuracy,clean_weight_share,seconds\n");
     for (int i = 0; i < p->n_runs; i++) {
         const run_spec *r = &p->runs[i];
         if (!r->done) continue;
-        fprintf(fp, "%s,%s,%s,%ld,%.4f,%.4f,%.4f,%.4f,%.1f\n", p->kind,
-                r->label, r->setting, r->steps, r->acc, 1 - r->acc, r->best,
-                r->clean_share, r->seconds);
+        fprintf(fp, "%s,%s,%s,%llu,%ld,%.4f,%.4f,%.4f,%.4f,%.1f\n", p->kind,
+                r->label, r->setting, (unsigned long long)r->seed, r->steps,
+                r->acc, 1 - r->acc, r->best, r->clean_share, r->seconds);
     }
     return ferror(fp) ? L2RW_ERR_IO : L2RW_OK;
 }
@@ -214,14 +227,25 @@ static int distinct(const plan *p, int by_label, const char **out)
     return n;
 }
 
-static const run_spec *find_run(const plan *p, const char *label,
-                                const char *setting)
+/* Mean and sample standard deviation of the test accuracy of the
+ * finished runs of (label, setting) over seeds; returns their number. */
+static int seed_stats(const plan *p, const char *label, const char *setting,
+                      double *mean, double *sd)
 {
-    for (int i = 0; i < p->n_runs; i++)
-        if (!strcmp(p->runs[i].label, label) &&
-            !strcmp(p->runs[i].setting, setting))
-            return &p->runs[i];
-    return NULL;
+    double sum = 0, sq = 0;
+    int n = 0;
+    for (int i = 0; i < p->n_runs; i++) {
+        const run_spec *r = &p->runs[i];
+        if (r->done && !strcmp(r->label, label) &&
+            !strcmp(r->setting, setting)) {
+            sum += r->acc;
+            sq += r->acc * r->acc;
+            n++;
+        }
+    }
+    *mean = n ? sum / n : 0;
+    *sd = n > 1 ? sqrt(fmax(0, (sq - n * *mean * *mean) / (n - 1))) : 0;
+    return n;
 }
 
 static l2rw_status write_md(FILE *fp, void *vctx)
@@ -230,9 +254,16 @@ static l2rw_status write_md(FILE *fp, void *vctx)
     const char *labels[MAX_RUNS], *settings[MAX_RUNS];
     int nl = distinct(p, 1, labels), ns = distinct(p, 0, settings);
     int imb = !strcmp(p->kind, "imbalance");
-    fprintf(fp, "# l2rw reproduce %s%s\n\ndata: %s, LeNet, seed %llu, %s\n\n",
-            p->kind, p->quick ? " --quick" : "", p->data,
-            (unsigned long long)p->seed,
+    char seeds[96];
+    if (p->seeds > 1)
+        snprintf(seeds, sizeof seeds, "seeds %llu..%llu (mean +- sample sd)",
+                 (unsigned long long)p->seed,
+                 (unsigned long long)(p->seed + (uint64_t)p->seeds - 1));
+    else
+        snprintf(seeds, sizeof seeds, "seed %llu",
+                 (unsigned long long)p->seed);
+    fprintf(fp, "# l2rw reproduce %s%s\n\ndata: %s, LeNet, %s, %s\n\n",
+            p->kind, p->quick ? " --quick" : "", p->data, seeds,
             imb ? "test error (%) by dominant-class share; 5,000 training "
                   "images, 10 clean images"
                 : "test accuracy (%) by noise; 1,000 clean images");
@@ -244,16 +275,21 @@ static l2rw_status write_md(FILE *fp, void *vctx)
     for (int l = 0; l < nl; l++) {
         fprintf(fp, "| %s |", labels[l]);
         for (int s = 0; s < ns; s++) {
-            const run_spec *r = find_run(p, labels[l], settings[s]);
-            if (!r || !r->done) fprintf(fp, " - |");
-            else fprintf(fp, " %.2f |", 100 * (imb ? 1 - r->acc : r->acc));
+            double mean, sd;
+            int n = seed_stats(p, labels[l], settings[s], &mean, &sd);
+            double v = 100 * (imb ? 1 - mean : mean);
+            if (n == 0) fprintf(fp, " - |");
+            else if (n == 1) fprintf(fp, " %.2f |", v);
+            else fprintf(fp, " %.2f +- %.2f |", v, 100 * sd);
         }
         fprintf(fp, "\n");
     }
     double total = 0;
     for (int i = 0; i < p->n_runs; i++) total += p->runs[i].seconds;
-    fprintf(fp, "\n%d runs, %.0f s of training in all (%ld steps each).\n",
-            p->n_runs, total, p->n_runs ? p->runs[0].steps : 0L);
+    fprintf(fp, "\n%d runs (%d seed%s each), %.0f s of training in all "
+                "(%ld steps each).\n",
+            p->n_runs, p->seeds, p->seeds > 1 ? "s" : "", total,
+            p->n_runs ? p->runs[0].steps : 0L);
     return ferror(fp) ? L2RW_ERR_IO : L2RW_OK;
 }
 
@@ -289,9 +325,14 @@ static int plot_imbalance(const plan *p, char *err, size_t size)
         len += (size_t)snprintf(s + len, cap - len, "$d%d << EOD\n", l);
         for (int i = 0; i < p->n_runs; i++) {
             const run_spec *r = &p->runs[i];
-            if (r->done && !strcmp(r->label, labels[l]))
-                len += (size_t)snprintf(s + len, cap - len, "%g %g\n",
-                                        1 - r->share, 100 * (1 - r->acc));
+            double mean, sd;
+            /* first seed's run of each share stands for the mean */
+            if (!r->done || strcmp(r->label, labels[l]) ||
+                r->seed != p->seed)
+                continue;
+            seed_stats(p, r->label, r->setting, &mean, &sd);
+            len += (size_t)snprintf(s + len, cap - len, "%g %g\n",
+                                    1 - r->share, 100 * (1 - mean));
         }
         len += (size_t)snprintf(s + len, cap - len, "EOD\n");
     }
@@ -328,7 +369,9 @@ static int plot_noise(const plan *p, char *err, size_t size)
         int first = 1, line = 0;
         for (int i = 0; i < p->n_runs; i++) {
             const run_spec *r = &p->runs[i];
-            if (!r->done || strcmp(r->setting, settings[k])) continue;
+            if (!r->done || strcmp(r->setting, settings[k]) ||
+                r->seed != p->seed)
+                continue; /* curves of the first seed */
             char style[96];
             line_style(line++, r->label, style, sizeof style);
             len += (size_t)snprintf(
@@ -378,6 +421,7 @@ int l2rw_cmd_reproduce(int argc, char **argv)
     p.data = "fashion-mnist";
     p.out = NULL;
     p.seed = 1;
+    p.seeds = 1;
     p.threads = 0;
     int quick = 0;
     opt_def opts[] = {
@@ -390,7 +434,11 @@ int l2rw_cmd_reproduce(int argc, char **argv)
         {"steps", OPT_LONG, &p.steps, "N",
          "steps per run (0 = 200/1000 imbalance, 600/4000 noise)", 0, 1e9,
          0},
-        {"seed", OPT_U64, &p.seed, "S", "seed of every run", 1, 0, 0},
+        {"seed", OPT_U64, &p.seed, "S", "seed of every run (the first one "
+         "with --seeds)", 1, 0, 0},
+        {"seeds", OPT_INT, &p.seeds, "N",
+         "runs per cell with seeds S..S+N-1; the table gives mean +- sd", 1,
+         MAX_SEEDS, 0},
         {"threads", OPT_INT, &p.threads, "T", "threads (0 = all cores)", 0,
          1024, 0},
     };
