@@ -184,13 +184,23 @@ static l2rw_train_cfg run_cfg(const plan *p, const run_spec *r,
     return c;
 }
 
+/* mkdir -p d */
 static int ensure_dir(const char *d, char *err, size_t size)
 {
-    if (mkdir(d, 0777) != 0 && errno != EEXIST) {
-        snprintf(err, size, "cannot create %.400s: %s", d, strerror(errno));
-        return 1;
+    char path[PATH_LEN];
+    snprintf(path, sizeof path, "%s", d);
+    for (char *c = path + 1;; c++) {
+        int end = *c == 0;
+        if (*c != '/' && !end) continue;
+        *c = 0;
+        if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+            snprintf(err, size, "cannot create %.400s: %s", path,
+                     strerror(errno));
+            return 1;
+        }
+        if (end) return 0;
+        *c = '/';
     }
-    return 0;
 }
 
 /* ------------------------------------------------------------- outputs */
@@ -428,7 +438,7 @@ int l2rw_cmd_reproduce(int argc, char **argv)
         {"data", OPT_STR, &p.data, "SPEC",
          "fashion-mnist[:DIR] or mnist:DIR", 1, 0, 0},
         {"out", OPT_STR, &p.out, "DIR",
-         "output directory (none = reproduce-KIND)", 1, 0, 0},
+         "output directory (none = out/reproduce-KIND)", 1, 0, 0},
         {"quick", OPT_FLAG, &quick, "",
          "short runs (under 10 minutes on 2 cores)", 1, 0, 0},
         {"steps", OPT_LONG, &p.steps, "N",
@@ -462,7 +472,7 @@ int l2rw_cmd_reproduce(int argc, char **argv)
     p.quick = quick;
     char def_out[64];
     if (!p.out) {
-        snprintf(def_out, sizeof def_out, "reproduce-%s", p.kind);
+        snprintf(def_out, sizeof def_out, "out/reproduce-%s", p.kind);
         p.out = def_out;
     }
     make_plan(&p);

@@ -6,11 +6,11 @@
 #
 #   sh scripts/demo.sh [L2RW_BINARY]     (default build/l2rw)
 #
-# DEMO_OUT (default demo-out) and DEMO_STEPS (default 1500) change the
+# DEMO_OUT (default out/demo) and DEMO_STEPS (default 1500) change the
 # output directory and the length of each run.
 set -eu
 bin=${1:-build/l2rw}
-out=${DEMO_OUT:-demo-out}
+out=${DEMO_OUT:-out/demo}
 steps=${DEMO_STEPS:-1500}
 
 if [ ! -x "$bin" ]; then
