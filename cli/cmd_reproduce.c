@@ -3,7 +3,8 @@
  *
  * imbalance  two similar classes, 5,000 training images, the dominant
  *            class at 0.9 ... 0.995 of them (--quick: 0.9, 0.98, 0.995), a
- *            clean balanced set of 10 images, LeNet, every method. Fashion-MNIST: coat (4,
+ *            clean balanced set of 10 images, LeNet, every method,
+ *            learning rate 1e-3 with momentum 0.9 as in the paper's code. Fashion-MNIST: coat (4,
  *            dominant) and pullover (2), the pair LeNet confuses most
  *            after shirt; MNIST (--data mnist:DIR): 9 (dominant) and 4
  *            as in the paper. Test set: both classes' full test sets.
@@ -59,6 +60,7 @@ typedef struct {
     const char *kind, *data, *out;
     int quick, threads;
     long steps;
+    double lr;                 /* 0 = the experiment's own */
     uint64_t seed;             /* first seed; --seeds N uses seed..seed+N-1 */
     int seeds;
     int n_runs;
@@ -165,7 +167,16 @@ static l2rw_train_cfg run_cfg(const plan *p, const run_spec *r,
         c.train_size = 5000;
         c.val_per_class = 5; /* 10 clean images */
         c.val_size = 0;
-        c.steps = p->steps ? p->steps : (p->quick ? 200 : 1000);
+        /* the paper's protocol (its official code): learning rate 1e-3 with
+         * momentum 0.9, batch 100. At 0.01 the normalised L2RW weights, which
+         * put a whole batch's step on one or two minority examples, made the
+         * runs erratic (50-61% test accuracy at share 0.995 over three
+         * seeds, against 69-78% at 1e-3). The paper ran 4,000 (L2RW) to
+         * 8,000 steps; longer runs did not help here (seed 1 at 0.995: 78%
+         * after 1,000 steps, 69% after 8,000), so every method gets
+         * 2,000. */
+        c.sgd.lr = 1e-3f;
+        c.steps = p->steps ? p->steps : (p->quick ? 600 : 2000);
         c.eval_every = c.steps / 4 > 0 ? c.steps / 4 : 1;
     } else {
         c.val_per_class = 0;
@@ -181,6 +192,7 @@ static l2rw_train_cfg run_cfg(const plan *p, const run_spec *r,
         }
         if (r->finetune) c.finetune_clean = c.steps / 10 > 0 ? c.steps / 10 : 1;
     }
+    if (p->lr > 0) c.sgd.lr = (float)p->lr;
     return c;
 }
 
@@ -442,8 +454,10 @@ int l2rw_cmd_reproduce(int argc, char **argv)
         {"quick", OPT_FLAG, &quick, "",
          "short runs (under 10 minutes on 2 cores)", 1, 0, 0},
         {"steps", OPT_LONG, &p.steps, "N",
-         "steps per run (0 = 200/1000 imbalance, 600/4000 noise)", 0, 1e9,
+         "steps per run (0 = 600/2000 imbalance, 600/4000 noise)", 0, 1e9,
          0},
+        {"lr", OPT_DOUBLE, &p.lr, "F",
+         "learning rate (0 = 0.001 imbalance, 0.01 noise)", 0, 1e6, 0},
         {"seed", OPT_U64, &p.seed, "S", "seed of every run (the first one "
          "with --seeds)", 1, 0, 0},
         {"seeds", OPT_INT, &p.seeds, "N",
