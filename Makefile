@@ -68,13 +68,14 @@ $(BUILD)/san-tests/%: tests/%.c tests/check.h $(SAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests $< -o $@ $(SAN_OBJ) $(LIBS)
 
-# Real-data tests need Fashion-MNIST; plots need gnuplot.
+# Real-data tests need Fashion-MNIST; plots need gnuplot; the README's C
+# programs are built with pkg-config (tests/examples.sh).
 test: all $(TESTS) $(SAN_TESTS)
-	@sh scripts/deps.sh fashion-mnist gnuplot
-	@sh scripts/run_tests.sh $(BUILD) $(TESTS) -- $(SAN_TESTS)
+	@sh scripts/deps.sh fashion-mnist gnuplot pkg-config
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh -- $(SAN_TESTS)
 
 test-fast: all $(TESTS)
-	@sh scripts/run_tests.sh $(BUILD) $(TESTS) --
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh --
 
 test-san: $(SAN_TESTS)
 	@sh scripts/run_tests.sh $(BUILD) -- $(SAN_TESTS)

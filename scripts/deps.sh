@@ -13,6 +13,7 @@ for extra in "$@"; do
     fashion-mnist) [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need="$need dataset-fashion-mnist" ;;
     gnuplot) command -v gnuplot >/dev/null 2>&1 || need="$need gnuplot-nox" ;;
     torch) /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || need="$need python3-torch python3-numpy" ;;
+    pkg-config) command -v pkg-config >/dev/null 2>&1 || need="$need pkgconf" ;;
     clang) command -v clang >/dev/null 2>&1 || need="$need clang" ;;
     esac
 done
