@@ -14,16 +14,21 @@
  *   model.l2rw     the trained net (l2rw_net_save)
  *   norm.txt       the normalisation statistics (for l2rw eval)
  *   data.json      the data audit (what the noise and splits did)
- *   checkpoint.l2rw  every checkpoint_every steps and when *stop is set
+ *   checkpoint.l2rw  every checkpoint_every steps (main and fine-tune
+ *                  steps counted together), at the end of the main
+ *                  phase, and when *stop is set
  *
  * Resume: a run of 2N steps and a run of N steps resumed for N more give
- * bit-identical parameters and metrics with the same thread count. Every
- * random draw of a step is a pure function of (seed, step), so a
- * checkpoint holds the step, parameters, batch-norm state, velocity, the
- * accumulated statistics, the metrics so far, and the weights of every
- * step (8 bytes per example seen: 0.8 MB per 1,000 steps of batch 100),
- * which a resumed run replays into the per-example record so that its
- * examples.csv equals that of an uninterrupted run. The
+ * bit-identical parameters and metrics with the same thread count, and
+ * so does a run stopped during fine-tuning (--finetune-clean) and
+ * resumed. Every random draw of a step is a pure function of (seed,
+ * step), so a checkpoint holds the main and fine-tune step counts,
+ * parameters, batch-norm state, velocity, the accumulated statistics,
+ * the metrics so far, and the per-example record (24 bytes per training
+ * example, whatever the number of steps), so that examples.csv equals
+ * that of an uninterrupted run. A checkpoint written during fine-tuning
+ * resumes only with the same steps and finetune_lr and finetune_clean at
+ * least its fine-tune steps (L2RW_ERR_ARG otherwise). The
  * checkpoint carries a fingerprint of every option that shapes the
  * trajectory (not steps, threads, out dir or reporting options); resuming
  * from a directory of another configuration is L2RW_ERR_ARG naming the

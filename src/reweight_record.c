@@ -1,9 +1,12 @@
 /* Step statistics over a window, the per-example weight record
- * (examples.csv) and the ROC AUC of the mean weight (l2rw_reweight.h).
+ * (examples.csv), its checkpoint section, and the ROC AUC of the mean
+ * weight (l2rw_reweight.h).
  *
  * Shapes: record arrays [n_examples] indexed by training-set position;
  * a batch adds idx [n], w [n]. */
+#include "binio.h"
 #include "common.h"
+#include "train_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -158,6 +161,100 @@ void l2rw_record_arrays(l2rw_record *r, double **weight_sum, int64_t **seen,
     if (weight_sum) *weight_sum = r ? r->wsum : NULL;
     if (seen) *seen = r ? r->seen : NULL;
     if (zeros) *zeros = r ? r->zeros : NULL;
+}
+
+/* ------------------------------------------------- checkpoint section */
+
+enum { WORDS_CHUNK = 512 }; /* 8-byte values encoded per write */
+
+/* n 8-byte words (double or int64 bit patterns) little-endian. */
+static l2rw_status write_words64(l2rw_bwriter *w, const void *x, size_t n)
+{
+    unsigned char buf[WORDS_CHUNK * 8];
+    const unsigned char *src = x;
+    for (size_t i = 0; i < n;) {
+        size_t m = n - i < WORDS_CHUNK ? n - i : WORDS_CHUNK;
+        for (size_t k = 0; k < m; k++) {
+            uint64_t v;
+            memcpy(&v, src + 8 * (i + k), 8);
+            for (int b = 0; b < 8; b++)
+                buf[8 * k + (size_t)b] = (unsigned char)(v >> (8 * b));
+        }
+        L2RW_TRY(l2rw__bw_bytes(w, buf, m * 8));
+        i += m;
+    }
+    return L2RW_OK;
+}
+
+static l2rw_status read_words64(l2rw_breader *r, void *x, size_t n,
+                                const char *what)
+{
+    unsigned char buf[WORDS_CHUNK * 8];
+    unsigned char *dst = x;
+    for (size_t i = 0; i < n;) {
+        size_t m = n - i < WORDS_CHUNK ? n - i : WORDS_CHUNK;
+        L2RW_TRY(l2rw__br_bytes(r, buf, m * 8, what));
+        for (size_t k = 0; k < m; k++) {
+            uint64_t v = 0;
+            for (int b = 0; b < 8; b++)
+                v |= (uint64_t)buf[8 * k + (size_t)b] << (8 * b);
+            memcpy(dst + 8 * (i + k), &v, 8);
+        }
+        i += m;
+    }
+    return L2RW_OK;
+}
+
+l2rw_status l2rw__record_write(l2rw_bwriter *w, const l2rw_record *r)
+{
+    size_t n = (size_t)r->n;
+    L2RW_TRY(l2rw__bw_i32(w, r->n));
+    L2RW_TRY(write_words64(w, r->wsum, n));
+    L2RW_TRY(write_words64(w, r->seen, n));
+    return write_words64(w, r->zeros, n);
+}
+
+/* A sum of n*w_i (each in [0, n]) is finite and >= 0; an example never
+ * seen has nothing; zero weights are counted among the times seen. */
+static int entry_ok(double wsum, int64_t seen, int64_t zeros)
+{
+    return isfinite(wsum) && wsum >= 0.0 && seen >= 0 && zeros >= 0 &&
+           zeros <= seen && (seen > 0 || wsum == 0.0);
+}
+
+l2rw_status l2rw__record_read(l2rw_breader *br, l2rw_record *r)
+{
+    int32_t n;
+    L2RW_TRY(l2rw__br_i32(br, &n, "example record"));
+    if (n != r->n)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: example record of %d "
+                          "examples, the training set has %d", br->path,
+                          (int)n, r->n);
+    size_t sn = (size_t)n;
+    L2RW_TRY(l2rw__br_need(br, (uint64_t)sn * 24, "example record"));
+    /* read aside, so that a bad file leaves the record as it was */
+    double *wsum = l2rw__calloc(sn, sizeof *wsum);
+    int64_t *seen = l2rw__calloc(sn, sizeof *seen);
+    int64_t *zeros = l2rw__calloc(sn, sizeof *zeros);
+    l2rw_status s = (wsum && seen && zeros)
+                        ? L2RW_OK
+                        : l2rw__fail(L2RW_ERR_NOMEM, "record: out of memory");
+    if (s == L2RW_OK) s = read_words64(br, wsum, sn, "example weights");
+    if (s == L2RW_OK) s = read_words64(br, seen, sn, "example counts");
+    if (s == L2RW_OK) s = read_words64(br, zeros, sn, "example counts");
+    for (size_t i = 0; s == L2RW_OK && i < sn; i++)
+        if (!entry_ok(wsum[i], seen[i], zeros[i]))
+            s = l2rw__fail(L2RW_ERR_FORMAT, "%s: bad example record entry "
+                           "%zu", br->path, i);
+    if (s == L2RW_OK) {
+        memcpy(r->wsum, wsum, sn * sizeof *wsum);
+        memcpy(r->seen, seen, sn * sizeof *seen);
+        memcpy(r->zeros, zeros, sn * sizeof *zeros);
+    }
+    free(wsum);
+    free(seen);
+    free(zeros);
+    return s;
 }
 
 /* Row order of examples.csv: seen before unseen, lower mean weight first,

@@ -6,9 +6,11 @@
  * Determinism: the training batch of step s is a pure function of
  * (seed, s) (l2rw_sampler, or the method's balanced draw), so is the
  * validation batch (its own sampler) and the augmentation; the method
- * derives its own draws from (seed, s). A checkpoint therefore needs only
- * the step besides the parameters, batch-norm state, velocity and the
- * accumulated statistics. */
+ * derives its own draws from (seed, s). The fine-tune phase is the same
+ * with its own sampler over the clean set and its own step count. A
+ * checkpoint therefore needs only the two step counts besides the
+ * parameters, batch-norm state, velocity and the accumulated statistics
+ * (windows, metrics rows, the per-example record). */
 #define _POSIX_C_SOURCE 200809L
 #include "train_internal.h"
 
@@ -198,6 +200,8 @@ typedef struct {
     l2rw_method_ctx *method;
     l2rw_record *record;
     l2rw_sampler sampler, val_sampler;
+    l2rw_sampler ft_sampler;  /* fine-tune batches from the clean set */
+    int ft_batch;
     l2rw__train_state st;
     l2rw_stats_window report;
     int batch, val_batch, augment, has_noise;
@@ -221,6 +225,7 @@ static void run_free(run *r)
     l2rw_net_free(r->net);
     l2rw_sampler_free(&r->sampler);
     l2rw_sampler_free(&r->val_sampler);
+    l2rw_sampler_free(&r->ft_sampler);
     l2rw_data_free(&r->data);
     l2rw__state_free(&r->st);
     free(r->idx);
@@ -309,27 +314,39 @@ static l2rw_status build_model(run *r)
     return L2RW_OK;
 }
 
-/* Reads the checkpoint of cfg.resume_dir and replays its weight log into
- * the per-example record. */
+/* A checkpoint written during fine-tuning continues only the same main
+ * phase and the same fine-tune rate (neither is in the fingerprint, so
+ * that a finished run may be extended or fine-tuned afterwards). */
+static l2rw_status check_finetune_resume(const run *r, const char *path)
+{
+    const l2rw_train_cfg *c = r->cfg;
+    const l2rw__train_state *st = &r->st;
+    if (st->ft_step == 0) return L2RW_OK;
+    if (r->total != st->step)
+        return l2rw__fail(L2RW_ERR_ARG, "%s was written during fine-tuning "
+                          "after %ld main steps; resume it with --steps %ld, "
+                          "not %ld", path, st->step, st->step, r->total);
+    if (c->finetune_clean < st->ft_step)
+        return l2rw__fail(L2RW_ERR_ARG, "%s was written after %ld fine-tune "
+                          "steps; resume it with --finetune-clean >= %ld",
+                          path, st->ft_step, st->ft_step);
+    if (c->finetune_lr != st->ft_lr)
+        return l2rw__fail(L2RW_ERR_ARG, "%s was written during fine-tuning "
+                          "with --finetune-lr %.9g, this run has %.9g",
+                          path, (double)st->ft_lr, (double)c->finetune_lr);
+    return L2RW_OK;
+}
+
+/* Reads the checkpoint of cfg.resume_dir: state, per-example record, net
+ * and the velocity of the optimizer of its phase (see enter_finetune). */
 static l2rw_status resume(run *r)
 {
     char path[PATH_SIZE];
     join(path, r->cfg->resume_dir, L2RW_FILE_CHECKPOINT);
-    L2RW_TRY(l2rw__checkpoint_load(path, r->fingerprint, &r->st, r->net,
-                                   l2rw_sgd_velocity(r->opt),
+    L2RW_TRY(l2rw__checkpoint_load(path, r->fingerprint, &r->st, r->record,
+                                   r->net, l2rw_sgd_velocity(r->opt),
                                    l2rw_net_num_params(r->net)));
-    const l2rw__weight_log *lg = &r->st.wlog;
-    long off = 0;
-    for (long s = 0; s < lg->steps; s++) {
-        for (int i = 0; i < lg->n[s]; i++)
-            if (lg->idx[off + i] < 0 || lg->idx[off + i] >= r->data.train.n)
-                return l2rw__fail(L2RW_ERR_FORMAT, "%s: example index out "
-                                  "of range", path);
-        L2RW_TRY(l2rw_record_add(r->record, lg->idx + off, lg->n[s],
-                                 lg->w + off));
-        off += lg->n[s];
-    }
-    return L2RW_OK;
+    return check_finetune_resume(r, path);
 }
 
 static double window_mean_weight(const l2rw_stats_window *w)
@@ -365,7 +382,8 @@ static void progress_base(const run *r, l2rw_train_event ev,
     double dt = now_seconds() - r->t_train;
     p->steps_per_sec = r->t_train > 0 && dt > 0
                            ? r->steps_this_process / dt : 0;
-    long left = r->total - r->st.step + r->cfg->finetune_clean;
+    long left = r->total - r->st.step + r->cfg->finetune_clean -
+                r->st.ft_step;
     p->eta_seconds = p->steps_per_sec > 0 ? left / p->steps_per_sec : -1;
     p->last_test_accuracy = r->last_acc;
     p->best_test_accuracy = r->best_acc;
@@ -386,8 +404,8 @@ static l2rw_status save_checkpoint(run *r)
     if (!r->out) return L2RW_OK;
     join(path, r->out, L2RW_FILE_CHECKPOINT);
     r->st.seconds = r->seconds_before + (now_seconds() - r->t_start);
-    L2RW_TRY(l2rw__checkpoint_save(path, r->fingerprint, &r->st, r->net,
-                                   l2rw_sgd_velocity(r->opt),
+    L2RW_TRY(l2rw__checkpoint_save(path, r->fingerprint, &r->st, r->record,
+                                   r->net, l2rw_sgd_velocity(r->opt),
                                    l2rw_net_num_params(r->net)));
     l2rw_train_progress p;
     progress_base(r, L2RW_EVENT_CHECKPOINT, &p);
@@ -454,7 +472,6 @@ static l2rw_status train_step(run *r)
                               r->y_true, n, nv ? r->vx : NULL,
                               nv ? r->vy : NULL, nv, &st, r->w));
     L2RW_TRY(l2rw_record_add(r->record, r->idx, n, r->w));
-    L2RW_TRY(l2rw__wlog_add(&r->st.wlog, r->idx, r->w, n));
     l2rw_stats_window_add(&r->st.total, &st);
     l2rw_stats_window_add(&r->st.since_eval, &st);
     l2rw_stats_window_add(&r->report, &st);
@@ -463,77 +480,103 @@ static l2rw_status train_step(run *r)
     return L2RW_OK;
 }
 
-static l2rw_status main_phase(run *r, int *stop)
+/* One fine-tune step: a plain step on a batch of the clean set. With
+ * the main optimizer the schedule counts on from the main phase; with
+ * its own rate (enter_finetune) it counts from 0. */
+static l2rw_status finetune_step(run *r)
+{
+    const l2rw_dataset *v = &r->data.val;
+    long k = r->st.ft_step;
+    int n = r->ft_batch;
+    l2rw_step_stats st;
+    L2RW_TRY(l2rw_sampler_batch(&r->ft_sampler, k, r->idx));
+    L2RW_TRY(l2rw_gather(v, r->idx, n, r->x, r->y, NULL, NULL));
+    L2RW_TRY(l2rw_finetune_step(r->method, r->net, r->opt,
+                                r->cfg->finetune_lr > 0 ? k : r->total + k,
+                                r->x, r->y, n, &st));
+    l2rw_stats_window_add(&r->report, &st);
+    r->st.ft_step++;
+    r->steps_this_process++;
+    return L2RW_OK;
+}
+
+typedef enum { PHASE_MAIN, PHASE_FINETUNE } phase;
+
+/* Steps of the phase done and to do. */
+static long phase_done(const run *r, phase ph)
+{
+    return ph == PHASE_MAIN ? r->st.step : r->st.ft_step;
+}
+
+static long phase_total(const run *r, phase ph)
+{
+    return ph == PHASE_MAIN ? r->total : r->cfg->finetune_clean;
+}
+
+/* After every step of either phase: the STEP event, the evaluation
+ * (main phase), and a checkpoint every checkpoint_every steps of the run
+ * (main and fine-tune steps counted together, as the rows of
+ * metrics.csv count them) or when stopping. */
+static l2rw_status after_step(run *r, phase ph, int *stop)
 {
     const l2rw_train_cfg *c = r->cfg;
-    while (r->st.step < r->total && !*stop) {
-        L2RW_TRY(train_step(r));
-        long s = r->st.step;
-        if (c->stop && *c->stop) *stop = 1;
-        if (c->report_every > 0 && (s % c->report_every == 0 ||
-                                    s == r->total)) {
-            l2rw_train_progress p;
-            progress_base(r, L2RW_EVENT_STEP, &p);
-            window_row(r, &r->report, &p.recent);
-            l2rw_stats_window_reset(&r->report);
-            if (report(r, &p)) *stop = 1;
-        }
-        if (c->eval_every > 0 && s % c->eval_every == 0)
-            L2RW_TRY(evaluate_row(r, stop));
-        if (c->stop && *c->stop) *stop = 1;
-        if (*stop ||
-            (c->checkpoint_every > 0 && s % c->checkpoint_every == 0))
-            L2RW_TRY(save_checkpoint(r));
+    long k = phase_done(r, ph), run_steps = r->st.step + r->st.ft_step;
+    if (c->stop && *c->stop) *stop = 1;
+    if (c->report_every > 0 &&
+        (k % c->report_every == 0 || k == phase_total(r, ph))) {
+        l2rw_train_progress p;
+        progress_base(r, L2RW_EVENT_STEP, &p);
+        if (ph == PHASE_FINETUNE) p.finetune_step = k;
+        window_row(r, &r->report, &p.recent);
+        l2rw_stats_window_reset(&r->report);
+        if (report(r, &p)) *stop = 1;
+    }
+    if (ph == PHASE_MAIN && c->eval_every > 0 && k % c->eval_every == 0)
+        L2RW_TRY(evaluate_row(r, stop));
+    if (c->stop && *c->stop) *stop = 1;
+    if (*stop ||
+        (c->checkpoint_every > 0 && run_steps % c->checkpoint_every == 0))
+        L2RW_TRY(save_checkpoint(r));
+    return L2RW_OK;
+}
+
+static l2rw_status run_phase(run *r, phase ph, int *stop)
+{
+    while (phase_done(r, ph) < phase_total(r, ph) && !*stop) {
+        L2RW_TRY(ph == PHASE_MAIN ? train_step(r) : finetune_step(r));
+        L2RW_TRY(after_step(r, ph, stop));
     }
     return L2RW_OK;
 }
 
-/* --finetune-clean: plain steps on the clean set, counting on from the
- * main phase (the schedule continues), or with their own rate. */
-static l2rw_status finetune(run *r, l2rw_train_result *res)
+/* --finetune-clean: plain steps on the clean set after the main phase,
+ * with the main optimizer (its velocity and schedule continue) or, with
+ * --finetune-lr, a fresh one (zero velocity, constant rate) that
+ * replaces it, so that the checkpoint always holds the velocity of the
+ * optimizer in use. resumed: the velocity in r->opt is that of a
+ * checkpoint written during fine-tuning, so it moves to the new one. */
+static l2rw_status enter_finetune(run *r, int resumed)
 {
     const l2rw_train_cfg *c = r->cfg;
     const l2rw_dataset *v = &r->data.val;
-    l2rw_sgd *opt = r->opt, *own = NULL;
-    l2rw_sampler fs;
-    memset(&fs, 0, sizeof fs);
-    int n = r->batch < v->n ? r->batch : v->n;
-    if (c->finetune_lr > 0) {
-        l2rw_sgd_cfg sc = c->sgd;
-        sc.lr = c->finetune_lr;
-        sc.n_milestones = 0;
-        L2RW_TRY(l2rw_sgd_create(&own, r->net, &sc));
-        opt = own;
-    }
-    l2rw_status s = l2rw_sampler_init(
-        &fs, v->n, n,
-        l2rw_hash2(l2rw_data_stage_seed(c->seed, L2RW_STAGE_SAMPLER), 2));
-    l2rw_stats_window win;
-    l2rw_stats_window_reset(&win);
-    for (long k = 0; s == L2RW_OK && k < c->finetune_clean; k++) {
-        l2rw_step_stats st;
-        s = l2rw_sampler_batch(&fs, k, r->idx);
-        if (s == L2RW_OK)
-            s = l2rw_gather(v, r->idx, n, r->x, r->y, NULL, NULL);
-        if (s == L2RW_OK)
-            s = l2rw_finetune_step(r->method, r->net, opt,
-                                   own ? k : r->total + k, r->x, r->y, n,
-                                   &st);
-        if (s == L2RW_OK) l2rw_stats_window_add(&win, &st);
-        res->finetune_steps = k + 1;
-        if (s == L2RW_OK && c->report_every > 0 &&
-            (k + 1) % c->report_every == 0) {
-            l2rw_train_progress p;
-            progress_base(r, L2RW_EVENT_STEP, &p);
-            p.finetune_step = k + 1;
-            window_row(r, &win, &p.recent);
-            l2rw_stats_window_reset(&win);
-            report(r, &p);
-        }
-    }
-    l2rw_sampler_free(&fs);
-    l2rw_sgd_free(own);
-    return s;
+    r->ft_batch = r->batch < v->n ? r->batch : v->n;
+    r->st.ft_lr = c->finetune_lr;
+    l2rw_stats_window_reset(&r->report);
+    L2RW_TRY(l2rw_sampler_init(
+        &r->ft_sampler, v->n, r->ft_batch,
+        l2rw_hash2(l2rw_data_stage_seed(c->seed, L2RW_STAGE_SAMPLER), 2)));
+    if (!(c->finetune_lr > 0)) return L2RW_OK;
+    l2rw_sgd_cfg sc = c->sgd;
+    sc.lr = c->finetune_lr;
+    sc.n_milestones = 0;
+    l2rw_sgd *own;
+    L2RW_TRY(l2rw_sgd_create(&own, r->net, &sc));
+    if (resumed)
+        memcpy(l2rw_sgd_velocity(own), l2rw_sgd_velocity(r->opt),
+               l2rw_net_num_params(r->net) * sizeof(float));
+    l2rw_sgd_free(r->opt);
+    r->opt = own;
+    return L2RW_OK;
 }
 
 static l2rw_status write_outputs(run *r, l2rw_train_result *res,
@@ -562,6 +605,7 @@ static void fill_result(run *r, l2rw_train_result *res)
     l2rw_step_stats m;
     l2rw_stats_window_mean(&r->st.total, &m);
     res->steps = r->st.step;
+    res->finetune_steps = r->st.ft_step;
     res->clean_weight_share = (r->has_noise && isfinite(m.clean_mass))
                                   ? m.clean_mass : -1;
     res->mean_weight = window_mean_weight(&r->st.total);
@@ -629,28 +673,46 @@ static l2rw_status finetune_row(run *r, long steps)
 /* End of the main phase: a checkpoint first (a later run with more steps
  * resumes from here), then the evaluation at the last step if the
  * schedule did not just make one (it is not in the checkpoint, so a
- * resumed run's rows match those of an uninterrupted one), fine-tuning,
- * and the files. */
-static l2rw_status finish(run *r, l2rw_train_result *res)
+ * resumed run's rows match those of an uninterrupted one). A run
+ * resumed during fine-tuning did this before. */
+static l2rw_status end_main_phase(run *r)
 {
     const l2rw_train_cfg *c = r->cfg;
     int ignored = 0;
+    if (r->st.ft_step > 0) return L2RW_OK;
     if (r->out &&
         !(c->checkpoint_every > 0 && r->st.step % c->checkpoint_every == 0))
         L2RW_TRY(save_checkpoint(r));
     if (r->st.n_rows == 0 || r->st.rows[r->st.n_rows - 1].step != r->st.step)
         L2RW_TRY(evaluate_row(r, &ignored));
-    double acc_before_ft = r->last_acc;
-    if (c->finetune_clean > 0 && r->data.val.n > 0) {
-        L2RW_TRY(finetune(r, res));
-        L2RW_TRY(finetune_row(r, res->finetune_steps));
-    }
+    return L2RW_OK;
+}
+
+/* Fine-tuning's evaluation row, the result and the files. acc_before_ft:
+ * the accuracy at the end of the main phase (the last row before
+ * fine-tuning). */
+static l2rw_status finish(run *r, l2rw_train_result *res, double acc_before_ft)
+{
+    if (r->st.ft_step > 0) L2RW_TRY(finetune_row(r, r->st.ft_step));
     fill_result(r, res);
     const l2rw_metrics_row *last = &r->st.rows[r->st.n_rows - 1];
     res->final_test_accuracy = last->test_accuracy;
     res->final_test_loss = last->test_loss;
     res->best_test_accuracy = r->best_acc;
     return r->out ? write_outputs(r, res, acc_before_ft) : L2RW_OK;
+}
+
+/* Main phase, its end, fine-tuning; *stop when stopped (checkpoint
+ * written), *acc_before_ft the accuracy at the end of the main phase. */
+static l2rw_status train_phases(run *r, int *stop, double *acc_before_ft)
+{
+    L2RW_TRY(run_phase(r, PHASE_MAIN, stop));
+    if (*stop) return L2RW_OK;
+    L2RW_TRY(end_main_phase(r));
+    *acc_before_ft = r->last_acc;
+    if (r->cfg->finetune_clean == 0 || r->data.val.n == 0) return L2RW_OK;
+    L2RW_TRY(enter_finetune(r, r->st.ft_step > 0));
+    return run_phase(r, PHASE_FINETUNE, stop);
 }
 
 l2rw_status l2rw_train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
@@ -686,10 +748,11 @@ l2rw_status l2rw_train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
     p.resumed_from = res->resumed_from;
     int stop = s == L2RW_OK && report(&r, &p);
     r.t_train = now_seconds();
-    if (s == L2RW_OK && !stop) s = main_phase(&r, &stop);
+    double acc_before_ft = -1;
+    if (s == L2RW_OK && !stop) s = train_phases(&r, &stop, &acc_before_ft);
     if (s == L2RW_OK && stop) {
-        /* the checkpoint of the stop was written by main_phase, unless
-         * the stop came before the first step */
+        /* the checkpoint of the stop was written after the last step,
+         * unless the stop came before the first step */
         res->stopped = 1;
         fill_result(&r, res);
         progress_base(&r, L2RW_EVENT_DONE, &p);
@@ -697,7 +760,7 @@ l2rw_status l2rw_train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
         run_free(&r);
         return L2RW_OK;
     }
-    if (s == L2RW_OK) s = finish(&r, res);
+    if (s == L2RW_OK) s = finish(&r, res, acc_before_ft);
     progress_base(&r, L2RW_EVENT_DONE, &p);
     report(&r, &p);
     run_free(&r);

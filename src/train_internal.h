@@ -3,32 +3,31 @@
 #ifndef L2RW_TRAIN_INTERNAL_H
 #define L2RW_TRAIN_INTERNAL_H
 
+#include "binio.h"
 #include "common.h"
 
-/* Per-step weights kept for the per-example record: a resumed run
- * replays them into a fresh record, so examples.csv is the same as that
- * of an uninterrupted run (same additions in the same order). */
-typedef struct {
-    long len, cap;   /* entries */
-    int32_t *idx;    /* [len] training-set index */
-    float *w;        /* [len] weight of the step */
-    int32_t *n;      /* [steps] batch size of each step */
-    long steps, steps_cap;
-} l2rw__weight_log;
-
-l2rw_status l2rw__wlog_add(l2rw__weight_log *log, const int32_t *idx,
-                           const float *w, int n);
-void l2rw__wlog_free(l2rw__weight_log *log);
+/* The per-example record's accumulators as a checkpoint section
+ * (reweight_record.c): i32 n, then f64 sum of n*w [n], i64 times seen
+ * [n], i64 zero weights [n]; fixed size, whatever the number of steps.
+ * Restoring the sums bit for bit gives a resumed run the examples.csv of
+ * an uninterrupted one. The reader refuses another n and inconsistent
+ * entries (L2RW_ERR_FORMAT naming the file) and then leaves r as it
+ * was. */
+l2rw_status l2rw__record_write(l2rw_bwriter *w, const l2rw_record *r);
+l2rw_status l2rw__record_read(l2rw_breader *br, l2rw_record *r);
 
 /* Everything a checkpoint holds besides the net and the velocity. */
 typedef struct {
     long step;                   /* main-phase steps done */
+    long ft_step;                /* fine-tune steps done; > 0 only once the
+                                    main phase has ended (and its last
+                                    evaluation row is in rows) */
+    float ft_lr;                 /* cfg.finetune_lr of those steps */
     double seconds;              /* wall time of the run so far */
     l2rw_stats_window total;     /* whole run */
     l2rw_stats_window since_eval;
     long n_rows, cap_rows;
     l2rw_metrics_row *rows;
-    l2rw__weight_log wlog;
 } l2rw__train_state;
 
 void l2rw__state_free(l2rw__train_state *st);
@@ -40,17 +39,22 @@ l2rw_status l2rw__state_add_row(l2rw__train_state *st,
 l2rw_status l2rw__train_fingerprint(const l2rw_train_cfg *cfg, char *buf,
                                     size_t size);
 
-/* Checkpoint file: fingerprint, state, net section, velocity. */
+/* Checkpoint file: fingerprint, state, example record, net section,
+ * velocity (of the optimizer of the current phase). Its size does not
+ * depend on the number of steps, only on the rows of metrics.csv. */
 l2rw_status l2rw__checkpoint_save(const char *path, const char *fingerprint,
                                   const l2rw__train_state *st,
+                                  const l2rw_record *record,
                                   const l2rw_net *net, const float *velocity,
                                   size_t n_velocity);
-/* Reads a checkpoint written for the same fingerprint into st, the net
- * and the velocity; another fingerprint is L2RW_ERR_ARG naming the first
- * option that differs. */
+/* Reads a checkpoint written for the same fingerprint into st, the
+ * record, the net and the velocity; another fingerprint is L2RW_ERR_ARG
+ * naming the first option that differs; another format version, a
+ * truncated or damaged file is L2RW_ERR_FORMAT naming the file. */
 l2rw_status l2rw__checkpoint_load(const char *path, const char *fingerprint,
-                                  l2rw__train_state *st, l2rw_net *net,
-                                  float *velocity, size_t n_velocity);
+                                  l2rw__train_state *st, l2rw_record *record,
+                                  l2rw_net *net, float *velocity,
+                                  size_t n_velocity);
 
 l2rw_status l2rw__metrics_save(const char *path,
                                const l2rw__train_state *st);

@@ -1,16 +1,18 @@
 /* Files of the training loop: checkpoints, metrics.csv, summary.json.
  *
- * Checkpoint, version 1 (binio.h conventions, little-endian):
+ * Checkpoint, version 2 (binio.h conventions, little-endian):
  *   "L2RWCKPT"  magic
  *   u32         version
  *   str         fingerprint (train_internal.h)
- *   i64 step; f64 seconds (as u64 bits)
+ *   i64 step; i64 fine-tune steps; f32 fine-tune rate (as u32 bits);
+ *     f64 seconds (as u64 bits)
  *   2 stats windows (total, since the last evaluation), fixed field order
  *   u32 rows; 8 f64 per metrics row (step as f64 is exact below 2^53)
- *   i64 steps, i64 entries; i32 batch size [steps]; i32 idx [entries];
- *     f32 w [entries]       the weight log replayed into examples.csv
+ *   example record (l2rw__record_write: fixed size, n_train entries)
  *   net section (model_io.h); f32 velocity [num_params]
- *   u32         CRC-32 */
+ *   u32         CRC-32
+ * Version 1 kept a log of every step's weights instead of the record (it
+ * grew with the run); it is refused with a message saying so. */
 #define _POSIX_C_SOURCE 200809L
 #include "model_io.h"
 #include "train_internal.h"
@@ -21,9 +23,7 @@
 
 static const char ckpt_magic[L2RW_MAGIC_LEN] = {'L', '2', 'R', 'W',
                                                 'C', 'K', 'P', 'T'};
-enum { CKPT_VERSION = 1, FINGERPRINT_MAX = 8192, MAX_ROWS = 1 << 26 };
-
-/* ------------------------------------------------------------- weight log */
+enum { CKPT_VERSION = 2, FINGERPRINT_MAX = 8192, MAX_ROWS = 1 << 26 };
 
 static l2rw_status grow(void **p, long *cap, long need, size_t elem)
 {
@@ -37,34 +37,9 @@ static l2rw_status grow(void **p, long *cap, long need, size_t elem)
     return L2RW_OK;
 }
 
-l2rw_status l2rw__wlog_add(l2rw__weight_log *log, const int32_t *idx,
-                           const float *w, int n)
-{
-    long cap_i = log->cap, cap_w = log->cap;
-    L2RW_TRY(grow((void **)&log->idx, &cap_i, log->len + n, sizeof *log->idx));
-    L2RW_TRY(grow((void **)&log->w, &cap_w, log->len + n, sizeof *log->w));
-    log->cap = cap_i < cap_w ? cap_i : cap_w;
-    L2RW_TRY(grow((void **)&log->n, &log->steps_cap, log->steps + 1,
-                  sizeof *log->n));
-    memcpy(log->idx + log->len, idx, (size_t)n * sizeof *idx);
-    memcpy(log->w + log->len, w, (size_t)n * sizeof *w);
-    log->len += n;
-    log->n[log->steps++] = n;
-    return L2RW_OK;
-}
-
-void l2rw__wlog_free(l2rw__weight_log *log)
-{
-    free(log->idx);
-    free(log->w);
-    free(log->n);
-    memset(log, 0, sizeof *log);
-}
-
 void l2rw__state_free(l2rw__train_state *st)
 {
     free(st->rows);
-    l2rw__wlog_free(&st->wlog);
     memset(st, 0, sizeof *st);
 }
 
@@ -205,6 +180,7 @@ static l2rw_status br_row(l2rw_breader *r, l2rw_metrics_row *m)
 typedef struct {
     const char *path, *fingerprint;
     const l2rw__train_state *st;
+    const l2rw_record *record;
     const l2rw_net *net;
     const float *velocity;
     size_t n_velocity;
@@ -219,17 +195,15 @@ static l2rw_status ckpt_write(FILE *fp, void *vctx)
     L2RW_TRY(l2rw__bw_u32(&w, CKPT_VERSION));
     L2RW_TRY(l2rw__bw_str(&w, c->fingerprint));
     L2RW_TRY(l2rw__bw_i64(&w, st->step));
+    L2RW_TRY(l2rw__bw_i64(&w, st->ft_step));
+    L2RW_TRY(l2rw__write_floats(&w, &st->ft_lr, 1));
     L2RW_TRY(bw_f64(&w, st->seconds));
     L2RW_TRY(bw_window(&w, &st->total));
     L2RW_TRY(bw_window(&w, &st->since_eval));
     L2RW_TRY(l2rw__bw_u32(&w, (uint32_t)st->n_rows));
     for (long i = 0; i < st->n_rows; i++)
         L2RW_TRY(bw_row(&w, &st->rows[i]));
-    L2RW_TRY(l2rw__bw_i64(&w, st->wlog.steps));
-    L2RW_TRY(l2rw__bw_i64(&w, st->wlog.len));
-    L2RW_TRY(l2rw__write_i32s(&w, st->wlog.n, (size_t)st->wlog.steps));
-    L2RW_TRY(l2rw__write_i32s(&w, st->wlog.idx, (size_t)st->wlog.len));
-    L2RW_TRY(l2rw__write_floats(&w, st->wlog.w, (size_t)st->wlog.len));
+    L2RW_TRY(l2rw__record_write(&w, c->record));
     L2RW_TRY(l2rw__net_write(&w, c->net));
     L2RW_TRY(l2rw__write_floats(&w, c->velocity, c->n_velocity));
     return l2rw__bw_end(&w);
@@ -237,26 +211,34 @@ static l2rw_status ckpt_write(FILE *fp, void *vctx)
 
 l2rw_status l2rw__checkpoint_save(const char *path, const char *fingerprint,
                                   const l2rw__train_state *st,
+                                  const l2rw_record *record,
                                   const l2rw_net *net, const float *velocity,
                                   size_t n_velocity)
 {
-    ckpt_ctx c = {path, fingerprint, st, net, velocity, n_velocity};
+    ckpt_ctx c = {path, fingerprint, st, record, net, velocity, n_velocity};
     return l2rw_write_atomic(path, ckpt_write, &c);
 }
 
-static l2rw_status ckpt_read(l2rw_breader *r, const char *fingerprint,
-                             l2rw__train_state *st, l2rw_net *net,
-                             float *velocity, size_t n_velocity)
+/* The format version, right after the magic. */
+static l2rw_status read_version(l2rw_breader *r)
 {
-    uint32_t version, rows;
-    int64_t step, steps, len;
+    uint32_t version;
+    L2RW_TRY(l2rw__br_u32(r, &version, "version"));
+    if (version == CKPT_VERSION) return L2RW_OK;
+    return l2rw__fail(L2RW_ERR_FORMAT, "%s: checkpoint format version %u, "
+                      "this build reads version %d only%s", r->path, version,
+                      CKPT_VERSION,
+                      version < CKPT_VERSION
+                          ? " (written by an older l2rw; start the run "
+                            "afresh)"
+                          : " (written by a newer l2rw)");
+}
+
+static l2rw_status read_fingerprint(l2rw_breader *r, const char *fingerprint)
+{
     char *fp = malloc(FINGERPRINT_MAX);
     if (!fp) return l2rw__fail(L2RW_ERR_NOMEM, "train: out of memory");
-    l2rw_status s = l2rw__br_u32(r, &version, "version");
-    if (s == L2RW_OK && version != CKPT_VERSION)
-        s = l2rw__fail(L2RW_ERR_FORMAT, "%s: checkpoint version %u, this "
-                       "build reads %d", r->path, version, CKPT_VERSION);
-    if (s == L2RW_OK) s = l2rw__br_str(r, fp, FINGERPRINT_MAX, "fingerprint");
+    l2rw_status s = l2rw__br_str(r, fp, FINGERPRINT_MAX, "fingerprint");
     if (s == L2RW_OK && strcmp(fp, fingerprint) != 0) {
         char diff[1024];
         first_difference(fp, fingerprint, diff, sizeof diff);
@@ -264,12 +246,38 @@ static l2rw_status ckpt_read(l2rw_breader *r, const char *fingerprint,
                        r->path, diff);
     }
     free(fp);
-    L2RW_TRY(s);
+    return s;
+}
+
+/* Steps, fine-tune steps and rate, seconds. */
+static l2rw_status read_counts(l2rw_breader *r, l2rw__train_state *st)
+{
+    int64_t step, ft_step;
     L2RW_TRY(l2rw__br_i64(r, &step, "step"));
+    L2RW_TRY(l2rw__br_i64(r, &ft_step, "fine-tune step"));
+    L2RW_TRY(l2rw__read_floats(r, &st->ft_lr, 1, "fine-tune rate"));
     L2RW_TRY(br_f64(r, &st->seconds, "seconds"));
-    if (step < 0)
-        return l2rw__fail(L2RW_ERR_FORMAT, "%s: negative step", r->path);
+    if (step < 0 || ft_step < 0 || (ft_step > 0 && step == 0))
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: bad step counts (%lld, "
+                          "%lld fine-tune)", r->path, (long long)step,
+                          (long long)ft_step);
+    if (!(st->ft_lr >= 0) || !isfinite(st->ft_lr) || !isfinite(st->seconds))
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: bad fine-tune rate or time",
+                          r->path);
     st->step = (long)step;
+    st->ft_step = (long)ft_step;
+    return L2RW_OK;
+}
+
+static l2rw_status ckpt_read(l2rw_breader *r, const char *fingerprint,
+                             l2rw__train_state *st, l2rw_record *record,
+                             l2rw_net *net, float *velocity,
+                             size_t n_velocity)
+{
+    uint32_t rows;
+    L2RW_TRY(read_version(r));
+    L2RW_TRY(read_fingerprint(r, fingerprint));
+    L2RW_TRY(read_counts(r, st));
     L2RW_TRY(br_window(r, &st->total));
     L2RW_TRY(br_window(r, &st->since_eval));
     L2RW_TRY(l2rw__br_u32(r, &rows, "row count"));
@@ -279,35 +287,7 @@ static l2rw_status ckpt_read(l2rw_breader *r, const char *fingerprint,
         L2RW_TRY(br_row(r, &m));
         L2RW_TRY(l2rw__state_add_row(st, &m));
     }
-    L2RW_TRY(l2rw__br_i64(r, &steps, "weight log"));
-    L2RW_TRY(l2rw__br_i64(r, &len, "weight log"));
-    if (steps < 0 || len < 0 || steps != step)
-        return l2rw__fail(L2RW_ERR_FORMAT, "%s: weight log of %lld steps "
-                          "for step %lld", r->path, (long long)steps,
-                          (long long)step);
-    L2RW_TRY(l2rw__br_need(r, (uint64_t)steps * 4 + (uint64_t)len * 8,
-                           "weight log"));
-    l2rw__weight_log *lg = &st->wlog;
-    lg->n = malloc((size_t)(steps ? steps : 1) * sizeof *lg->n);
-    lg->idx = malloc((size_t)(len ? len : 1) * sizeof *lg->idx);
-    lg->w = malloc((size_t)(len ? len : 1) * sizeof *lg->w);
-    if (!lg->n || !lg->idx || !lg->w)
-        return l2rw__fail(L2RW_ERR_NOMEM, "train: out of memory");
-    lg->steps = lg->steps_cap = (long)steps;
-    lg->len = lg->cap = (long)len;
-    L2RW_TRY(l2rw__read_i32s(r, lg->n, (size_t)steps, "weight log"));
-    L2RW_TRY(l2rw__read_i32s(r, lg->idx, (size_t)len, "weight log"));
-    L2RW_TRY(l2rw__read_floats(r, lg->w, (size_t)len, "weight log"));
-    long sum = 0;
-    for (long i = 0; i < lg->steps; i++) {
-        if (lg->n[i] < 0)
-            return l2rw__fail(L2RW_ERR_FORMAT, "%s: bad weight log",
-                              r->path);
-        sum += lg->n[i];
-    }
-    if (sum != lg->len)
-        return l2rw__fail(L2RW_ERR_FORMAT, "%s: weight log sizes disagree",
-                          r->path);
+    L2RW_TRY(l2rw__record_read(r, record));
     l2rw_net_header h;
     L2RW_TRY(l2rw__net_read_header(r, &h));
     L2RW_TRY(l2rw__net_check_arch(&h, net, r->path));
@@ -318,12 +298,14 @@ static l2rw_status ckpt_read(l2rw_breader *r, const char *fingerprint,
 }
 
 l2rw_status l2rw__checkpoint_load(const char *path, const char *fingerprint,
-                                  l2rw__train_state *st, l2rw_net *net,
-                                  float *velocity, size_t n_velocity)
+                                  l2rw__train_state *st, l2rw_record *record,
+                                  l2rw_net *net, float *velocity,
+                                  size_t n_velocity)
 {
     l2rw_breader r;
     L2RW_TRY(l2rw__br_open(&r, path, ckpt_magic, "checkpoint"));
-    l2rw_status s = ckpt_read(&r, fingerprint, st, net, velocity, n_velocity);
+    l2rw_status s = ckpt_read(&r, fingerprint, st, record, net, velocity,
+                              n_velocity);
     l2rw__br_close(&r);
     return s;
 }
@@ -332,16 +314,12 @@ l2rw_status l2rw_train_resume_config(const char *dir, char *buf,
                                      size_t size)
 {
     char path[4096];
-    uint32_t version;
     if (!dir || !buf || size == 0)
         return l2rw__fail(L2RW_ERR_ARG, "resume: bad arguments");
     snprintf(path, sizeof path, "%s/%s", dir, L2RW_FILE_CHECKPOINT);
     l2rw_breader r;
     L2RW_TRY(l2rw__br_open(&r, path, ckpt_magic, "checkpoint"));
-    l2rw_status s = l2rw__br_u32(&r, &version, "version");
-    if (s == L2RW_OK && version != CKPT_VERSION)
-        s = l2rw__fail(L2RW_ERR_FORMAT, "%s: checkpoint version %u, this "
-                       "build reads %d", path, version, CKPT_VERSION);
+    l2rw_status s = read_version(&r);
     if (s == L2RW_OK) s = l2rw__br_str(&r, buf, size, "fingerprint");
     l2rw__br_close(&r);
     return s;

@@ -1,12 +1,15 @@
 /* Training loop and command line: bit-identical resume (straight run vs
- * stopped-and-resumed run), refusal of a resume from another
- * configuration, the files of a run (summary.json keys, metrics.csv
- * rows), and the CLI's handling of bad input (exit status 2, one line,
- * no out directory left behind).
+ * stopped-and-resumed run, in the main phase and during fine-tuning),
+ * refusal of a resume from another configuration, a checkpoint whose
+ * size does not grow with the steps, clear errors for old-version,
+ * truncated and inconsistent checkpoints, the files of a run
+ * (summary.json keys, metrics.csv rows), and the CLI's handling of bad
+ * input (exit status 2, one line, no out directory left behind).
  *
  * Data: small generated IDX files (4 classes of 8x8 images, a bright
  * quadrant per class plus noise), so the whole test takes seconds. */
 #define _POSIX_C_SOURCE 200809L
+#include "binio.h" /* l2rw_crc32: checkpoints with a valid checksum */
 #include "check.h"
 #include "l2rw.h"
 
@@ -192,6 +195,8 @@ static void test_resume(void)
     CHECK(rc.resumed_from == at, "resumed from %ld", rc.resumed_from);
     CHECK(same_file(a, c, L2RW_FILE_MODEL), "model differs after a stop");
     CHECK(same_file(a, c, L2RW_FILE_METRICS), "metrics differ after a stop");
+    CHECK(same_file(a, c, L2RW_FILE_EXAMPLES),
+          "examples.csv differs after a stop");
 
     /* another configuration: refused, nothing created */
     char d[512];
@@ -263,6 +268,267 @@ static void test_finetune(void)
     char *csv = slurp(p, NULL);
     CHECK(csv && strstr(csv, "\n17,"), "no row at step 17 after fine-tuning");
     free(csv);
+}
+
+static long file_size(const char *dir, const char *name)
+{
+    char p[600];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return stat(p, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+/* The checkpoint holds fixed-size state: without evaluation rows (eval
+ * every 0: the last row comes after the checkpoint) its size after N and
+ * after 3N steps is the same. */
+static void test_checkpoint_size(void)
+{
+    char a[512], b[512];
+    path_in(a, sizeof a, "size-n");
+    path_in(b, sizeof b, "size-3n");
+    l2rw_train_cfg ca = base_cfg(a, HALF), cb = base_cfg(b, 3 * HALF);
+    ca.eval_every = cb.eval_every = 0;
+    l2rw_train_result r;
+    CHECK_OK(l2rw_train_run(&ca, &r));
+    CHECK_OK(l2rw_train_run(&cb, &r));
+    long na = file_size(a, L2RW_FILE_CHECKPOINT);
+    long nb = file_size(b, L2RW_FILE_CHECKPOINT);
+    CHECK(na > 0 && na == nb, "checkpoint %ld bytes after %d steps, %ld "
+          "after %d", na, HALF, nb, 3 * HALF);
+}
+
+/* Files of two runs that must agree, and summary.json but for the keys
+ * that differ by nature (time, the step resumed at). */
+static void check_same_run(const char *a, const char *b, const char *what)
+{
+    const char *files[] = {L2RW_FILE_MODEL, L2RW_FILE_METRICS,
+                           L2RW_FILE_EXAMPLES};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        CHECK(same_file(a, b, files[i]), "%s: %s differs", what, files[i]);
+    char p1[600], p2[600];
+    snprintf(p1, sizeof p1, "%s/%s", a, L2RW_FILE_SUMMARY);
+    snprintf(p2, sizeof p2, "%s/%s", b, L2RW_FILE_SUMMARY);
+    char *s1 = slurp(p1, NULL), *s2 = slurp(p2, NULL);
+    CHECK(s1 && s2, "%s: no summary.json", what);
+    const char *skip[] = {"\"seconds\"", "\"resumed_from\""};
+    for (char *s = s1, *t = s2; s && t && *s && *t;) {
+        char *es = strchr(s, '\n'), *et = strchr(t, '\n');
+        if (!es || !et) break;
+        *es = *et = 0;
+        int skipped = 0;
+        for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+            skipped |= strstr(s, skip[i]) != NULL;
+        CHECK(skipped || !strcmp(s, t), "%s: summary.json has %s vs %s", what,
+              s, t);
+        s = es + 1;
+        t = et + 1;
+    }
+    free(s1);
+    free(s2);
+}
+
+/* Stops the run after `at` fine-tune steps: through the stop flag (as
+ * the CLI's SIGINT handler does) when the context has one, else through
+ * the callback's return value. */
+typedef struct {
+    long at;
+    volatile sig_atomic_t *flag;
+} ft_stop;
+
+static int stop_in_finetune(const l2rw_train_progress *p, void *ctx)
+{
+    ft_stop *f = ctx;
+    int hit = p->event == L2RW_EVENT_STEP && p->finetune_step >= f->at;
+    if (hit && f->flag) *f->flag = 1;
+    return hit && !f->flag;
+}
+
+static l2rw_train_cfg finetune_cfg(const char *out, float lr)
+{
+    l2rw_train_cfg c = base_cfg(out, HALF);
+    c.finetune_clean = 15;
+    c.finetune_lr = lr;
+    c.checkpoint_every = 0;
+    c.report_every = 1;
+    return c;
+}
+
+/* A run stopped during fine-tuning and resumed equals an uninterrupted
+ * one, with the main optimizer (lr 0: velocity and schedule continue)
+ * and with its own (the fine-tune velocity is the one checkpointed). */
+static void test_finetune_resume(float lr, int use_flag)
+{
+    char a[512], b[512], what[64];
+    snprintf(what, sizeof what, "fine-tune resume (lr %g)", (double)lr);
+    snprintf(a, sizeof a, "%s/ft-straight-%d", tmpdir, use_flag);
+    snprintf(b, sizeof b, "%s/ft-stopped-%d", tmpdir, use_flag);
+    l2rw_train_result ra, rb;
+    l2rw_train_cfg ca = finetune_cfg(a, lr);
+    CHECK_OK(l2rw_train_run(&ca, &ra));
+    CHECK(ra.steps == HALF && ra.finetune_steps == 15, "%s: %ld + %ld steps",
+          what, ra.steps, ra.finetune_steps);
+
+    volatile sig_atomic_t flag = 0;
+    ft_stop fs = {6, use_flag ? &flag : NULL};
+    l2rw_train_cfg cb = finetune_cfg(b, lr);
+    cb.progress = stop_in_finetune;
+    cb.progress_ctx = &fs;
+    cb.stop = &flag;
+    CHECK_OK(l2rw_train_run(&cb, &rb));
+    CHECK(rb.stopped && rb.steps == HALF && rb.finetune_steps == 6,
+          "%s: stopped %d at %ld + %ld", what, rb.stopped, rb.steps,
+          rb.finetune_steps);
+    flag = 0;
+    cb.progress = NULL;
+    cb.resume_dir = b;
+    CHECK_OK(l2rw_train_run(&cb, &rb));
+    CHECK(rb.resumed_from == HALF && rb.finetune_steps == 15,
+          "%s: resumed from %ld, %ld fine-tune steps", what, rb.resumed_from,
+          rb.finetune_steps);
+    check_same_run(a, b, what);
+    CHECK(ra.final_test_accuracy == rb.final_test_accuracy &&
+              ra.final_test_loss == rb.final_test_loss &&
+              ra.best_test_accuracy == rb.best_test_accuracy &&
+              ra.clean_weight_share == rb.clean_weight_share &&
+              ra.auc == rb.auc && ra.mean_weight == rb.mean_weight,
+          "%s: results differ", what);
+
+    /* periodic checkpoints inside fine-tuning: resuming the finished run
+     * from its last one (after fine-tune step 12) redoes the same steps */
+    if (use_flag) return;
+    char c[512];
+    snprintf(c, sizeof c, "%s/ft-periodic", tmpdir);
+    l2rw_train_cfg cc = finetune_cfg(c, lr);
+    cc.checkpoint_every = 8; /* run steps 24, 32: fine-tune steps 4, 12 */
+    CHECK_OK(l2rw_train_run(&cc, &rb));
+    check_same_run(a, c, "fine-tune periodic checkpoints");
+    cc.resume_dir = c;
+    CHECK_OK(l2rw_train_run(&cc, &rb));
+    check_same_run(a, c, "resumed at fine-tune step 12");
+
+    /* a fine-tune checkpoint continues only the same main phase/rate */
+    cc.steps = 2 * HALF;
+    l2rw_status s = l2rw_train_run(&cc, &rb);
+    CHECK(s == L2RW_ERR_ARG && strstr(l2rw_last_error(), "--steps"),
+          "fine-tune checkpoint with more steps: %s: %s", l2rw_strerror(s),
+          l2rw_last_error());
+    cc.steps = HALF;
+    cc.finetune_lr = lr + 0.5f;
+    s = l2rw_train_run(&cc, &rb);
+    CHECK(s == L2RW_ERR_ARG && strstr(l2rw_last_error(), "--finetune-lr"),
+          "fine-tune checkpoint with another rate: %s: %s",
+          l2rw_strerror(s), l2rw_last_error());
+}
+
+/* Writes path (the file's bytes with a fresh CRC-32): a damaged file
+ * that passes the checksum, so that the field checks are what refuse
+ * it. */
+static int write_with_crc(const char *path, const unsigned char *b,
+                          long payload)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp) return 1;
+    uint32_t crc = l2rw_crc32(0, b, (size_t)payload);
+    unsigned char c[4] = {(unsigned char)crc, (unsigned char)(crc >> 8),
+                          (unsigned char)(crc >> 16),
+                          (unsigned char)(crc >> 24)};
+    int bad = fwrite(b, 1, (size_t)payload, fp) != (size_t)payload;
+    bad |= fwrite(c, 1, 4, fp) != 4;
+    bad |= fclose(fp) != 0;
+    return bad;
+}
+
+/* Resumes from dir; the checkpoint must be refused as L2RW_ERR_FORMAT
+ * with a message that names the file and contains `needle`. */
+static void expect_bad_checkpoint(const char *dir, long steps,
+                                  const char *needle, const char *what)
+{
+    l2rw_train_cfg c = base_cfg(NULL, steps);
+    c.eval_every = 0;
+    c.resume_dir = dir;
+    l2rw_train_result r;
+    l2rw_status s = l2rw_train_run(&c, &r);
+    const char *msg = l2rw_last_error();
+    CHECK(s == L2RW_ERR_FORMAT && strstr(msg, dir) &&
+              strstr(msg, L2RW_FILE_CHECKPOINT) && strstr(msg, needle),
+          "%s: %s: %s", what, l2rw_strerror(s), msg);
+}
+
+static void test_bad_checkpoints(void)
+{
+    char a[512], ck[600];
+    path_in(a, sizeof a, "size-n"); /* test_checkpoint_size: no rows */
+    snprintf(ck, sizeof ck, "%s/%s", a, L2RW_FILE_CHECKPOINT);
+    long len = 0;
+    unsigned char *orig = (unsigned char *)slurp(ck, &len);
+    CHECK(orig && len > 100, "no checkpoint in %s", a);
+    if (!orig || len <= 100) return;
+    long payload = len - 4;
+    uint32_t stored = (uint32_t)orig[payload] |
+                      (uint32_t)orig[payload + 1] << 8 |
+                      (uint32_t)orig[payload + 2] << 16 |
+                      (uint32_t)orig[payload + 3] << 24;
+    CHECK(l2rw_crc32(0, orig, (size_t)payload) == stored,
+          "checkpoint CRC not over the whole payload");
+    char d[512], bad[600];
+    path_in(d, sizeof d, "bad-ckpt");
+    mkdir(d, 0777);
+    snprintf(bad, sizeof bad, "%s/%s", d, L2RW_FILE_CHECKPOINT);
+    unsigned char *b = malloc((size_t)len);
+    CHECK(b != NULL, "out of memory");
+    if (!b) {
+        free(orig);
+        return;
+    }
+
+    /* the file rewritten as is resumes (the test's writer is sound) */
+    memcpy(b, orig, (size_t)len);
+    CHECK(write_with_crc(bad, b, payload) == 0, "cannot write %s", bad);
+    l2rw_train_cfg ok = base_cfg(NULL, HALF);
+    ok.eval_every = 0;
+    ok.resume_dir = d;
+    l2rw_train_result r;
+    CHECK_OK(l2rw_train_run(&ok, &r));
+
+    /* an older format version: refused by the loop and by the CLI's
+     * l2rw_train_resume_config, naming the file and the version */
+    b[8] = 1;
+    b[9] = b[10] = b[11] = 0;
+    CHECK(write_with_crc(bad, b, payload) == 0, "cannot write %s", bad);
+    expect_bad_checkpoint(d, HALF, "version 1", "old version");
+    char text[8192];
+    l2rw_status s = l2rw_train_resume_config(d, text, sizeof text);
+    CHECK(s == L2RW_ERR_FORMAT && strstr(l2rw_last_error(), "version 1") &&
+              strstr(l2rw_last_error(), d),
+          "resume config of an old version: %s: %s", l2rw_strerror(s),
+          l2rw_last_error());
+
+    /* truncated anywhere (checksum fixed up): every read is checked */
+    memcpy(b, orig, (size_t)len);
+    int tried = 0;
+    for (long cut = 8; cut < payload; cut += cut < 200 ? 3 : 211) {
+        CHECK(write_with_crc(bad, b, cut) == 0, "cannot write %s", bad);
+        expect_bad_checkpoint(d, HALF, "", "truncated");
+        tried++;
+    }
+    CHECK(write_with_crc(bad, b, payload - 1) == 0, "cannot write %s", bad);
+    expect_bad_checkpoint(d, HALF, "", "truncated by one byte");
+    CHECK(tried > 20, "only %d truncations tried", tried);
+
+    /* a record entry seen -1 times: magic, version, fingerprint string,
+     * 3 counts and the time (32 bytes), 2 windows (208), no rows (4),
+     * the record's n (4) and its n weight sums */
+    CHECK_OK(l2rw_train_resume_config(a, text, sizeof text));
+    long n = N_TRAIN - CLASSES * 5; /* less the clean validation set */
+    long off = 8 + 4 + 4 + (long)strlen(text) + 32 + 208 + 4 + 4 + 8 * n;
+    CHECK(off + 8 < payload, "record offset %ld beyond the file", off);
+    if (off + 8 < payload) {
+        memset(b + off, 0xff, 8);
+        CHECK(write_with_crc(bad, b, payload) == 0, "cannot write %s", bad);
+        expect_bad_checkpoint(d, HALF, "example record", "bad record");
+    }
+    free(b);
+    free(orig);
 }
 
 /* Runs the CLI; returns its exit status, *lines = lines on stderr. */
@@ -441,6 +707,11 @@ int main(void)
     test_resume();
     test_outputs();
     test_finetune();
+    test_checkpoint_size();
+    test_finetune_resume(0.0f, 0);
+    test_finetune_resume(0.02f, 0);
+    test_finetune_resume(0.0f, 1);
+    test_bad_checkpoints();
     test_cli();
     cleanup();
     return CHECK_DONE("test_train");
