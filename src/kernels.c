@@ -15,6 +15,27 @@
 static int omp_get_thread_num(void) { return 0; }
 #endif
 
+/* Vectors of 16 floats where the compiler has vector extensions. The
+ * batch-norm row reductions use them because GCC's auto-vectoriser turns
+ * their plain loops into shuffles across several iterations (slow); the
+ * vector code does the same additions in the same order, lane by lane,
+ * so the results are identical. */
+enum { LANES = 16 };
+#if defined(__GNUC__)
+#define L2RW_VEC 1
+typedef float v16f __attribute__((vector_size(LANES * sizeof(float))));
+typedef uint32_t v16u __attribute__((vector_size(LANES * sizeof(float))));
+static inline v16f ld16(const float *p)
+{
+    v16f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void st16(float *p, v16f v) { memcpy(p, &v, sizeof v); }
+#else
+#define L2RW_VEC 0
+#endif
+
 /* Below this many floats an OpenMP region costs more than it saves. */
 enum { PAR_MIN = 1 << 15 };
 
@@ -217,15 +238,166 @@ NO_LIBCALLS static void pad_planes(float *restrict pbuf,
     }
 }
 
+/* Round a float count up to whole cache lines. */
+static size_t lines(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* Stride-1 convolutions whose output has the input's size (2 pad =
+ * k - 1, ResNets' 3x3 convs): with ow = w, tap (ky, kx) of a plane is the
+ * flat plane shifted by d = (ky - pad) w + (kx - pad), so each row of
+ * cols is one contiguous copy through a bit mask that zeroes the columns
+ * falling in the padding (one mask per column shift kx - pad != 0, built
+ * once per call). No padded planes, no short rows. */
+static int conv_same(const l2rw__conv_shape *s)
+{
+    return s->stride == 1 && s->oh == s->ih && s->ow == s->iw;
+}
+
+/* Floats of the column masks: k - 1 planes of P (0 unless conv_same). */
+static size_t conv_masks(const l2rw__conv_shape *s)
+{
+    return conv_same(s) && s->k > 1 ? lines((size_t)(s->k - 1) * s->ih * s->iw) : 0;
+}
+
+/* Mask plane of column shift dx != 0: all ones where 0 <= ox + dx < w,
+ * zero bits elsewhere (stored in float slots). */
+static void build_masks(float *masks, const l2rw__conv_shape *s)
+{
+    const int w = s->iw, P = s->ih * s->iw;
+    for (int dx = -s->pad; dx <= s->pad; dx++) {
+        if (dx == 0) continue;
+        float *m = masks + (size_t)(dx < 0 ? dx + s->pad : dx + s->pad - 1) * P;
+        for (int j = 0; j < P; j++) {
+            const int ix = j % w + dx;
+            const uint32_t bits = ix >= 0 && ix < w ? ~0u : 0u;
+            memcpy(m + j, &bits, sizeof bits);
+        }
+    }
+}
+
+static const float *col_mask(const float *masks, const l2rw__conv_shape *s,
+                             int dx)
+{
+    const size_t P = (size_t)s->ih * s->iw;
+    return dx == 0 ? NULL : masks + (size_t)(dx < 0 ? dx + s->pad : dx + s->pad - 1) * P;
+}
+
+/* Valid flat range [lo, hi) of one tap: j + d inside the plane and the
+ * output row inside the input; positions outside it are padding. */
+typedef struct {
+    int lo, hi, d;
+} tap_range;
+
+static tap_range same_tap(const l2rw__conv_shape *s, int ky, int kx)
+{
+    const int w = s->iw, h = s->ih, P = h * w;
+    const int dy = ky - s->pad, dx = kx - s->pad, d = dy * w + dx;
+    int lo = (dy < 0 ? -dy : 0) * w, hi = (dy > 0 ? h - dy : h) * w;
+    if (lo < -d) lo = -d;
+    if (hi > P - d) hi = P - d;
+    tap_range r = {lo, hi, d};
+    return r;
+}
+
+/* row[j] = src[j + d] & m[j] (bits) for j in [lo, hi). */
+static void copy_masked(float *restrict row, const float *restrict src,
+                        const float *restrict m, tap_range r)
+{
+    for (int j = r.lo; j < r.hi; j++) {
+        uint32_t a, b;
+        memcpy(&a, src + j + r.d, sizeof a);
+        memcpy(&b, m + j, sizeof b);
+        a &= b;
+        memcpy(row + j, &a, sizeof a);
+    }
+}
+
+/* dst[j + d] += row[j] & m[j] (bits) for j in [lo, hi). */
+static void add_masked(float *restrict dst, const float *restrict row,
+                       const float *restrict m, tap_range r)
+{
+    for (int j = r.lo; j < r.hi; j++) {
+        uint32_t a, b;
+        memcpy(&a, row + j, sizeof a);
+        memcpy(&b, m + j, sizeof b);
+        a &= b;
+        float v;
+        memcpy(&v, &a, sizeof v);
+        dst[j + r.d] += v;
+    }
+}
+
+NO_LIBCALLS static void im2col_same(float *restrict cols,
+                                    const float *restrict x,
+                                    const l2rw__conv_shape *s,
+                                    const float *masks)
+{
+    const int k = s->k, P = s->ih * s->iw;
+    for (int ch = 0; ch < s->ic; ch++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                float *restrict row = cols + ((size_t)(ch * k + ky) * k + kx) * P;
+                const tap_range r = same_tap(s, ky, kx);
+                const float *restrict src = x + (size_t)ch * P;
+                const float *m = col_mask(masks, s, kx - s->pad);
+                for (int j = 0; j < r.lo; j++) row[j] = 0.0f;
+                if (m)
+                    copy_masked(row, src, m, r);
+                else
+                    for (int j = r.lo; j < r.hi; j++) row[j] = src[j + r.d];
+                for (int j = r.hi > r.lo ? r.hi : r.lo; j < P; j++) row[j] = 0.0f;
+            }
+}
+
+/* Adjoint of im2col_same into t [c, h, w], which the caller zeroed or
+ * which holds the values to add to: the same additions, in the same
+ * order, as col2im1 makes, plus additions of +0 at the padding columns,
+ * which change nothing (t starts at +0, and a sum that starts at +0 is
+ * never -0). */
+NO_LIBCALLS static void col2im_same(float *restrict t,
+                                    const float *restrict cols,
+                                    const l2rw__conv_shape *s,
+                                    const float *masks)
+{
+    const int k = s->k, P = s->ih * s->iw;
+    for (int ch = 0; ch < s->ic; ch++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                const float *restrict row = cols + ((size_t)(ch * k + ky) * k + kx) * P;
+                const tap_range r = same_tap(s, ky, kx);
+                float *restrict dst = t + (size_t)ch * P;
+                const float *m = col_mask(masks, s, kx - s->pad);
+                if (m)
+                    add_masked(dst, row, m, r);
+                else
+                    for (int j = r.lo; j < r.hi; j++) dst[j + r.d] += row[j];
+            }
+}
+
+/* dst[0..n) = src[0..n) for the short rows of im2col (LeNet: 8 and 24
+ * floats): blocks of 8 as fixed-size copies, which compile to single
+ * vector moves; a loop with a run-time count spends more time deciding
+ * how to vectorise than copying. */
+static inline void copy_short(float *restrict dst, const float *restrict src,
+                              int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) memcpy(dst + i, src + i, 8 * sizeof *dst);
+    for (; i < n; i++) dst[i] = src[i];
+}
+
 /* x [c, h, w] of one example -> cols [c k k, oh ow]; pbuf holds the
  * zero-padded planes when pad > 0. */
 NO_LIBCALLS static void im2col1(float *restrict cols, const float *x,
                                 const l2rw__conv_shape *s,
-                                float *restrict pbuf)
+                                float *restrict pbuf, const float *masks)
 {
     const int k = s->k, st = s->stride, pad = s->pad, oh = s->oh, ow = s->ow;
     const int H = s->ih + 2 * pad, W = s->iw + 2 * pad;
     const size_t P = (size_t)oh * ow;
+    if (conv_same(s)) {
+        im2col_same(cols, x, s, masks);
+        return;
+    }
     if (pad) {
         pad_planes(pbuf, x, s);
         x = pbuf;
@@ -237,8 +409,7 @@ NO_LIBCALLS static void im2col1(float *restrict cols, const float *x,
                 const float *restrict src = x + ((size_t)ch * H + ky) * W + kx;
                 if (st == 1) {
                     for (int oy = 0; oy < oh; oy++)
-                        for (int ox = 0; ox < ow; ox++)
-                            row[oy * ow + ox] = src[oy * W + ox];
+                        copy_short(row + oy * ow, src + oy * W, ow);
                 } else {
                     for (int oy = 0; oy < oh; oy++)
                         for (int ox = 0; ox < ow; ox++)
@@ -249,14 +420,27 @@ NO_LIBCALLS static void im2col1(float *restrict cols, const float *x,
 
 /* Adjoint of im2col1: dx [c, h, w] (=|+=) scatter-add of cols, through
  * the padded planes pbuf when pad > 0. */
-NO_LIBCALLS static void col2im1(float *restrict dx, const float *restrict cols,
+NO_LIBCALLS static void col2im1(float *restrict dx,
+                                const float *restrict cols,
                                 const l2rw__conv_shape *s, int acc,
-                                float *restrict pbuf)
+                                float *restrict pbuf, const float *masks)
 {
     const int k = s->k, st = s->stride, pad = s->pad, oh = s->oh, ow = s->ow;
     const int h = s->ih, w = s->iw, H = h + 2 * pad, W = w + 2 * pad;
     const size_t P = (size_t)oh * ow;
     float *restrict t = pad ? pbuf : dx;
+    if (conv_same(s)) { /* t unpadded [c, h, w] */
+        if (pad || !acc) memset(t, 0, (size_t)s->ic * h * w * sizeof *t);
+        col2im_same(t, cols, s, masks);
+        if (pad) {
+            const size_t len = (size_t)s->ic * h * w;
+            if (acc)
+                for (size_t j = 0; j < len; j++) dx[j] += t[j];
+            else
+                memcpy(dx, t, len * sizeof *dx);
+        }
+        return;
+    }
     if (pad || !acc) memset(t, 0, (size_t)s->ic * H * W * sizeof *t);
     for (int ch = 0; ch < s->ic; ch++)
         for (int ky = 0; ky < k; ky++)
@@ -285,8 +469,6 @@ NO_LIBCALLS static void col2im1(float *restrict dx, const float *restrict cols,
         }
 }
 
-/* Round a float count up to whole cache lines. */
-static size_t lines(size_t n) { return (n + 15) & ~(size_t)15; }
 
 static size_t conv_K(const l2rw__conv_shape *s) { return (size_t)s->ic * s->k * s->k; }
 static size_t conv_P(const l2rw__conv_shape *s) { return (size_t)s->oh * s->ow; }
@@ -308,7 +490,7 @@ static size_t conv_per_thread(const l2rw__conv_shape *s)
 
 size_t l2rw__conv_ws(const l2rw__conv_shape *s)
 {
-    return lines((size_t)s->oc * 2 * conv_K(s)) +
+    return lines((size_t)s->oc * 2 * conv_K(s)) + conv_masks(s) +
            (size_t)s->max_threads * conv_per_thread(s);
 }
 
@@ -336,7 +518,9 @@ void l2rw__conv_fwd(const l2rw__conv_shape *s, int n, float *y, float *ty,
 {
     const int K = (int)conv_K(s), P = (int)conv_P(s), oc = s->oc;
     const size_t in_sz = (size_t)s->ic * s->ih * s->iw, out_sz = (size_t)oc * P;
-    float *w2 = ws, *thr = ws + lines((size_t)oc * 2 * K);
+    float *w2 = ws, *masks = ws + lines((size_t)oc * 2 * K);
+    float *thr = masks + conv_masks(s);
+    if (conv_masks(s)) build_masks(masks, s);
     const size_t per = conv_per_thread(s);
     if (ty && tx) /* [W tW] for the fused tangent GEMM */
         for (int o = 0; o < oc; o++) {
@@ -352,14 +536,14 @@ void l2rw__conv_fwd(const l2rw__conv_shape *s, int n, float *y, float *ty,
         /* With an input tangent, cols(tx) goes on top of cols(x). */
         float *colsx = ty && tx ? cols + (size_t)K * P : cols;
         float *yi = y + i * out_sz;
-        im2col1(colsx, x + i * in_sz, s, pbuf);
+        im2col1(colsx, x + i * in_sz, s, pbuf, masks);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, P, K, 1.0f,
                     W, K, colsx, P, 0.0f, yi, P);
         if (b) add_rows(yi, b, oc, (size_t)P);
         if (!ty) continue;
         float *tyi = ty + i * out_sz;
         if (tx) {
-            im2col1(cols, tx + i * in_sz, s, pbuf);
+            im2col1(cols, tx + i * in_sz, s, pbuf, masks);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, P,
                         2 * K, 1.0f, w2, 2 * K, cols, P, 0.0f, tyi, P);
         } else {
@@ -377,8 +561,10 @@ void l2rw__conv_bwd(const l2rw__conv_shape *s, int n, float *dW, float *db,
 {
     const int K = (int)conv_K(s), P = (int)conv_P(s), oc = s->oc;
     const size_t in_sz = (size_t)s->ic * s->ih * s->iw, out_sz = (size_t)oc * P;
-    float *thr = ws + lines((size_t)oc * 2 * K);
+    float *masks = ws + lines((size_t)oc * 2 * K);
+    float *thr = masks + conv_masks(s);
     const size_t per = conv_per_thread(s), nw = (size_t)oc * K;
+    if (conv_masks(s)) build_masks(masks, s);
     const int nt = conv_threads(s, n);
     blas_serial(1);
 #pragma omp parallel num_threads(nt)
@@ -392,14 +578,14 @@ void l2rw__conv_bwd(const l2rw__conv_shape *s, int n, float *dW, float *db,
 #pragma omp for schedule(static)
         for (int i = 0; i < n; i++) {
             const float *dyi = dy + i * out_sz;
-            im2col1(cols, x + i * in_sz, s, pbuf);
+            im2col1(cols, x + i * in_sz, s, pbuf, masks);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, K, P,
                         1.0f, dyi, P, cols, P, first ? 0.0f : 1.0f, pw, K);
             first = 0;
             if (!dx) continue;
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, oc,
                         1.0f, W, K, dyi, P, 0.0f, cols, P);
-            col2im1(dx + i * in_sz, cols, s, acc, pbuf);
+            col2im1(dx + i * in_sz, cols, s, acc, pbuf, masks);
         }
         if (first) /* no example for this thread */
             memset(pw, 0, nw * sizeof *pw);
@@ -450,13 +636,16 @@ static inline float fsel(uint32_t take_a, float a, float b)
     return f;
 }
 
-/* One output row of 2x2, stride-2 max pooling; same first-max and NaN
- * rules as window_argmax. */
-static void pool22_row(float *restrict yr, int32_t *restrict ir,
-                       const float *restrict r0, int w, int ow, int base)
+/* Outputs [from, ow) of one row of 2x2, stride-2 max pooling, scalar;
+ * same first-max and NaN rules as window_argmax, except that of two NaNs
+ * in a row the second wins (b != b alone decides), as it always has
+ * here. */
+static void pool22_scalar(float *restrict yr, int32_t *restrict ir,
+                          const float *restrict r0, int w, int from, int ow,
+                          int base)
 {
     const float *restrict r1 = r0 + w;
-    for (int ox = 0; ox < ow; ox++) {
+    for (int ox = from; ox < ow; ox++) {
         float a = r0[2 * ox], b = r0[2 * ox + 1];
         float c2 = r1[2 * ox], d = r1[2 * ox + 1];
         uint32_t tb = (uint32_t)((b > a) | (b != b));
@@ -468,6 +657,67 @@ static void pool22_row(float *restrict yr, int32_t *restrict ir,
         int32_t m = -(int32_t)t1;
         ir[ox] = base + ((j1 & m) | (j0 & ~m));
     }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* Four outputs at a time in 128-bit vectors (LeNet's rows are 12 and 4
+ * outputs long, too short for the auto-vectoriser's wide loops): the
+ * same comparisons as pool22_scalar, lane by lane. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4f ld4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline v4f vsel(v4i m, v4f a, v4f b) /* m ? a : b */
+{
+    return (v4f)(((v4i)a & m) | ((v4i)b & ~m));
+}
+/* Even and odd elements of 8 floats at p: (p[0], p[2], ..), (p[1], ..). */
+static inline void deinterleave(const float *p, v4f *ev, v4f *od)
+{
+    const v4f lo = ld4(p), hi = ld4(p + 4);
+    *ev = __builtin_shuffle(lo, hi, (v4i){0, 2, 4, 6});
+    *od = __builtin_shuffle(lo, hi, (v4i){1, 3, 5, 7});
+}
+
+static int pool22_vec(float *restrict yr, int32_t *restrict ir,
+                      const float *restrict r0, int w, int ow, int base)
+{
+    int ox = 0;
+    for (; ox + 4 <= ow; ox += 4) {
+        v4f a, b, c2, d;
+        deinterleave(r0 + 2 * ox, &a, &b);
+        deinterleave(r0 + w + 2 * ox, &c2, &d);
+        const v4i tb = (b > a) | (b != b), td = (d > c2) | (d != d);
+        const v4f v0 = vsel(tb, b, a), v1 = vsel(td, d, c2);
+        const v4i t1 = (v1 > v0) | ((v1 != v1) & (v0 == v0));
+        const v4f y = vsel(t1, v1, v0);
+        const v4i o2 = 2 * ox + (v4i){0, 2, 4, 6};
+        const v4i j0 = o2 - tb, j1 = w + o2 - td; /* masks are 0 or -1 */
+        const v4i j = base + ((j1 & t1) | (j0 & ~t1));
+        memcpy(yr + ox, &y, sizeof y);
+        memcpy(ir + ox, &j, sizeof j);
+    }
+    return ox;
+}
+#else
+static int pool22_vec(float *restrict yr, int32_t *restrict ir,
+                      const float *restrict r0, int w, int ow, int base)
+{
+    (void)yr, (void)ir, (void)r0, (void)w, (void)ow, (void)base;
+    return 0;
+}
+#endif
+
+static void pool22_row(float *restrict yr, int32_t *restrict ir,
+                       const float *restrict r0, int w, int ow, int base)
+{
+    const int done = pool22_vec(yr, ir, r0, w, ow, base);
+    pool22_scalar(yr, ir, r0, w, done, ow, base);
 }
 
 void l2rw__maxpool_fwd(float *y, int32_t *idx, const float *x, int n, int c,
@@ -539,8 +789,6 @@ void l2rw__avgpool_bwd(float *dx, const float *dy, int nc, size_t P, int acc)
 
 /* Row reductions with 16 float lanes (vectorisable without reassociating:
  * the order is fixed), lanes then rows combined in double. */
-enum { LANES = 16 };
-
 static double lanes_total(const float *acc)
 {
     double s = 0.0;
@@ -548,10 +796,16 @@ static double lanes_total(const float *acc)
     return s;
 }
 
+
 static double row_sum(const float *x, size_t P)
 {
     float acc[LANES] = {0};
     size_t p = 0;
+#if L2RW_VEC
+    v16f a = {0};
+    for (; p + LANES <= P; p += LANES) a += ld16(x + p);
+    st16(acc, a);
+#endif
     for (; p + LANES <= P; p += LANES)
         for (int j = 0; j < LANES; j++) acc[j] += x[p + j];
     for (int j = 0; p < P; p++, j++) acc[j] += x[p];
@@ -562,6 +816,14 @@ static double row_sqdev(const float *x, size_t P, float mu)
 {
     float acc[LANES] = {0};
     size_t p = 0;
+#if L2RW_VEC
+    v16f a = {0};
+    for (; p + LANES <= P; p += LANES) {
+        v16f d = ld16(x + p) - mu;
+        a += d * d;
+    }
+    st16(acc, a);
+#endif
     for (; p + LANES <= P; p += LANES)
         for (int j = 0; j < LANES; j++) {
             float d = x[p + j] - mu;
@@ -580,6 +842,16 @@ static void row_sum_dot(const float *a, const float *b, size_t P, double *sa,
 {
     float s1[LANES] = {0}, s2[LANES] = {0};
     size_t p = 0;
+#if L2RW_VEC
+    v16f v1 = {0}, v2 = {0};
+    for (; p + LANES <= P; p += LANES) {
+        v16f va = ld16(a + p);
+        v1 += va;
+        v2 += va * ld16(b + p);
+    }
+    st16(s1, v1);
+    st16(s2, v2);
+#endif
     for (; p + LANES <= P; p += LANES)
         for (int j = 0; j < LANES; j++) {
             s1[j] += a[p + j];
