@@ -882,6 +882,35 @@ void l2rw__bn_stats(float *mean, float *var, const float *x, int n, int C,
     }
 }
 
+void l2rw__bn_stats_norm(float *y, float *xhat, float *mean, float *var,
+                         float *istd, const float *x, const float *g,
+                         const float *b, float eps, int n, int C, size_t P)
+{
+    const double m = (double)n * (double)P;
+    OMP_FOR((size_t)n * C * P)
+    for (int c = 0; c < C; c++) {
+        double s = 0.0, q = 0.0;
+        for (int i = 0; i < n; i++) s += row_sum(x + ((size_t)i * C + c) * P, P);
+        const float mu = (float)(s / m);
+        for (int i = 0; i < n; i++)
+            q += row_sqdev(x + ((size_t)i * C + c) * P, P, mu);
+        mean[c] = mu;
+        var[c] = (float)(q / m);
+        const float is = 1.0f / sqrtf(var[c] + eps), gc = g[c], bc = b[c];
+        istd[c] = is;
+        for (int i = 0; i < n; i++) {
+            const size_t o = ((size_t)i * C + c) * P;
+            const float *restrict xr = x + o;
+            float *restrict yr = y + o, *restrict hr = xhat + o;
+            for (size_t p = 0; p < P; p++) {
+                float h = (xr[p] - mu) * is;
+                hr[p] = h;
+                yr[p] = gc * h + bc;
+            }
+        }
+    }
+}
+
 void l2rw__bn_norm(float *y, float *xhat, const float *x, const float *mean,
                    const float *istd, const float *g, const float *b, int n,
                    int C, size_t P)

@@ -95,6 +95,12 @@ void l2rw__avgpool_bwd(float *dx, const float *dy, int nc, size_t P, int acc);
  * order). */
 void l2rw__bn_stats(float *mean, float *var, const float *x, int n, int C,
                     size_t P);
+/* l2rw__bn_stats, istd[c] = 1 / sqrtf(var[c] + eps) and l2rw__bn_norm
+ * (with xhat) in one pass per channel, while the channel's values are
+ * still in cache; the same results. */
+void l2rw__bn_stats_norm(float *y, float *xhat, float *mean, float *var,
+                         float *istd, const float *x, const float *g,
+                         const float *b, float eps, int n, int C, size_t P);
 /* xhat = (x - mean[c]) * istd[c]; y = g[c] xhat + b[c]. xhat may be NULL. */
 void l2rw__bn_norm(float *y, float *xhat, const float *x, const float *mean,
                    const float *istd, const float *g, const float *b, int n,

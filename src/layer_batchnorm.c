@@ -80,13 +80,14 @@ static void bn_forward(const l2rw__pass *ps, l2rw__node *nd)
         for (int c = 0; c < C; c++) {
             B.mean[c] = rmean[c];
             B.var[c] = rvar[c];
+            B.istd[c] = 1.0f / sqrtf(B.var[c] + BN_EPS);
         }
+        l2rw__bn_norm(nd->y, B.xhat, a->y, B.mean, B.istd, g, beta, ps->n,
+                      C, B.P);
     } else {
-        l2rw__bn_stats(B.mean, B.var, a->y, ps->n, C, B.P);
+        l2rw__bn_stats_norm(nd->y, B.xhat, B.mean, B.var, B.istd, a->y, g,
+                            beta, BN_EPS, ps->n, C, B.P);
     }
-    for (int c = 0; c < C; c++) B.istd[c] = 1.0f / sqrtf(B.var[c] + BN_EPS);
-    l2rw__bn_norm(nd->y, B.xhat, a->y, B.mean, B.istd, g, beta, ps->n, C,
-                  B.P);
     if (ps->mode == L2RW_MODE_TRAIN) {
         const double m = (double)ps->n * (double)B.P;
         const float unbias = m > 1.0 ? (float)(m / (m - 1.0)) : 1.0f;

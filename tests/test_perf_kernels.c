@@ -7,7 +7,9 @@
  *  - 2x2 stride-2 max pooling, whose rows go four outputs at a time:
  *    values (bit for bit) and argmax indices against the scalar rules
  *    (first maximum on ties, a NaN wins, of two NaNs in a row the
- *    second), on widths that exercise the vector blocks and the tails.
+ *    second), on widths that exercise the vector blocks and the tails;
+ *  - the fused batch-norm statistics and normalisation against the two
+ *    separate kernels, bit for bit.
  * The conv tolerances (1e-5 relative to the largest term) cover float32
  * GEMM rounding; a wrong tap or a leaked padding column is O(1). */
 #include <math.h>
@@ -256,6 +258,41 @@ static void test_pool22(void)
         }
 }
 
+/* ----------------------------------------------------------- batch norm */
+
+static int same_bits(const float *a, const float *b, size_t n)
+{
+    return memcmp(a, b, n * sizeof *a) == 0;
+}
+
+static void test_bn_stats_norm(void)
+{
+    static const int cases[][3] = {{3, 4, 1}, {2, 3, 17}, {5, 2, 64}, {1, 16, 100}};
+    l2rw_rng r;
+    l2rw_rng_seed(&r, 79);
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const int n = cases[t][0], C = cases[t][1];
+        const size_t P = (size_t)cases[t][2], len = (size_t)n * C * P;
+        float *x = falloc(len), *y1 = falloc(len), *y2 = falloc(len);
+        float *h1 = falloc(len), *h2 = falloc(len), *g = falloc(C), *b = falloc(C);
+        float *st1 = falloc(3 * (size_t)C), *st2 = falloc(3 * (size_t)C);
+        fill(&r, x, len);
+        for (size_t i = 0; i < len; i++) x[i] = 3.0f + 2.0f * x[i];
+        fill(&r, g, C);
+        fill(&r, b, C);
+        l2rw__bn_stats(st1, st1 + C, x, n, C, P);
+        for (int c = 0; c < C; c++) st1[2 * C + c] = 1.0f / sqrtf(st1[C + c] + 1e-5f);
+        l2rw__bn_norm(y1, h1, x, st1, st1 + 2 * C, g, b, n, C, P);
+        l2rw__bn_stats_norm(y2, h2, st2, st2 + C, st2 + 2 * C, x, g, b, 1e-5f,
+                            n, C, P);
+        CHECK(same_bits(st1, st2, 3 * (size_t)C) && same_bits(y1, y2, len) &&
+                  same_bits(h1, h2, len),
+              "bn stats+norm fused == separate (n %d, C %d, P %zu)", n, C, P);
+        free(x), free(y1), free(y2), free(h1), free(h2), free(g), free(b);
+        free(st1), free(st2);
+    }
+}
+
 int main(void)
 {
     l2rw_set_threads(2);
@@ -263,5 +300,8 @@ int main(void)
     l2rw_set_threads(1);
     test_conv_same();
     test_pool22();
+    test_bn_stats_norm();
+    l2rw_set_threads(2);
+    test_bn_stats_norm();
     return CHECK_DONE("test_perf_kernels");
 }
