@@ -11,6 +11,12 @@
  * noise      uniform:0.4 and background:0.4 with 1,000 clean images;
  *            plain, random, bootstrap-soft, bootstrap-hard, plain with
  *            --finetune-clean, l2rw (and gce, sce without --quick).
+ *            Fashion-MNIST or MNIST: LeNet, 4,000 steps. CIFAR-10/100
+ *            (--data cifar10:DIR): ResNet-32 (or --model, e.g.
+ *            wrn-28-10:0.3) with the paper's CIFAR protocol: batch 100,
+ *            learning rate 0.1, momentum 0.9, weight decay 2e-4, x0.1 at
+ *            40K and 60K of 80K steps (WRN: 40K and 50K of 60K), +FT
+ *            5,000 steps; --steps scales the schedule.
  *
  * Writes into --out DIR: runs/NAME/ (each run's outputs), results.csv,
  * results.md (the table) and SVG plots. */
@@ -61,6 +67,7 @@ typedef struct {
     int quick, threads;
     long steps;
     double lr;                 /* 0 = the experiment's own */
+    const char *model;         /* NULL = lenet, or resnet32 for CIFAR */
     uint64_t seed;             /* first seed; --seeds N uses seed..seed+N-1 */
     int seeds;
     int n_runs;
@@ -89,6 +96,43 @@ enum {
 static int is_mnist(const char *data)
 {
     return !strncmp(data, "mnist:", 6);
+}
+
+static int is_cifar(const char *data)
+{
+    return !strncmp(data, "cifar10:", 8) || !strncmp(data, "cifar100:", 9);
+}
+
+static const char *plan_model(const plan *p)
+{
+    return p->model ? p->model : is_cifar(p->data) ? "resnet32" : "lenet";
+}
+
+/* The paper's CIFAR runs: ResNet-32 decays at 40K and 60K of 80K steps,
+ * the wide ResNets at 40K and 50K of 60K. A --steps run keeps those
+ * fractions; +FT is 5,000 steps (1/16 of a shorter run). */
+static void cifar_cfg(const plan *p, l2rw_train_cfg *c, int finetune)
+{
+    int wide = !strncmp(c->model, "wrn", 3);
+    long full = wide ? 60000 : 80000;
+    c->batch = c->val_batch = 100;
+    c->eval_batch = 100; /* a ResNet's activations: memory per example */
+    c->sgd.lr = 0.1f;
+    c->sgd.momentum = 0.9f;
+    c->sgd.weight_decay = 2e-4f;
+    c->steps = p->steps ? p->steps : (p->quick ? 30 : full);
+    c->eval_every = p->quick ? c->steps : c->steps / 10;
+    if (c->eval_every < 1) c->eval_every = 1;
+    long m0 = wide ? c->steps * 2 / 3 : c->steps / 2;
+    long m1 = wide ? c->steps * 5 / 6 : c->steps * 3 / 4;
+    if (!p->quick && 0 < m0 && m0 < m1) { /* runs of a few steps: none */
+        c->sgd.n_milestones = 2;
+        c->sgd.milestones[0] = m0;
+        c->sgd.milestones[1] = m1;
+    }
+    if (finetune)
+        c->finetune_clean = c->steps == full ? 5000
+                            : c->steps / 16 > 0 ? c->steps / 16 : 1;
 }
 
 static void add_run(plan *p, const char *method, const char *setting,
@@ -153,7 +197,7 @@ static l2rw_train_cfg run_cfg(const plan *p, const run_spec *r,
 {
     l2rw_train_cfg c = l2rw_train_cfg_default();
     c.data = p->data;
-    c.model = "lenet";
+    c.model = plan_model(p);
     c.method = r->method;
     c.noise = r->noise;
     c.imbalance = r->imbalance;
@@ -178,6 +222,10 @@ static l2rw_train_cfg run_cfg(const plan *p, const run_spec *r,
         c.sgd.lr = 1e-3f;
         c.steps = p->steps ? p->steps : (p->quick ? 300 : 1000);
         c.eval_every = c.steps / 4 > 0 ? c.steps / 4 : 1;
+    } else if (is_cifar(p->data)) {
+        c.val_per_class = 0;
+        c.val_size = 1000;
+        cifar_cfg(p, &c, r->finetune);
     } else {
         c.val_per_class = 0;
         c.val_size = 1000;
@@ -284,8 +332,8 @@ static l2rw_status write_md(FILE *fp, void *vctx)
     else
         snprintf(seeds, sizeof seeds, "seed %llu",
                  (unsigned long long)p->seed);
-    fprintf(fp, "# l2rw reproduce %s%s\n\ndata: %s, LeNet, %s, %s\n\n",
-            p->kind, p->quick ? " --quick" : "", p->data, seeds,
+    fprintf(fp, "# l2rw reproduce %s%s\n\ndata: %s, %s, %s, %s\n\n",
+            p->kind, p->quick ? " --quick" : "", p->data, plan_model(p), seeds,
             imb ? "test error (%) by dominant-class share; 5,000 training "
                   "images, 10 clean images"
                 : "test accuracy (%) by noise; 1,000 clean images");
@@ -448,16 +496,20 @@ int l2rw_cmd_reproduce(int argc, char **argv)
     int quick = 0;
     opt_def opts[] = {
         {"data", OPT_STR, &p.data, "SPEC",
-         "fashion-mnist[:DIR] or mnist:DIR", 1, 0, 0},
+         "fashion-mnist[:DIR], mnist:DIR; noise also cifar10:DIR, "
+         "cifar100:DIR", 1, 0, 0},
+        {"model", OPT_STR, &p.model, "NAME",
+         "network (none = lenet; resnet32 for CIFAR)", 1, 0, 0},
         {"out", OPT_STR, &p.out, "DIR",
          "output directory (none = out/reproduce-KIND)", 1, 0, 0},
         {"quick", OPT_FLAG, &quick, "",
          "short runs (under 10 minutes on 2 cores)", 1, 0, 0},
         {"steps", OPT_LONG, &p.steps, "N",
-         "steps per run (0 = 300/1000 imbalance, 600/4000 noise)", 0, 1e9,
+         "steps per run (0 = 300/1000 imbalance, 600/4000 noise, "
+         "30/80000 CIFAR)", 0, 1e9,
          0},
         {"lr", OPT_DOUBLE, &p.lr, "F",
-         "learning rate (0 = 0.001 imbalance, 0.01 noise)", 0, 1e6, 0},
+         "learning rate (0 = 0.001 imbalance, 0.01 noise, 0.1 CIFAR)", 0, 1e6, 0},
         {"seed", OPT_U64, &p.seed, "S", "seed of every run (the first one "
          "with --seeds)", 1, 0, 0},
         {"seeds", OPT_INT, &p.seeds, "N",
@@ -479,8 +531,14 @@ int l2rw_cmd_reproduce(int argc, char **argv)
     if (npos != 1 || (strcmp(pos[0], "imbalance") && strcmp(pos[0], "noise")))
         return opts_usage_error("l2rw reproduce: give the experiment: "
                                 "imbalance or noise (try --help)");
-    if (strncmp(p.data, "fashion-mnist", 13) && !is_mnist(p.data))
+    int cifar = is_cifar(p.data);
+    if (strncmp(p.data, "fashion-mnist", 13) && !is_mnist(p.data) && !cifar)
         return opts_usage_error("l2rw reproduce: --data must be "
+                                "fashion-mnist[:DIR], mnist:DIR, "
+                                "cifar10:DIR or cifar100:DIR");
+    if (cifar && !strcmp(pos[0], "imbalance"))
+        return opts_usage_error("l2rw reproduce imbalance: the paper's "
+                                "imbalance runs are two-class MNIST; give "
                                 "fashion-mnist[:DIR] or mnist:DIR");
     p.kind = pos[0];
     p.quick = quick;
