@@ -120,7 +120,7 @@ static void cifar_cfg(const plan *p, l2rw_train_cfg *c, int finetune)
     c->sgd.lr = 0.1f;
     c->sgd.momentum = 0.9f;
     c->sgd.weight_decay = 2e-4f;
-    c->steps = p->steps ? p->steps : (p->quick ? 30 : full);
+    c->steps = p->steps ? p->steps : (p->quick ? 20 : full);
     c->eval_every = p->quick ? c->steps : c->steps / 10;
     if (c->eval_every < 1) c->eval_every = 1;
     long m0 = wide ? c->steps * 2 / 3 : c->steps / 2;
@@ -506,7 +506,7 @@ int l2rw_cmd_reproduce(int argc, char **argv)
          "short runs (under 10 minutes on 2 cores)", 1, 0, 0},
         {"steps", OPT_LONG, &p.steps, "N",
          "steps per run (0 = 300/1000 imbalance, 600/4000 noise, "
-         "30/80000 CIFAR)", 0, 1e9,
+         "20/80000 CIFAR)", 0, 1e9,
          0},
         {"lr", OPT_DOUBLE, &p.lr, "F",
          "learning rate (0 = 0.001 imbalance, 0.01 noise, 0.1 CIFAR)", 0, 1e6, 0},
