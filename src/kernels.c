@@ -385,6 +385,21 @@ static inline void copy_short(float *restrict dst, const float *restrict src,
     for (; i < n; i++) dst[i] = src[i];
 }
 
+/* dst[0..n) += src[0..n), blocks of 8 as in copy_short. */
+static inline void add_short(float *restrict dst, const float *restrict src,
+                             int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float a[8], b[8];
+        memcpy(a, dst + i, sizeof a);
+        memcpy(b, src + i, sizeof b);
+        for (int j = 0; j < 8; j++) a[j] += b[j];
+        memcpy(dst + i, a, sizeof a);
+    }
+    for (; i < n; i++) dst[i] += src[i];
+}
+
 /* x [c, h, w] of one example -> cols [c k k, oh ow]; pbuf holds the
  * zero-padded planes when pad > 0. */
 NO_LIBCALLS static void im2col1(float *restrict cols, const float *x,
@@ -449,8 +464,7 @@ NO_LIBCALLS static void col2im1(float *restrict dx,
                 float *restrict dst = t + ((size_t)ch * H + ky) * W + kx;
                 if (st == 1) {
                     for (int oy = 0; oy < oh; oy++)
-                        for (int ox = 0; ox < ow; ox++)
-                            dst[oy * W + ox] += row[oy * ow + ox];
+                        add_short(dst + oy * W, row + oy * ow, ow);
                 } else {
                     for (int oy = 0; oy < oh; oy++)
                         for (int ox = 0; ox < ow; ox++)
