@@ -404,8 +404,11 @@ static l2rw_status save_checkpoint(run *r)
     if (!r->out) return L2RW_OK;
     join(path, r->out, L2RW_FILE_CHECKPOINT);
     r->st.seconds = r->seconds_before + (now_seconds() - r->t_start);
-    L2RW_TRY(l2rw__checkpoint_save(path, r->fingerprint, &r->st, r->record,
-                                   r->net, l2rw_sgd_velocity(r->opt),
+    char targets[256];
+    L2RW_TRY(l2rw__train_targets(r->cfg, r->total, targets, sizeof targets));
+    L2RW_TRY(l2rw__checkpoint_save(path, r->fingerprint, targets, &r->st,
+                                   r->record, r->net,
+                                   l2rw_sgd_velocity(r->opt),
                                    l2rw_net_num_params(r->net)));
     l2rw_train_progress p;
     progress_base(r, L2RW_EVENT_CHECKPOINT, &p);

@@ -39,10 +39,17 @@ l2rw_status l2rw__state_add_row(l2rw__train_state *st,
 l2rw_status l2rw__train_fingerprint(const l2rw_train_cfg *cfg, char *buf,
                                     size_t size);
 
-/* Checkpoint file: fingerprint, state, example record, net section,
+/* "steps=N\nfinetune-clean=S\nfinetune-lr=F\ncheckpoint-every=C\n": the
+ * run's length (total = its main-phase steps), kept in checkpoints for
+ * the resume config but not compared: a resumed run may change them. */
+l2rw_status l2rw__train_targets(const l2rw_train_cfg *c, long total,
+                                char *buf, size_t size);
+
+/* Checkpoint file: fingerprint, targets, state, example record, net section,
  * velocity (of the optimizer of the current phase). Its size does not
  * depend on the number of steps, only on the rows of metrics.csv. */
 l2rw_status l2rw__checkpoint_save(const char *path, const char *fingerprint,
+                                  const char *targets,
                                   const l2rw__train_state *st,
                                   const l2rw_record *record,
                                   const l2rw_net *net, const float *velocity,

@@ -1,9 +1,11 @@
 /* Files of the training loop: checkpoints, metrics.csv, summary.json.
  *
- * Checkpoint, version 2 (binio.h conventions, little-endian):
+ * Checkpoint, version 3 (binio.h conventions, little-endian):
  *   "L2RWCKPT"  magic
  *   u32         version
  *   str         fingerprint (train_internal.h)
+ *   str         targets: the run's length (l2rw__train_targets), so that
+ *               `l2rw train --resume DIR` needs no other option
  *   i64 step; i64 fine-tune steps; f32 fine-tune rate (as u32 bits);
  *     f64 seconds (as u64 bits)
  *   2 stats windows (total, since the last evaluation), fixed field order
@@ -12,7 +14,8 @@
  *   net section (model_io.h); f32 velocity [num_params]
  *   u32         CRC-32
  * Version 1 kept a log of every step's weights instead of the record (it
- * grew with the run); it is refused with a message saying so. */
+ * grew with the run), version 2 had no targets; both are refused with a
+ * message saying so. */
 #define _POSIX_C_SOURCE 200809L
 #include "model_io.h"
 #include "train_internal.h"
@@ -23,7 +26,7 @@
 
 static const char ckpt_magic[L2RW_MAGIC_LEN] = {'L', '2', 'R', 'W',
                                                 'C', 'K', 'P', 'T'};
-enum { CKPT_VERSION = 2, FINGERPRINT_MAX = 8192, MAX_ROWS = 1 << 26 };
+enum { CKPT_VERSION = 3, FINGERPRINT_MAX = 8192, MAX_ROWS = 1 << 26 };
 
 static l2rw_status grow(void **p, long *cap, long need, size_t elem)
 {
@@ -83,6 +86,19 @@ l2rw_status l2rw__train_fingerprint(const l2rw_train_cfg *c, char *buf,
         (unsigned long long)c->seed, c->eval_every, c->eval_batch);
     if (k < 0 || (size_t)k >= size)
         return l2rw__fail(L2RW_ERR_ARG, "train: configuration text too long");
+    return L2RW_OK;
+}
+
+l2rw_status l2rw__train_targets(const l2rw_train_cfg *c, long total,
+                                char *buf, size_t size)
+{
+    int k = snprintf(buf, size,
+                     "steps=%ld\nfinetune-clean=%ld\nfinetune-lr=%a\n"
+                     "checkpoint-every=%ld\n",
+                     total, c->finetune_clean, (double)c->finetune_lr,
+                     c->checkpoint_every);
+    if (k < 0 || (size_t)k >= size)
+        return l2rw__fail(L2RW_ERR_ARG, "train: targets text too long");
     return L2RW_OK;
 }
 
@@ -178,7 +194,7 @@ static l2rw_status br_row(l2rw_breader *r, l2rw_metrics_row *m)
 }
 
 typedef struct {
-    const char *path, *fingerprint;
+    const char *path, *fingerprint, *targets;
     const l2rw__train_state *st;
     const l2rw_record *record;
     const l2rw_net *net;
@@ -194,6 +210,7 @@ static l2rw_status ckpt_write(FILE *fp, void *vctx)
     L2RW_TRY(l2rw__bw_begin(&w, fp, c->path, ckpt_magic));
     L2RW_TRY(l2rw__bw_u32(&w, CKPT_VERSION));
     L2RW_TRY(l2rw__bw_str(&w, c->fingerprint));
+    L2RW_TRY(l2rw__bw_str(&w, c->targets));
     L2RW_TRY(l2rw__bw_i64(&w, st->step));
     L2RW_TRY(l2rw__bw_i64(&w, st->ft_step));
     L2RW_TRY(l2rw__write_floats(&w, &st->ft_lr, 1));
@@ -210,12 +227,14 @@ static l2rw_status ckpt_write(FILE *fp, void *vctx)
 }
 
 l2rw_status l2rw__checkpoint_save(const char *path, const char *fingerprint,
+                                  const char *targets,
                                   const l2rw__train_state *st,
                                   const l2rw_record *record,
                                   const l2rw_net *net, const float *velocity,
                                   size_t n_velocity)
 {
-    ckpt_ctx c = {path, fingerprint, st, record, net, velocity, n_velocity};
+    ckpt_ctx c = {path, fingerprint, targets, st,
+                  record, net, velocity, n_velocity};
     return l2rw_write_atomic(path, ckpt_write, &c);
 }
 
@@ -245,6 +264,8 @@ static l2rw_status read_fingerprint(l2rw_breader *r, const char *fingerprint)
         s = l2rw__fail(L2RW_ERR_ARG, "%s is from another configuration: %s",
                        r->path, diff);
     }
+    /* the targets only inform the CLI's defaults (resume config) */
+    if (s == L2RW_OK) s = l2rw__br_str(r, fp, FINGERPRINT_MAX, "targets");
     free(fp);
     return s;
 }
@@ -321,6 +342,9 @@ l2rw_status l2rw_train_resume_config(const char *dir, char *buf,
     L2RW_TRY(l2rw__br_open(&r, path, ckpt_magic, "checkpoint"));
     l2rw_status s = read_version(&r);
     if (s == L2RW_OK) s = l2rw__br_str(&r, buf, size, "fingerprint");
+    size_t used = s == L2RW_OK ? strlen(buf) : 0;
+    if (s == L2RW_OK)
+        s = l2rw__br_str(&r, buf + used, size - used, "targets");
     l2rw__br_close(&r);
     return s;
 }

@@ -515,12 +515,13 @@ static void test_bad_checkpoints(void)
     expect_bad_checkpoint(d, HALF, "", "truncated by one byte");
     CHECK(tried > 20, "only %d truncations tried", tried);
 
-    /* a record entry seen -1 times: magic, version, fingerprint string,
-     * 3 counts and the time (32 bytes), 2 windows (208), no rows (4),
-     * the record's n (4) and its n weight sums */
+    /* a record entry seen -1 times: magic, version, fingerprint and
+     * targets strings (the resume config is both texts), 3 counts and the
+     * time (32 bytes), 2 windows (208), no rows (4), the record's n (4)
+     * and its n weight sums */
     CHECK_OK(l2rw_train_resume_config(a, text, sizeof text));
     long n = N_TRAIN - CLASSES * 5; /* less the clean validation set */
-    long off = 8 + 4 + 4 + (long)strlen(text) + 32 + 208 + 4 + 4 + 8 * n;
+    long off = 8 + 4 + 4 + 4 + (long)strlen(text) + 32 + 208 + 4 + 4 + 8 * n;
     CHECK(off + 8 < payload, "record offset %ld beyond the file", off);
     if (off + 8 < payload) {
         memset(b + off, 0xff, 8);
@@ -619,6 +620,27 @@ static void test_cli(void)
              spec, common, out);
     rc = run_cli(args, &lines, msg, sizeof msg);
     CHECK(rc == 0 && lines == 0, "good run: exit %d: %s", rc, msg);
+    /* --resume DIR alone takes the run's length from the checkpoint (the
+     * last one, at step 30): nothing left to do, where the default
+     * --steps 3000 would train 2,970 more steps */
+    char alone[512];
+    path_in(alone, sizeof alone, "resume-alone");
+    snprintf(args, sizeof args, "train --data '%s' --model mlp:16 --batch 20 "
+             "--val-per-class 5 --steps 30 --checkpoint-every 20 --no-plots "
+             "--eval-every 0 --quiet --out %s", spec, alone);
+    rc = run_cli(args, &lines, msg, sizeof msg);
+    CHECK(rc == 0, "30-step run: exit %d: %s", rc, msg);
+    snprintf(args, sizeof args, "train --resume %s --quiet", alone);
+    rc = run_cli(args, &lines, msg, sizeof msg);
+    CHECK(rc == 0, "--resume alone: exit %d: %s", rc, msg);
+    char sum_alone[600];
+    snprintf(sum_alone, sizeof sum_alone, "%s/%s", alone, L2RW_FILE_SUMMARY);
+    char *sa_text = slurp(sum_alone, NULL);
+    CHECK(sa_text && strstr(sa_text, "\"steps\": 30,") &&
+              strstr(sa_text, "\"resumed_from\": 30,"),
+          "--resume alone did not keep the run's 30 steps: %s",
+          sa_text ? sa_text : "(no summary)");
+    free(sa_text);
     /* SIGINT: exit 130 with a checkpoint, then the run resumes */
     char sig[512];
     path_in(sig, sizeof sig, "sigint");
@@ -641,6 +663,11 @@ static void test_cli(void)
     CHECK(stopped > 0, "no 'stopped at step N' line: %s", sot ? sot : "");
     free(rct);
     free(sot);
+    char conf[8192];
+    CHECK(l2rw_train_resume_config(sig, conf, sizeof conf) == L2RW_OK &&
+              strstr(conf, "\nsteps=1000000\n") &&
+              strstr(conf, "\ncheckpoint-every=0\n"),
+          "resume config lacks the run's length: %s", conf);
     /* the other options come from the checkpoint */
     snprintf(args, sizeof args, "train --resume %s --steps %ld "
              "--checkpoint-every 0 --quiet --no-plots", sig, stopped + 5);
