@@ -19,7 +19,10 @@
  *            5,000 steps; --steps scales the schedule.
  *
  * Writes into --out DIR: runs/NAME/ (each run's outputs), results.csv,
- * results.md (the table) and SVG plots. */
+ * results.md (the table) and SVG plots. Run again with the same --out, it
+ * resumes every run from its checkpoint (a finished run keeps its final
+ * one; an interrupted run's is written on SIGINT/SIGTERM), so a stopped
+ * reproduction continues where it stopped and gives the same table. */
 #define _POSIX_C_SOURCE 200809L
 #include "cmds.h"
 #include "opts.h"
@@ -35,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 enum { MAX_RUNS = 1024, MAX_SEEDS = 10, NAME_MAX_LEN = 96, PATH_LEN = 4096 };
@@ -587,6 +591,9 @@ int l2rw_cmd_reproduce(int argc, char **argv)
         snprintf(dir, sizeof dir, "%s/%s", runs_dir, r->name);
         l2rw_train_cfg c = run_cfg(&p, r, dir);
         c.stop = &stop_flag;
+        char ckpt[sizeof dir + 32];
+        snprintf(ckpt, sizeof ckpt, "%s/%s", dir, L2RW_FILE_CHECKPOINT);
+        if (access(ckpt, R_OK) == 0) c.resume_dir = dir;
         char command[512];
         snprintf(command, sizeof command, "l2rw reproduce %s (run %s)",
                  p.kind, r->name);
@@ -607,9 +614,9 @@ int l2rw_cmd_reproduce(int argc, char **argv)
         r->steps = res.steps;
         r->done = 1;
         plot_run(dir, res.clean_weight_share >= 0, err, sizeof err);
-        printf("[%2d/%d] %-16s %-15s test accuracy %6.2f%%  (%.1f s)\n",
+        printf("[%2d/%d] %-16s %-15s test accuracy %6.2f%%  (%.1f s%s)\n",
                i + 1, p.n_runs, r->label, r->setting, 100 * r->acc,
-               r->seconds);
+               r->seconds, c.resume_dir ? ", resumed" : "");
         fflush(stdout);
     }
     if (write_outputs(&p)) return 1;

@@ -73,6 +73,20 @@ static int run_cli(const char *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* The table rows of results.md ("| ..." lines), which hold no timing. */
+static char *table_rows(const char *md)
+{
+    char *rows = calloc(1, md ? strlen(md) + 1 : 1);
+    if (!rows || !md) return rows;
+    for (const char *line = md; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) + 1 : strlen(line);
+        if (line[0] == '|') strncat(rows, line, len);
+        line += len;
+    }
+    return rows;
+}
+
 static int count_lines(const char *text)
 {
     int n = 0;
@@ -143,6 +157,35 @@ static void test_cifar_noise(void)
                   "\"finetune_clean_steps\": 1");
     check_summary(out, "background_0.4-plain", "clean images",
                   "\"n_val\": 1000");
+
+    /* the same command again resumes every run from its checkpoint and
+     * gives the same table */
+    snprintf(args, sizeof args, "%s/results.md", out);
+    char *md1 = slurp(args);
+    snprintf(args, sizeof args,
+             "reproduce noise --data cifar10:%s --model resnet8 --steps 2 "
+             "--threads 1 --out %s",
+             data, out);
+    rc = run_cli(args);
+    CHECK(rc == 0, "reproduce again: exit %d", rc);
+    snprintf(args, sizeof args, "%s/out.txt", tmpdir);
+    char *log = slurp(args);
+    int resumed = 0;
+    for (const char *q = log; q && (q = strstr(q, ", resumed)")); q++)
+        resumed++;
+    CHECK(resumed == N_NOISE_RUNS, "%d of %d runs resumed:\n%s", resumed,
+          N_NOISE_RUNS, log ? log : "");
+    free(log);
+    snprintf(args, sizeof args, "%s/results.md", out);
+    char *md2 = slurp(args);
+    char *t1 = table_rows(md1), *t2 = table_rows(md2);
+    CHECK(t1 && t2 && t1[0] && !strcmp(t1, t2),
+          "resumed table differs:\n%s\nvs\n%s", t1 ? t1 : "",
+          t2 ? t2 : "");
+    free(t1);
+    free(t2);
+    free(md1);
+    free(md2);
 }
 
 static void test_bad_usage(void)
