@@ -12,6 +12,13 @@
 set -e
 L2RW=${1:?usage: sh bench/run.sh path/to/l2rw}
 THREADS=${THREADS:-2}
+# Idle OpenMP threads sleep instead of spinning (both programs use GNU
+# OpenMP), unless the caller set a policy. This machine is shared: with
+# another process on a core, a spinning team of 2 waits out whole time
+# slices at every barrier, and a LeNet step took 300 ms instead of 10-25
+# (2026-11-27). With 1 thread it changes nothing. scripts/run_tests.sh
+# does the same.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 REPS=${REPS:-30}
 RESNET_BATCH=${RESNET_BATCH:-32}
 RESNET_REPS=${RESNET_REPS:-8}
@@ -21,7 +28,8 @@ OUT=$(dirname "$L2RW")/bench
 mkdir -p "$OUT"
 [ -x "$L2RW" ] || { echo "bench: $L2RW is not an executable" >&2; exit 1; }
 
-echo "l2rw bench: $(date -u '+%Y-%m-%d %H:%M UTC'), threads $THREADS"
+echo "l2rw bench: $(date -u '+%Y-%m-%d %H:%M UTC'), threads $THREADS," \
+    "OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1)," \
     "$(nproc) CPUs online"
 
