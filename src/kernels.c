@@ -617,6 +617,39 @@ void l2rw__conv_bwd(const l2rw__conv_shape *s, int n, float *dW, float *db,
     if (db) l2rw__bias_grad(db, dy, n, oc, (size_t)P, 0);
 }
 
+void l2rw__conv_bwd_each(const l2rw__conv_shape *s, int n, float *G,
+                         size_t ldg, int bias, float *dx, const float *dy,
+                         const float *x, const float *W, int acc, float *ws)
+{
+    const int K = (int)conv_K(s), P = (int)conv_P(s), oc = s->oc;
+    const size_t in_sz = (size_t)s->ic * s->ih * s->iw, out_sz = (size_t)oc * P;
+    const size_t nw = (size_t)oc * K;
+    float *masks = ws + lines((size_t)oc * 2 * K);
+    float *thr = masks + conv_masks(s);
+    const size_t per = conv_per_thread(s);
+    if (conv_masks(s)) build_masks(masks, s);
+    const int nt = conv_threads(s, n);
+    blas_serial(1);
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int i = 0; i < n; i++) {
+        float *cols = thr + (size_t)omp_get_thread_num() * per;
+        float *pbuf = cols + per - conv_plane(s);
+        const float *dyi = dy + i * out_sz;
+        float *Gi = G + (size_t)i * ldg;
+        im2col1(cols, x + i * in_sz, s, pbuf, masks);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, K, P, 1.0f,
+                    dyi, P, cols, P, 0.0f, Gi, K);
+        if (bias)
+            for (int o = 0; o < oc; o++)
+                Gi[nw + o] = (float)row_sum(dyi + (size_t)o * P, (size_t)P);
+        if (!dx) continue;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, oc, 1.0f,
+                    W, K, dyi, P, 0.0f, cols, P);
+        col2im1(dx + i * in_sz, cols, s, acc, pbuf, masks);
+    }
+    blas_serial(0);
+}
+
 /* ------------------------------------------------------------ pooling */
 
 /* Index of the maximum of a k x k window at xp (row stride w), first one
@@ -877,6 +910,13 @@ static void row_sum_dot(const float *a, const float *b, size_t P, double *sa,
     }
     *sa += lanes_total(s1);
     *sab += lanes_total(s2);
+}
+
+double l2rw__dot(const float *a, const float *b, size_t len)
+{
+    double s1 = 0.0, s2 = 0.0;
+    row_sum_dot(a, b, len, &s1, &s2);
+    return s2;
 }
 
 void l2rw__bn_stats(float *mean, float *var, const float *x, int n, int C,

@@ -72,6 +72,15 @@ void l2rw__conv_bwd(const l2rw__conv_shape *s, int n, float *dW, float *db,
                     float *dx, const float *dy, const float *x,
                     const float *W, int acc, float *ws);
 
+/* Per-example weight gradients: G_i = dy_i im2col(x_i)^T [oc, K] at
+ * G + i ldg, followed by db_i = sum_p dy_i [oc] when bias; dx as in
+ * l2rw__conv_bwd. For nets whose examples do not couple (no batch norm in
+ * training mode), where the L2RW step takes its scores and its weighted
+ * gradient from them (net.c). */
+void l2rw__conv_bwd_each(const l2rw__conv_shape *s, int n, float *G,
+                         size_t ldg, int bias, float *dx, const float *dy,
+                         const float *x, const float *W, int acc, float *ws);
+
 /* ------------------------------------------------------------ pooling */
 /* Max pooling k x k, stride s, no padding: x [n, c, h, w] -> y
  * [n, c, oh, ow]; idx holds the flat in-plane index of each maximum
@@ -88,6 +97,9 @@ void l2rw__maxpool_bwd(float *dx, const float *dy, const int32_t *idx, int nc,
 void l2rw__avgpool_fwd(float *y, const float *x, int nc, size_t P);
 /* dx[i, c, p] (=|+=) dy[i, c] / P. */
 void l2rw__avgpool_bwd(float *dx, const float *dy, int nc, size_t P, int acc);
+
+/* sum a[j] b[j] in 16 float lanes, combined in double (fixed order). */
+double l2rw__dot(const float *a, const float *b, size_t len);
 
 /* --------------------------------------------------------- batch norm */
 /* Batch statistics per channel over m = n*P values: mean[c] and biased

@@ -82,6 +82,13 @@ static void conv_backward(const l2rw__pass *ps, l2rw__node *nd)
     const l2rw__conv_shape sh = conv_shape(nd, a);
     const size_t nw = (size_t)nd->units * a->c * nd->k * nd->k;
     float *dW = ps->grads + nd->p_off;
+    if (ps->capture) {
+        l2rw__conv_bwd_each(&sh, ps->n, ps->capture + nd->cap_off,
+                            nd->n_params, nd->bias, l2rw__din(ps, nd, 0),
+                            nd->dy, a->y, ps->params + nd->p_off,
+                            nd->acc[0], ps->ws);
+        return;
+    }
     l2rw__conv_bwd(&sh, ps->n, dW, nd->bias ? dW + nw : NULL,
                    l2rw__din(ps, nd, 0), nd->dy, a->y,
                    ps->params + nd->p_off, nd->acc[0], ps->ws);

@@ -78,8 +78,13 @@ static void dense_backward(const l2rw__pass *ps, l2rw__node *nd)
     const int n = ps->n, out = nd->units, in = (int)a->size;
     const float *W = ps->params + nd->p_off;
     float *dW = ps->grads + nd->p_off, *db = dW + (size_t)out * in;
-    l2rw__gemm(1, 0, out, in, n, 1.0f, nd->dy, out, a->y, in, 0.0f, dW, in);
-    l2rw__bias_grad(db, nd->dy, n, out, 1, 0);
+    if (ps->capture) {
+        l2rw__copy(ps->capture + nd->cap_off, nd->dy, (size_t)n * out, 0);
+    } else {
+        l2rw__gemm(1, 0, out, in, n, 1.0f, nd->dy, out, a->y, in, 0.0f, dW,
+                   in);
+        l2rw__bias_grad(db, nd->dy, n, out, 1, 0);
+    }
     float *dx = l2rw__din(ps, nd, 0);
     if (dx)
         l2rw__gemm(0, 0, n, in, out, 1.0f, nd->dy, out, W, in,

@@ -46,6 +46,7 @@ typedef struct l2rw__node {
     int tzero_now; /* zero in this pass: tzero, or every parameter tangent
                       upstream is zero (set by the net per forward) */
     int need_dy;  /* gradient w.r.t. this output is needed */
+    size_t cap_off; /* per-example capture (net.c), conv and dense */
     int acc[L2RW_MAX_IN]; /* backward accumulates into the input's dy */
     /* buffers of max_batch examples: output, its tangent (NULL when
      * tzero), its gradient (NULL when !need_dy), per-layer extras */
@@ -62,6 +63,12 @@ typedef struct {
     const float *params, *tparams; /* tparams: parameter tangent */
     float *grads, *state;
     float *ws;           /* shared workspace, max over nodes of n_ws */
+    /* Per-example backward (nets without batch norm in training mode):
+     * conv and dense layers store what gives each example's weight
+     * gradient at capture + cap_off (conv: G_i = dy_i cols(x_i)^T and
+     * db_i, per example; dense: a copy of dy) instead of summing parameter
+     * gradients; NULL in ordinary passes. */
+    float *capture;
     uint64_t dropout_key;
 } l2rw__pass;
 

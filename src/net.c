@@ -224,6 +224,10 @@ struct l2rw_net {
     int n;
     l2rw_mode mode;
     int have_fwd, fwd_tangent, have_loss;
+    /* Per-example captures of the last l2rw__net_scores_each (allocated
+     * at its first call); valid while have_capture. */
+    float *capture;
+    int have_capture;
 };
 
 void l2rw_net_free(l2rw_net *net)
@@ -244,6 +248,7 @@ void l2rw_net_free(l2rw_net *net)
     l2rw__afree(net->params);
     l2rw__afree(net->grads);
     l2rw__afree(net->tangents);
+    l2rw__afree(net->capture);
     l2rw__afree(net->state);
     l2rw__afree(net->ws);
     l2rw__afree(net->dz);
@@ -634,7 +639,7 @@ l2rw_status l2rw_net_forward(l2rw_net *net, const float *x, int n,
     if (mode != L2RW_MODE_TRAIN && mode != L2RW_MODE_TRAIN_FROZEN &&
         mode != L2RW_MODE_EVAL)
         return l2rw__fail(L2RW_ERR_ARG, "net_forward: mode %d", (int)mode);
-    net->have_fwd = net->have_loss = 0;
+    net->have_fwd = net->have_loss = net->have_capture = 0;
     net->n = n;
     net->mode = mode;
     net->fwd_tangent = with_tangent != 0;
@@ -699,6 +704,154 @@ l2rw_status l2rw_net_backward(l2rw_net *net, const float *w)
         l2rw__node *nd = &net->nodes[i];
         if (net->live[i] && nd->need_dy)
             l2rw__layer(nd->op)->backward(&ps, nd);
+    }
+    return L2RW_OK;
+}
+
+/* ------------------------------------------------- per-example path */
+
+static int each_node(const l2rw__node *nd)
+{
+    return nd->op == L2RW_OP_CONV || nd->op == L2RW_OP_DENSE;
+}
+
+int l2rw__net_each_ok(const l2rw_net *net)
+{
+    for (int i = 1; i <= net->output; i++) {
+        const l2rw__node *nd = &net->nodes[i];
+        if (net->live[i] && nd->n_params > 0 && !each_node(nd)) return 0;
+    }
+    return 1;
+}
+
+/* Capture regions: conv max_batch x n_params (G_i, db_i); dense
+ * 2 max_batch x units (a copy of dy, then scratch). */
+static l2rw_status capture_alloc(l2rw_net *net)
+{
+    if (net->capture) return L2RW_OK;
+    size_t off = 0;
+    for (int i = 1; i <= net->output; i++) {
+        l2rw__node *nd = &net->nodes[i];
+        if (!net->live[i] || !each_node(nd)) continue;
+        nd->cap_off = off;
+        off += (size_t)net->max_batch *
+               (nd->op == L2RW_OP_CONV ? nd->n_params : 2 * (size_t)nd->units);
+    }
+    net->capture = l2rw__aalloc(off ? off : 1, sizeof(float));
+    if (!net->capture)
+        return l2rw__fail(L2RW_ERR_NOMEM,
+                          "per-example scores: out of memory (%zu floats)",
+                          off);
+    return L2RW_OK;
+}
+
+/* u_i += <tW, G_i> + <tb, db_i> of a conv node. */
+static void conv_scores(const l2rw_net *net, const l2rw__node *nd,
+                        double *u)
+{
+    const float *t = net->tangents + nd->p_off;
+    const float *G = net->capture + nd->cap_off;
+    for (int i = 0; i < net->n; i++)
+        u[i] += l2rw__dot(t, G + (size_t)i * nd->n_params, nd->n_params);
+}
+
+/* u_i += <dy_i, x_i tW^T + tb> of a dense node. */
+static void dense_scores(const l2rw_net *net, const l2rw__node *nd,
+                         double *u)
+{
+    const l2rw__node *a = &net->nodes[nd->in[0]];
+    const int n = net->n, out = nd->units, in = (int)a->size;
+    const float *tW = net->tangents + nd->p_off, *tb = tW + (size_t)out * in;
+    const float *d = net->capture + nd->cap_off;
+    float *z = net->capture + nd->cap_off + (size_t)net->max_batch * out;
+    l2rw__gemm(0, 1, n, out, in, 1.0f, a->y, in, tW, in, 0.0f, z, out);
+    l2rw__bias_add(z, tb, n, out, 1);
+    for (int i = 0; i < n; i++)
+        u[i] += l2rw__dot(d + (size_t)i * out, z + (size_t)i * out,
+                          (size_t)out);
+}
+
+l2rw_status l2rw__net_scores_each(l2rw_net *net, float *u)
+{
+    if (!net || !u) return l2rw__fail(L2RW_ERR_ARG, "scores_each: NULL argument");
+    if (!net->have_loss)
+        return l2rw__fail(L2RW_ERR_ARG, "scores_each: no loss of the last forward");
+    if (!l2rw__net_each_ok(net))
+        return l2rw__fail(L2RW_ERR_UNSUPPORTED,
+                          "scores_each: a layer with parameters other than "
+                          "conv and dense couples the examples");
+    L2RW_TRY(capture_alloc(net));
+    const int n = net->n;
+    l2rw__node *o = &net->nodes[net->output];
+    for (int i = 0; i < n; i++) u[i] = 0.0f;
+    if (!o->need_dy) return L2RW_OK;
+    double *ud = calloc((size_t)n, sizeof *ud);
+    if (!ud) return l2rw__fail(L2RW_ERR_NOMEM, "scores_each: out of memory");
+    /* unit weights: each example's own loss gradient at every layer */
+    l2rw__copy(o->dy, net->dz, (size_t)n * net->classes, 0);
+    l2rw__pass ps = net_pass(net, 0);
+    ps.capture = net->capture;
+    for (int i = net->output; i > 0; i--) {
+        l2rw__node *nd = &net->nodes[i];
+        if (net->live[i] && nd->need_dy)
+            l2rw__layer(nd->op)->backward(&ps, nd);
+    }
+    for (int i = 1; i <= net->output; i++) {
+        const l2rw__node *nd = &net->nodes[i];
+        if (!net->live[i] || !nd->need_dy) continue;
+        if (nd->op == L2RW_OP_CONV) conv_scores(net, nd, ud);
+        if (nd->op == L2RW_OP_DENSE) dense_scores(net, nd, ud);
+    }
+    for (int i = 0; i < n; i++) u[i] = (float)ud[i];
+    free(ud);
+    net->have_capture = 1;
+    return L2RW_OK;
+}
+
+/* Parameter gradients of sum_i w_i l_i from the captures. */
+static void conv_grads_each(l2rw_net *net, const l2rw__node *nd,
+                            const float *w, float w0)
+{
+    float *dW = net->grads + nd->p_off;
+    const float *G = net->capture + nd->cap_off;
+    for (int i = 0; i < net->n; i++)
+        l2rw__scale(dW, G + (size_t)i * nd->n_params, w ? w[i] : w0,
+                    nd->n_params, i > 0);
+}
+
+static void dense_grads_each(l2rw_net *net, const l2rw__node *nd,
+                             const float *w, float w0)
+{
+    const l2rw__node *a = &net->nodes[nd->in[0]];
+    const int n = net->n, out = nd->units, in = (int)a->size;
+    float *dW = net->grads + nd->p_off, *db = dW + (size_t)out * in;
+    const float *d = net->capture + nd->cap_off;
+    float *sd = net->capture + nd->cap_off + (size_t)net->max_batch * out;
+    if (w)
+        l2rw__scale_rows(sd, d, w, n, (size_t)out);
+    else
+        l2rw__scale(sd, d, w0, (size_t)n * out, 0);
+    l2rw__gemm(1, 0, out, in, n, 1.0f, sd, out, a->y, in, 0.0f, dW, in);
+    l2rw__bias_grad(db, sd, n, out, 1, 0);
+}
+
+l2rw_status l2rw__net_backward_each(l2rw_net *net, const float *w)
+{
+    if (!net) return l2rw__fail(L2RW_ERR_ARG, "backward_each: NULL net");
+    if (!net->have_capture)
+        return l2rw__fail(L2RW_ERR_ARG,
+                          "backward_each: no l2rw__net_scores_each since the "
+                          "last forward");
+    if (!net->nodes[net->output].need_dy) {
+        memset(net->grads, 0, net->n_params * sizeof *net->grads);
+        return L2RW_OK;
+    }
+    const float w0 = 1.0f / (float)net->n;
+    for (int i = 1; i <= net->output; i++) {
+        const l2rw__node *nd = &net->nodes[i];
+        if (!net->live[i] || !nd->need_dy) continue;
+        if (nd->op == L2RW_OP_CONV) conv_grads_each(net, nd, w, w0);
+        if (nd->op == L2RW_OP_DENSE) dense_grads_each(net, nd, w, w0);
     }
     return L2RW_OK;
 }

@@ -10,4 +10,19 @@
  * the reweighting compute last-layer meta scores without a tangent pass. */
 const float *l2rw__net_last_input(const l2rw_net *net, int *dim);
 
+/* The L2RW scores without a tangent pass, for nets whose examples do not
+ * couple: every live layer with parameters is a conv or dense layer (no
+ * batch norm). 1 when that holds. */
+int l2rw__net_each_ok(const l2rw_net *net);
+/* After a forward (no tangent needed) and l2rw_net_loss: one backward of
+ * the unweighted per-example losses keeps, per example, the weight
+ * gradient of every conv layer and the output gradient of every dense
+ * layer; then u_i = <tangent buffer, grad l_i> (the u of the tangent path,
+ * to rounding). L2RW_ERR_UNSUPPORTED unless l2rw__net_each_ok. */
+l2rw_status l2rw__net_scores_each(l2rw_net *net, float *u);
+/* The parameter gradients of sum_i w_i l_i (w NULL: the mean) from the
+ * captures of the last l2rw__net_scores_each: l2rw_net_backward's result,
+ * to rounding, without a second backward through the layers. */
+l2rw_status l2rw__net_backward_each(l2rw_net *net, const float *w);
+
 #endif

@@ -11,6 +11,7 @@
 #include "common.h"
 #include "kernels.h"
 #include "loss.h"
+#include "net_internal.h"
 #include "selfcheck.h"
 
 #include <math.h>
@@ -578,6 +579,42 @@ static l2rw_status last_scores(l2rw_method_ctx *m, l2rw_net *net,
                            m->dzv, m->u);
 }
 
+/* The L2RW step of a net whose examples do not couple (no batch norm):
+ * the validation pass gives v as usual; the training pass is a plain
+ * forward, and one backward of the unweighted per-example losses gives
+ * u_i = <v, grad l_i> and, from the same per-example gradients, the
+ * weighted gradient (net.c, l2rw__net_scores_each): no tangent pass and
+ * no second backward. The same u and update as the tangent path, to
+ * float rounding. */
+static l2rw_status step_l2rw_each(l2rw_method_ctx *m, l2rw_net *net,
+                                  l2rw_sgd *opt, long step, const float *x,
+                                  const int32_t *y, int n, const float *vx,
+                                  const int32_t *vy, int nv,
+                                  l2rw_step_stats *st, const uint64_t *keys)
+{
+    l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
+    l2rw_net_set_dropout_key(net, keys[1]);
+    L2RW_TRY(l2rw_net_forward(net, vx, nv, L2RW_MODE_TRAIN_FROZEN, 0));
+    /* m->w holds the validation losses until the weights */
+    L2RW_TRY(l2rw_net_loss(net, vy, &ce, m->w, NULL));
+    L2RW_TRY(l2rw_net_backward(net, NULL));
+    st->val_loss = (float)mean_of(m->w, nv);
+    set_tangent(net, L2RW_META_ALL);
+    l2rw_net_set_dropout_key(net, keys[0]);
+    L2RW_TRY(forward_loss(net, x, y, n, &ce, m->loss));
+    L2RW_TRY(l2rw__net_scores_each(net, m->u));
+    int pos = 0;
+    L2RW_TRY(l2rw_weights_from_scores(m->u, n, m->w, &pos));
+    if (pos == 0) {
+        st->all_nonpositive = 1;
+        return L2RW_OK;
+    }
+    L2RW_TRY(l2rw__net_backward_each(net, all_equal(m->w, n) ? NULL : m->w));
+    L2RW_TRY(l2rw_sgd_step(opt, net, step));
+    st->updated = 1;
+    return L2RW_OK;
+}
+
 static l2rw_status step_l2rw(l2rw_method_ctx *m, l2rw_net *net,
                              l2rw_sgd *opt, long step, const float *x,
                              const int32_t *y, int n, const float *vx,
@@ -590,6 +627,9 @@ static l2rw_status step_l2rw(l2rw_method_ctx *m, l2rw_net *net,
                                    (uint64_t)step)};
     float vloss = 0.0f;
     l2rw_status s = L2RW_ERR_UNSUPPORTED;
+    if (m->cfg.meta_params == L2RW_META_ALL && l2rw__net_each_ok(net))
+        return step_l2rw_each(m, net, opt, step, x, y, n, vx, vy, nv, st,
+                              keys);
     if (m->last_d > 0)
         s = last_scores(m, net, x, y, n, vx, vy, nv, &vloss, keys);
     if (s == L2RW_ERR_UNSUPPORTED) /* m->w holds the validation losses */
