@@ -317,6 +317,8 @@ int l2rw_cmd_train(int argc, char **argv)
     const char *dir = cfg.out_dir ? cfg.out_dir : cfg.resume_dir;
     if (res.stopped) {
         printf("stopped at step %ld", res.steps);
+        if (res.finetune_steps > 0)
+            printf(" and fine-tune step %ld", res.finetune_steps);
         if (dir)
             printf("; checkpoint in %s (continue with --resume %s)", dir, dir);
         printf("\n");

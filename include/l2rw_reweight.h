@@ -284,9 +284,9 @@ l2rw_status l2rw_record_add(l2rw_record *r, const int32_t *idx, int n,
  * seen. */
 void l2rw_record_get(const l2rw_record *r, int i, double *mean_weight,
                      double *zero_share, long *seen);
-/* The accumulated arrays, for checkpoints (bit-identical resume): each
- * l2rw_record_size(r) entries, indexed by training-set position; the loop
- * saves them and writes them back before continuing. */
+/* The accumulated arrays (a caller's own checkpoints, inspection): each
+ * l2rw_record_size(r) entries, indexed by training-set position. Writing
+ * them back restores the record exactly. */
 int l2rw_record_size(const l2rw_record *r);
 void l2rw_record_arrays(l2rw_record *r, double **weight_sum, int64_t **seen,
                         int64_t **zeros);
