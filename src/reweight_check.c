@@ -267,6 +267,77 @@ static void check_uniform(const float *x, const int32_t *y,
     l2rw_net_free(b);
 }
 
+/* Networks without batch norm take the per-example path in
+ * l2rw_method_step (no tangent pass); its weights must equal those of the
+ * tangent scores (checked against the definition above) on a twin net.
+ * LeNet on 1x16x16 inputs exercises convolutions, pooling and dense. */
+enum { EACH_HW = 16, EACH_DIM = EACH_HW * EACH_HW, EACH_CLASSES = 10 };
+
+static l2rw_status each_vs_tangent(double *max_rel, int *positive)
+{
+    float x[CK_N * EACH_DIM], vx[CK_M * EACH_DIM], u[CK_N];
+    float w_step[CK_N], w_tan[CK_N];
+    int32_t y[CK_N], vy[CK_M];
+    l2rw_rng rng;
+    l2rw_rng_seed(&rng, 21);
+    for (int j = 0; j < CK_N * EACH_DIM; j++)
+        x[j] = (float)l2rw_rng_normal(&rng);
+    for (int j = 0; j < CK_M * EACH_DIM; j++)
+        vx[j] = (float)l2rw_rng_normal(&rng);
+    for (int i = 0; i < CK_N; i++)
+        y[i] = (int32_t)l2rw_rng_below(&rng, EACH_CLASSES);
+    for (int i = 0; i < CK_M; i++)
+        vy[i] = (int32_t)l2rw_rng_below(&rng, EACH_CLASSES);
+    l2rw_net *a = NULL, *b = NULL;
+    l2rw_sgd *opt = NULL;
+    l2rw_method_ctx *m = NULL;
+    l2rw_sgd_cfg sc = {0.01f, 0.0f, 0.0f, 0, {0}, 1.0f};
+    l2rw_method_cfg mc = l2rw_method_cfg_default();
+    mc.method = L2RW_METHOD_L2RW;
+    l2rw_status s = l2rw_net_create(&a, "lenet", 1, EACH_HW, EACH_HW,
+                                    EACH_CLASSES, CK_N, 5);
+    if (s == L2RW_OK)
+        s = l2rw_net_create(&b, "lenet", 1, EACH_HW, EACH_HW, EACH_CLASSES,
+                            CK_N, 5);
+    if (s == L2RW_OK) s = l2rw_sgd_create(&opt, a, &sc);
+    if (s == L2RW_OK) s = l2rw_method_create(&m, &mc, a);
+    if (s == L2RW_OK)
+        s = l2rw_method_step(m, a, opt, 0, x, y, NULL, CK_N, vx, vy, CK_M,
+                             NULL, w_step);
+    if (s == L2RW_OK)
+        s = l2rw_meta_scores(b, L2RW_META_ALL, L2RW_MODE_TRAIN, x, y, CK_N,
+                             vx, vy, CK_M, u, NULL, NULL);
+    if (s == L2RW_OK) {
+        *positive = l2rw_weights_normalise(u, CK_N, w_tan);
+        double worst = 0.0;
+        for (int i = 0; i < CK_N; i++)
+            worst = fmax(worst, fabs((double)w_step[i] - w_tan[i]));
+        *max_rel = worst; /* weights sum to 1: absolute = relative */
+    }
+    l2rw_method_free(m);
+    l2rw_sgd_free(opt);
+    l2rw_net_free(a);
+    l2rw_net_free(b);
+    return s;
+}
+
+static void check_each(l2rw_check_fn report, void *ctx)
+{
+    const char *name = "reweight: no-batch-norm path vs tangent path";
+    double rel = 0.0;
+    int positive = 0;
+    l2rw_status s = each_vs_tangent(&rel, &positive);
+    if (s != L2RW_OK) {
+        report_status(report, ctx, name, s);
+        return;
+    }
+    char d[160];
+    snprintf(d, sizeof d, "lenet 1x16x16, n=%d m=%d: max |w - w_tangent| = "
+             "%.2e (tol %.0e), %d positive weights", CK_N, CK_M, rel,
+             CK_EXACT_TOL, positive);
+    report(ctx, name, rel <= CK_EXACT_TOL && positive > 0, rel, d);
+}
+
 l2rw_status l2rw__selfcheck_reweight(l2rw_check_fn report, void *ctx,
                                      l2rw_check_summary *sum)
 {
@@ -288,5 +359,6 @@ l2rw_status l2rw__selfcheck_reweight(l2rw_check_fn report, void *ctx,
     check_scores(net, L2RW_META_LAST, x, y, vx, vy, report, ctx);
     l2rw_net_free(net);
     check_uniform(x, y, report, ctx);
+    check_each(report, ctx);
     return L2RW_OK;
 }
