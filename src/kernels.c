@@ -919,21 +919,26 @@ double l2rw__dot(const float *a, const float *b, size_t len)
     return s2;
 }
 
+/* Mean and variance of channel c over the n examples (m = n P values). */
+static void channel_stats(float *mean, float *var, const float *x, int n,
+                          int C, size_t P, int c, double m)
+{
+    double s = 0.0, q = 0.0;
+    for (int i = 0; i < n; i++) s += row_sum(x + ((size_t)i * C + c) * P, P);
+    const float mu = (float)(s / m);
+    /* Two passes: no cancellation for large means. */
+    for (int i = 0; i < n; i++)
+        q += row_sqdev(x + ((size_t)i * C + c) * P, P, mu);
+    mean[c] = mu;
+    var[c] = (float)(q / m);
+}
+
 void l2rw__bn_stats(float *mean, float *var, const float *x, int n, int C,
                     size_t P)
 {
     const double m = (double)n * (double)P;
     OMP_FOR((size_t)n * C * P)
-    for (int c = 0; c < C; c++) {
-        double s = 0.0, q = 0.0;
-        for (int i = 0; i < n; i++) s += row_sum(x + ((size_t)i * C + c) * P, P);
-        const float mu = (float)(s / m);
-        /* Two passes: no cancellation for large means. */
-        for (int i = 0; i < n; i++)
-            q += row_sqdev(x + ((size_t)i * C + c) * P, P, mu);
-        mean[c] = mu;
-        var[c] = (float)(q / m);
-    }
+    for (int c = 0; c < C; c++) channel_stats(mean, var, x, n, C, P, c, m);
 }
 
 void l2rw__bn_stats_norm(float *y, float *xhat, float *mean, float *var,
@@ -943,13 +948,8 @@ void l2rw__bn_stats_norm(float *y, float *xhat, float *mean, float *var,
     const double m = (double)n * (double)P;
     OMP_FOR((size_t)n * C * P)
     for (int c = 0; c < C; c++) {
-        double s = 0.0, q = 0.0;
-        for (int i = 0; i < n; i++) s += row_sum(x + ((size_t)i * C + c) * P, P);
-        const float mu = (float)(s / m);
-        for (int i = 0; i < n; i++)
-            q += row_sqdev(x + ((size_t)i * C + c) * P, P, mu);
-        mean[c] = mu;
-        var[c] = (float)(q / m);
+        channel_stats(mean, var, x, n, C, P, c, m);
+        const float mu = mean[c];
         const float is = 1.0f / sqrtf(var[c] + eps), gc = g[c], bc = b[c];
         istd[c] = is;
         for (int i = 0; i < n; i++) {
