@@ -60,11 +60,11 @@ $(BUILD)/libl2rw.so: $(LIB_OBJ)
 $(BUILD)/l2rw: $(CLI_OBJ) $(BUILD)/libl2rw.a
 	$(CC) -fopenmp -o $@ $(CLI_OBJ) $(BUILD)/libl2rw.a $(LIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libl2rw.a
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libl2rw.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests $< -o $@ $(BUILD)/libl2rw.a $(LIBS)
 
-$(BUILD)/san-tests/%: tests/%.c tests/check.h $(SAN_OBJ)
+$(BUILD)/san-tests/%: tests/%.c $(wildcard tests/*.h) $(SAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests $< -o $@ $(SAN_OBJ) $(LIBS)
 

@@ -227,6 +227,7 @@ struct l2rw_net {
     /* Per-example captures of the last l2rw__net_scores_each (allocated
      * at its first call); valid while have_capture. */
     float *capture;
+    double *capture_u; /* [max_batch] score accumulators */
     int have_capture;
 };
 
@@ -249,6 +250,7 @@ void l2rw_net_free(l2rw_net *net)
     l2rw__afree(net->grads);
     l2rw__afree(net->tangents);
     l2rw__afree(net->capture);
+    free(net->capture_u);
     l2rw__afree(net->state);
     l2rw__afree(net->ws);
     l2rw__afree(net->dz);
@@ -738,10 +740,16 @@ static l2rw_status capture_alloc(l2rw_net *net)
                (nd->op == L2RW_OP_CONV ? nd->n_params : 2 * (size_t)nd->units);
     }
     net->capture = l2rw__aalloc(off ? off : 1, sizeof(float));
-    if (!net->capture)
+    net->capture_u = calloc((size_t)net->max_batch, sizeof(double));
+    if (!net->capture || !net->capture_u) {
+        l2rw__afree(net->capture);
+        free(net->capture_u);
+        net->capture = NULL;
+        net->capture_u = NULL;
         return l2rw__fail(L2RW_ERR_NOMEM,
                           "per-example scores: out of memory (%zu floats)",
                           off);
+    }
     return L2RW_OK;
 }
 
@@ -785,8 +793,8 @@ l2rw_status l2rw__net_scores_each(l2rw_net *net, float *u)
     l2rw__node *o = &net->nodes[net->output];
     for (int i = 0; i < n; i++) u[i] = 0.0f;
     if (!o->need_dy) return L2RW_OK;
-    double *ud = calloc((size_t)n, sizeof *ud);
-    if (!ud) return l2rw__fail(L2RW_ERR_NOMEM, "scores_each: out of memory");
+    double *ud = net->capture_u; /* allocated once, like the captures */
+    memset(ud, 0, (size_t)n * sizeof *ud);
     /* unit weights: each example's own loss gradient at every layer */
     l2rw__copy(o->dy, net->dz, (size_t)n * net->classes, 0);
     l2rw__pass ps = net_pass(net, 0);
@@ -803,7 +811,6 @@ l2rw_status l2rw__net_scores_each(l2rw_net *net, float *u)
         if (nd->op == L2RW_OP_DENSE) dense_scores(net, nd, ud);
     }
     for (int i = 0; i < n; i++) u[i] = (float)ud[i];
-    free(ud);
     net->have_capture = 1;
     return L2RW_OK;
 }

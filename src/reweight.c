@@ -415,19 +415,30 @@ static l2rw_status check_batch(const l2rw_net *net, const float *x,
 /* Update from the kept forward and loss: backward of sum w_i l_i (NULL or
  * uniform w: the plain path) and the SGD step; `positive` = 0 means every
  * weight is 0 and the step makes no update. */
-static l2rw_status update(l2rw_net *net, l2rw_sgd *opt, long step,
-                          const float *w, int n, int positive,
-                          l2rw_step_stats *st)
+typedef l2rw_status (*backward_fn)(l2rw_net *net, const float *w);
+
+/* The update of a weighted step through a given backward (the net's, or
+ * the per-example path's). */
+static l2rw_status update_by(l2rw_net *net, l2rw_sgd *opt, long step,
+                             const float *w, int n, int positive,
+                             l2rw_step_stats *st, backward_fn backward)
 {
     if (w && positive == 0) {
         st->all_nonpositive = 1;
         return L2RW_OK;
     }
     if (w && all_equal(w, n)) w = NULL;
-    L2RW_TRY(l2rw_net_backward(net, w));
+    L2RW_TRY(backward(net, w));
     L2RW_TRY(l2rw_sgd_step(opt, net, step));
     st->updated = 1;
     return L2RW_OK;
+}
+
+static l2rw_status update(l2rw_net *net, l2rw_sgd *opt, long step,
+                          const float *w, int n, int positive,
+                          l2rw_step_stats *st)
+{
+    return update_by(net, opt, step, w, n, positive, st, l2rw_net_backward);
 }
 
 static void copy_weights(float *w_out, const float *w, int n)
@@ -492,14 +503,14 @@ static double mean_of(const float *a, int n)
     return s / n;
 }
 
-/* l2rw_meta_scores with optional dropout keys for the two passes
- * (keys == NULL: leave the net's key as it is). */
-static l2rw_status meta_scores(l2rw_net *net, l2rw_meta_params meta,
-                               l2rw_mode mode, const float *x,
-                               const int32_t *y, int n, const float *vx,
-                               const int32_t *vy, int nv, float *u,
-                               float *loss, float *vloss_scratch,
-                               float *val_loss, const uint64_t *keys)
+/* v: validation forward (running statistics untouched), loss and
+ * backward, then the tangent buffer = v (masked for META_LAST); the
+ * dropout key of the training pass is set for what follows (keys ==
+ * NULL: leave the net's key as it is). */
+static l2rw_status validation_tangent(l2rw_net *net, l2rw_meta_params meta,
+                                      const float *vx, const int32_t *vy,
+                                      int nv, float *vloss_scratch,
+                                      float *val_loss, const uint64_t *keys)
 {
     l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
     if (keys) l2rw_net_set_dropout_key(net, keys[1]);
@@ -509,6 +520,20 @@ static l2rw_status meta_scores(l2rw_net *net, l2rw_meta_params meta,
     if (val_loss) *val_loss = (float)mean_of(vloss_scratch, nv);
     set_tangent(net, meta);
     if (keys) l2rw_net_set_dropout_key(net, keys[0]);
+    return L2RW_OK;
+}
+
+/* l2rw_meta_scores with optional dropout keys for the two passes. */
+static l2rw_status meta_scores(l2rw_net *net, l2rw_meta_params meta,
+                               l2rw_mode mode, const float *x,
+                               const int32_t *y, int n, const float *vx,
+                               const int32_t *vy, int nv, float *u,
+                               float *loss, float *vloss_scratch,
+                               float *val_loss, const uint64_t *keys)
+{
+    l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
+    L2RW_TRY(validation_tangent(net, meta, vx, vy, nv, vloss_scratch,
+                                val_loss, keys));
     L2RW_TRY(l2rw_net_forward(net, x, n, mode, 1));
     return l2rw_net_loss(net, y, &ce, loss, u);
 }
@@ -593,26 +618,17 @@ static l2rw_status step_l2rw_each(l2rw_method_ctx *m, l2rw_net *net,
                                   l2rw_step_stats *st, const uint64_t *keys)
 {
     l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
-    l2rw_net_set_dropout_key(net, keys[1]);
-    L2RW_TRY(l2rw_net_forward(net, vx, nv, L2RW_MODE_TRAIN_FROZEN, 0));
+    float vloss = 0.0f;
     /* m->w holds the validation losses until the weights */
-    L2RW_TRY(l2rw_net_loss(net, vy, &ce, m->w, NULL));
-    L2RW_TRY(l2rw_net_backward(net, NULL));
-    st->val_loss = (float)mean_of(m->w, nv);
-    set_tangent(net, L2RW_META_ALL);
-    l2rw_net_set_dropout_key(net, keys[0]);
+    L2RW_TRY(validation_tangent(net, L2RW_META_ALL, vx, vy, nv, m->w, &vloss,
+                                keys));
+    st->val_loss = vloss;
     L2RW_TRY(forward_loss(net, x, y, n, &ce, m->loss));
     L2RW_TRY(l2rw__net_scores_each(net, m->u));
     int pos = 0;
     L2RW_TRY(l2rw_weights_from_scores(m->u, n, m->w, &pos));
-    if (pos == 0) {
-        st->all_nonpositive = 1;
-        return L2RW_OK;
-    }
-    L2RW_TRY(l2rw__net_backward_each(net, all_equal(m->w, n) ? NULL : m->w));
-    L2RW_TRY(l2rw_sgd_step(opt, net, step));
-    st->updated = 1;
-    return L2RW_OK;
+    return update_by(net, opt, step, m->w, n, pos, st,
+                     l2rw__net_backward_each);
 }
 
 static l2rw_status step_l2rw(l2rw_method_ctx *m, l2rw_net *net,

@@ -21,6 +21,7 @@
 
 #include "check.h"
 #include "common.h"
+#include "falloc.h"
 #include "layers.h"
 
 #define FD_H 1e-2
@@ -40,16 +41,6 @@ typedef struct {
 } rig;
 
 static l2rw__node *rig_layer(rig *R) { return &R->nodes[R->n_in]; }
-
-static float *falloc(size_t n)
-{
-    float *p = l2rw__aalloc(n ? n : 1, sizeof(float));
-    if (!p) {
-        printf("out of memory\n");
-        exit(2);
-    }
-    return p;
-}
 
 static void fill_normal(l2rw_rng *r, float *x, size_t n, double scale)
 {

@@ -19,17 +19,8 @@
 
 #include "check.h"
 #include "common.h"
+#include "falloc.h"
 #include "kernels.h"
-
-static float *falloc(size_t n)
-{
-    float *p = l2rw__aalloc(n ? n : 1, sizeof(float));
-    if (!p) {
-        printf("out of memory\n");
-        exit(2);
-    }
-    return p;
-}
 
 static void fill(l2rw_rng *r, float *x, size_t n)
 {
