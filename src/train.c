@@ -207,6 +207,7 @@ typedef struct {
     int batch, val_batch, augment, has_noise;
     long total;
     char fingerprint[FINGERPRINT_SIZE];
+    char targets[256]; /* the run's length, for the resume config */
     const char *out;          /* out directory or NULL */
     int out_created;
     /* step buffers */
@@ -404,9 +405,7 @@ static l2rw_status save_checkpoint(run *r)
     if (!r->out) return L2RW_OK;
     join(path, r->out, L2RW_FILE_CHECKPOINT);
     r->st.seconds = r->seconds_before + (now_seconds() - r->t_start);
-    char targets[256];
-    L2RW_TRY(l2rw__train_targets(r->cfg, r->total, targets, sizeof targets));
-    L2RW_TRY(l2rw__checkpoint_save(path, r->fingerprint, targets, &r->st,
+    L2RW_TRY(l2rw__checkpoint_save(path, r->fingerprint, r->targets, &r->st,
                                    r->record, r->net,
                                    l2rw_sgd_velocity(r->opt),
                                    l2rw_net_num_params(r->net)));
@@ -635,6 +634,8 @@ static l2rw_status setup(run *r, l2rw_train_result *res)
     L2RW_TRY(l2rw__train_fingerprint(c, r->fingerprint,
                                      sizeof r->fingerprint));
     L2RW_TRY(prepare_data(r));
+    L2RW_TRY(l2rw__train_targets(c, r->total, r->targets,
+                                 sizeof r->targets));
     L2RW_TRY(alloc_buffers(r));
     L2RW_TRY(build_model(r));
     if (c->resume_dir) {
