@@ -200,9 +200,9 @@ static void test_augment(void)
 
 int main(void)
 {
-    test_sampler();
-    test_balanced();
-    test_gather();
-    test_augment();
+    RUN(test_sampler);
+    RUN(test_balanced);
+    RUN(test_gather);
+    RUN(test_augment);
     return CHECK_DONE("test_data_batch");
 }

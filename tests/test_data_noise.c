@@ -527,12 +527,12 @@ static void test_pipeline(void)
 
 int main(void)
 {
-    test_noise_parse();
-    test_uniform();
-    test_background_pair();
-    test_imbalance();
-    test_split();
-    test_norm();
-    test_pipeline();
+    RUN(test_noise_parse);
+    RUN(test_uniform);
+    RUN(test_background_pair);
+    RUN(test_imbalance);
+    RUN(test_split);
+    RUN(test_norm);
+    RUN(test_pipeline);
     return CHECK_DONE("test_data_noise");
 }

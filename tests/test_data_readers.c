@@ -599,8 +599,7 @@ static void test_fashion(void)
     const char *dir = "/usr/share/datasets/fashion-mnist";
     struct stat st;
     if (stat(dir, &st) != 0) {
-        printf("SKIP Fashion-MNIST: %s is absent (make deps installs it)\n",
-               dir);
+        SKIP("Fashion-MNIST: %s is absent (make deps installs it)", dir);
         return;
     }
     l2rw_dataset d, t;
@@ -637,12 +636,12 @@ static void test_fashion(void)
 int main(void)
 {
     atexit(tmp_cleanup);
-    test_idx();
-    test_cifar();
-    test_csv();
-    test_npy();
-    test_spec();
-    test_mnist_dir();
-    test_fashion();
+    RUN(test_idx);
+    RUN(test_cifar);
+    RUN(test_csv);
+    RUN(test_npy);
+    RUN(test_spec);
+    RUN(test_mnist_dir);
+    RUN(test_fashion);
     return CHECK_DONE("test_data_readers");
 }

@@ -219,10 +219,10 @@ static void test_threads(void)
 
 int main(void)
 {
-    test_momentum_sequence();
-    test_schedule();
-    test_plain();
-    test_bad_settings();
-    test_threads();
+    RUN(test_momentum_sequence);
+    RUN(test_schedule);
+    RUN(test_plain);
+    RUN(test_bad_settings);
+    RUN(test_threads);
     return CHECK_DONE("test_optim");
 }

@@ -965,8 +965,9 @@ static void sc_report(void *ctx, const char *name, int passed, double err,
                       const char *detail)
 {
     (void)ctx;
-    printf("  %s %s (%.3g): %s\n", passed ? "ok  " : "FAIL", name, err,
-           detail);
+    /* "self-check:" first, so that the line is not read as a test case */
+    printf("  self-check: %s %s (%.3g): %s\n", passed ? "ok  " : "FAIL", name,
+           err, detail);
     passed ? sc_passed++ : sc_failed++;
 }
 
@@ -981,24 +982,24 @@ static void test_selfcheck(void)
 int main(void)
 {
     l2rw_set_threads(1);
-    test_names();
-    test_meta_gradient();
-    test_scores_vs_backward();
-    test_l2rw_step();
-    test_l2rw_last_and_dropout();
-    test_l2rw_nonpositive();
-    test_uniform_is_plain();
-    test_loss_methods();
-    test_zero_is_removal();
-    test_scale_invariance();
-    test_random();
-    test_resample();
-    test_hard_mining();
-    test_hard_mining_removal();
-    test_proportion();
-    test_auc();
-    test_record();
-    test_window();
-    test_selfcheck();
+    RUN(test_names);
+    RUN(test_meta_gradient);
+    RUN(test_scores_vs_backward);
+    RUN(test_l2rw_step);
+    RUN(test_l2rw_last_and_dropout);
+    RUN(test_l2rw_nonpositive);
+    RUN(test_uniform_is_plain);
+    RUN(test_loss_methods);
+    RUN(test_zero_is_removal);
+    RUN(test_scale_invariance);
+    RUN(test_random);
+    RUN(test_resample);
+    RUN(test_hard_mining);
+    RUN(test_hard_mining_removal);
+    RUN(test_proportion);
+    RUN(test_auc);
+    RUN(test_record);
+    RUN(test_window);
+    RUN(test_selfcheck);
     return CHECK_DONE("test_reweight");
 }

@@ -47,8 +47,7 @@ static void test_counts(void)
     const char *san = getenv("L2RW_SANITIZED");
     int sanitized = san && *san && strcmp(san, "0") != 0;
     if (sanitized)
-        printf("test_zoo: parameter counts above 10M skipped in the "
-               "sanitized pass\n");
+        SKIP("parameter counts above 10M in the sanitized pass");
     for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
         const count_case *cc = &counts[k];
         if (sanitized && cc->params > 10000000) continue;
@@ -83,8 +82,8 @@ static void test_paper_sizes(void)
     }
     const char *san = getenv("L2RW_SANITIZED");
     if (san && *san && strcmp(san, "0") != 0) {
-        printf("test_zoo: wrn-28-10 build skipped in the sanitized pass "
-               "(36.5M parameters; its code path is resnet32's)\n");
+        SKIP("wrn-28-10 build in the sanitized pass (36.5M parameters; "
+             "its code path is resnet32's)");
         return;
     }
     CHECK_OK(l2rw_net_create(&net, "wrn-28-10:0.3", 3, 32, 32, 10, 1, 1));
@@ -299,12 +298,12 @@ static void test_self_check(void)
 
 int main(void)
 {
-    test_counts();
-    test_paper_sizes();
-    test_state();
-    test_forward_shapes();
-    test_bad_names();
-    test_fd();
-    test_self_check();
+    RUN(test_counts);
+    RUN(test_paper_sizes);
+    RUN(test_state);
+    RUN(test_forward_shapes);
+    RUN(test_bad_names);
+    RUN(test_fd);
+    RUN(test_self_check);
     return CHECK_DONE("test_zoo");
 }
