@@ -8,8 +8,18 @@ BUILD   := build
 OPT     ?= -O3 -march=native
 WARN    := -Wall -Wextra -Wpedantic
 CFLAGS  ?= $(OPT)
-ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -fopenmp -fPIC -Iinclude -Isrc
-LIBS    := -lopenblas -lz -lm
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -fopenmp -fPIC -Iinclude -Isrc $(BLAS_CFLAGS)
+# Debian's OpenMP build of OpenBLAS when it is there (scripts/deps.sh says
+# why), named by path so that the alternatives system cannot swap in the
+# pthreads build; otherwise whatever -lopenblas finds. Recursive (=) so
+# that the test runs after scripts/deps.sh has installed it.
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+OMP_BLAS   = $(wildcard /usr/lib/$(MULTIARCH)/openblas-openmp/libopenblas.so)
+BLAS_CFLAGS = $(if $(OMP_BLAS),-I/usr/include/$(MULTIARCH)/openblas-openmp)
+BLAS_LIBS   = $(if $(OMP_BLAS),-L$(dir $(OMP_BLAS)) -Wl$(comma)-rpath$(comma)$(dir $(OMP_BLAS))) -lopenblas
+comma  := ,
+LIBS    = $(BLAS_LIBS) -lz -lm
+DEPS_SH = BLAS_CFLAGS='$(BLAS_CFLAGS)' BLAS_LIBS='$(BLAS_LIBS)' sh scripts/deps.sh
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 LIB_SRC  := $(sort $(wildcard src/*.c))
@@ -20,6 +30,9 @@ SAN_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/san/%.o)
 CLI_OBJ  := $(CLI_SRC:cli/%.c=$(BUILD)/cli/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 SAN_TESTS:= $(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%)
+VERSION  := $(shell sed -n 's/.*L2RW_VERSION "\(.*\)".*/\1/p' include/l2rw.h)
+SO_NAME  := libl2rw.so.$(firstword $(subst ., ,$(VERSION)))
+SO_FILE  := libl2rw.so.$(VERSION)
 HEADERS  := $(wildcard include/*.h src/*.h)
 DEPS_OK  := $(BUILD)/.deps-ok
 
@@ -32,15 +45,15 @@ all: $(BUILD)/libl2rw.a $(BUILD)/libl2rw.so $(BUILD)/l2rw
 
 $(DEPS_OK): scripts/deps.sh
 	@mkdir -p $(BUILD)
-	@sh scripts/deps.sh
+	@$(DEPS_SH)
 	@touch $@
 
 deps:
-	@sh scripts/deps.sh fashion-mnist gnuplot
+	@$(DEPS_SH) fashion-mnist gnuplot
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -c $< -o $@
 
 $(BUILD)/san/%.o: src/%.c $(HEADERS) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
@@ -54,8 +67,14 @@ $(BUILD)/libl2rw.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libl2rw.so: $(LIB_OBJ)
-	$(CC) -shared -fopenmp -o $@ $^ $(LIBS)
+# The shared library: versioned file, soname libl2rw.so.MAJOR, the public
+# API only (the public headers' declarations; everything else is hidden).
+$(BUILD)/$(SO_FILE): $(LIB_OBJ)
+	$(CC) -shared -fopenmp -Wl,-soname,$(SO_NAME) -o $@ $^ $(LIBS)
+
+$(BUILD)/libl2rw.so: $(BUILD)/$(SO_FILE)
+	ln -sf $(SO_FILE) $(BUILD)/$(SO_NAME)
+	ln -sf $(SO_NAME) $@
 
 $(BUILD)/l2rw: $(CLI_OBJ) $(BUILD)/libl2rw.a
 	$(CC) -fopenmp -o $@ $(CLI_OBJ) $(BUILD)/libl2rw.a $(LIBS)
@@ -71,36 +90,38 @@ $(BUILD)/san-tests/%: tests/%.c $(wildcard tests/*.h) $(SAN_OBJ)
 # Real-data tests need Fashion-MNIST; plots need gnuplot; the README's C
 # programs are built with pkg-config (tests/examples.sh).
 test: all $(TESTS) $(SAN_TESTS)
-	@sh scripts/deps.sh fashion-mnist gnuplot pkg-config
-	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh -- $(SAN_TESTS)
+	@$(DEPS_SH) fashion-mnist gnuplot pkg-config
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh -- $(SAN_TESTS)
 
 test-fast: all $(TESTS)
-	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh --
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh --
 
 test-san: $(SAN_TESTS)
 	@sh scripts/run_tests.sh $(BUILD) -- $(SAN_TESTS)
 
 bench: all
-	@sh scripts/deps.sh torch
+	@$(DEPS_SH) torch
 	@sh bench/run.sh $(BUILD)/l2rw
 
 demo: all
-	@sh scripts/deps.sh fashion-mnist gnuplot
+	@$(DEPS_SH) fashion-mnist gnuplot
 	@sh scripts/demo.sh $(BUILD)/l2rw
 
 # Each reader's libFuzzer target for FUZZ_SECONDS (default 60) seconds.
 FUZZ_SECONDS ?= 60
 fuzz:
-	@sh scripts/deps.sh clang
+	@$(DEPS_SH) clang
 	@sh fuzz/run.sh $(FUZZ_SECONDS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libl2rw.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libl2rw.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/$(SO_FILE) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(SO_FILE) $(DESTDIR)$(PREFIX)/lib/$(SO_NAME)
+	ln -sf $(SO_NAME) $(DESTDIR)$(PREFIX)/lib/libl2rw.so
 	install -m 755 $(BUILD)/l2rw $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/.*L2RW_VERSION "\(.*\)".*/\1/p' include/l2rw.h)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
 	    l2rw.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/l2rw.pc
 
 clean:

@@ -14,6 +14,10 @@
 extern "C" {
 #endif
 
+#if defined(__GNUC__) /* exported: see l2rw.h */
+#pragma GCC visibility push(default)
+#endif
+
 /* One finished check: its name, whether it passed, the largest relative
  * error it measured (0 for exact checks) and a one-line detail. */
 typedef void (*l2rw_check_fn)(void *ctx, const char *name, int passed,
@@ -30,6 +34,10 @@ typedef struct {
  * network cannot even be built or run counts as failed. */
 l2rw_status l2rw_self_check(l2rw_check_fn report, void *ctx, int quick,
                             l2rw_check_summary *out);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

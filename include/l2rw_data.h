@@ -42,6 +42,10 @@
 extern "C" {
 #endif
 
+#if defined(__GNUC__) /* exported: see l2rw.h */
+#pragma GCC visibility push(default)
+#endif
+
 /* n examples of shape (c, h, w), float32 NCHW, labels in [0, classes).
  * y holds the labels training sees (possibly corrupted), y_true the
  * labels before corruption (equal to y when nothing was corrupted), id
@@ -377,6 +381,10 @@ l2rw_data_cfg l2rw_data_cfg_default(void);
  * everything is freed and out is zeroed. */
 l2rw_status l2rw_data_prepare(l2rw_data *out, const l2rw_data_cfg *cfg);
 void l2rw_data_free(l2rw_data *d);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

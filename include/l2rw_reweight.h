@@ -45,6 +45,10 @@
 extern "C" {
 #endif
 
+#if defined(__GNUC__) /* exported: see l2rw.h */
+#pragma GCC visibility push(default)
+#endif
+
 /* --------------------------------------------------------------- methods */
 
 typedef enum {
@@ -304,6 +308,10 @@ l2rw_status l2rw_record_auc(const l2rw_record *r, double *auc);
 /* Same statistic on plain arrays: score [n], positive [n] (0/1). */
 l2rw_status l2rw_auc(const double *score, const uint8_t *positive, int n,
                      double *auc);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

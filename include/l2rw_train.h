@@ -44,6 +44,10 @@
 extern "C" {
 #endif
 
+#if defined(__GNUC__) /* exported: see l2rw.h */
+#pragma GCC visibility push(default)
+#endif
+
 /* File names inside the out directory. */
 #define L2RW_FILE_METRICS "metrics.csv"
 #define L2RW_FILE_SUMMARY "summary.json"
@@ -190,6 +194,10 @@ l2rw_status l2rw_train_resume_config(const char *dir, char *buf,
  * batch examples (evaluation mode). */
 l2rw_status l2rw_evaluate(l2rw_net *net, const l2rw_dataset *d, int batch,
                           double *accuracy, double *loss);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
