@@ -17,6 +17,12 @@
 extern "C" {
 #endif
 
+/* The shared library exports what the public headers declare and nothing
+ * else (the library is built with -fvisibility=hidden). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define L2RW_VERSION "0.1.0"
 
 /* ---------------------------------------------------------------- status */
@@ -38,7 +44,14 @@ const char *l2rw_strerror(l2rw_status s);
 /* Detail of the last error on this thread ("" when none). */
 const char *l2rw_last_error(void);
 
-/* Threads used by OpenMP regions and BLAS; 0 = all cores. */
+/* Threads used by the library's OpenMP regions, for calls made from the
+ * calling thread (0 = all cores; never set: all cores or OMP_NUM_THREADS).
+ * The count belongs to the calling thread, like OpenMP's own setting, so
+ * two threads may each drive their own nets with their own counts at the
+ * same time; a fixed count gives bit-identical results. l2rw_train_run
+ * uses its cfg.threads for the run and then restores the caller's count.
+ * OpenBLAS always runs serially inside the library's threads (set once;
+ * a program that calls OpenBLAS itself sets its own count). */
 void l2rw_set_threads(int threads);
 int l2rw_get_threads(void);
 
@@ -180,6 +193,10 @@ float l2rw_sgd_lr(const l2rw_sgd *opt, long step);
 l2rw_status l2rw_sgd_step(l2rw_sgd *opt, l2rw_net *net, long step);
 /* Velocity buffer (num_params floats), for checkpoints. */
 float *l2rw_sgd_velocity(l2rw_sgd *opt);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

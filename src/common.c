@@ -47,7 +47,13 @@ l2rw_status l2rw__fail(l2rw_status s, const char *fmt, ...)
     return s;
 }
 
-static int n_threads;
+/* The thread count belongs to the calling thread, like OpenMP's own
+ * nthreads setting: two threads that each drive a net use their own
+ * counts without racing, and l2rw_train_run gives the caller's back.
+ * 0: never set on this thread (all cores, or OMP_NUM_THREADS). Kernels
+ * read it on the thread that calls them, never from inside a parallel
+ * region. */
+static _Thread_local int n_threads;
 
 void l2rw_set_threads(int threads)
 {
@@ -58,8 +64,6 @@ void l2rw_set_threads(int threads)
     n_threads = 1;
     (void)threads;
 #endif
-    extern void openblas_set_num_threads(int);
-    openblas_set_num_threads(n_threads);
 }
 
 int l2rw_get_threads(void)
@@ -68,6 +72,23 @@ int l2rw_get_threads(void)
     return n_threads > 0 ? n_threads : omp_get_max_threads();
 #else
     return 1;
+#endif
+}
+
+l2rw__threads_saved l2rw__threads_save(void)
+{
+    l2rw__threads_saved s = {n_threads, 1};
+#ifdef _OPENMP
+    s.omp = omp_get_max_threads();
+#endif
+    return s;
+}
+
+void l2rw__threads_restore(l2rw__threads_saved s)
+{
+    n_threads = s.l2rw;
+#ifdef _OPENMP
+    omp_set_num_threads(s.omp);
 #endif
 }
 

@@ -23,6 +23,14 @@ void l2rw__clear_error(void);
         if (l2rw__s != L2RW_OK) return l2rw__s;                              \
     } while (0)
 
+/* The calling thread's thread count (l2rw_set_threads) and OpenMP's,
+ * saved and restored around a call that changes them for its own use. */
+typedef struct {
+    int l2rw, omp;
+} l2rw__threads_saved;
+l2rw__threads_saved l2rw__threads_save(void);
+void l2rw__threads_restore(l2rw__threads_saved s);
+
 /* calloc of n*size bytes with overflow check; NULL on failure. */
 void *l2rw__calloc(size_t n, size_t size);
 /* 64-byte aligned, zeroed, overflow-checked; free with l2rw__afree. */

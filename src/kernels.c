@@ -1,7 +1,10 @@
 /* The arithmetic of the engine (see kernels.h): CBLAS GEMM, im2col and
  * col2im, pooling, batch-norm statistics, element-wise loops, OpenMP with
  * static schedules (results depend only on the thread count). */
+#define _POSIX_C_SOURCE 200809L
 #include "kernels.h"
+
+#include <pthread.h>
 
 #include <cblas.h>
 #include <math.h>
@@ -45,13 +48,15 @@ enum { PAR_MIN = 1 << 15 };
 
 static int l2rw__nt(size_t work) { return work < PAR_MIN ? 1 : l2rw_get_threads(); }
 
-/* OpenBLAS runs serially inside our OpenMP regions: its own thread pool
- * would compete for the same cores. Restored after each region. */
+/* OpenBLAS always runs serially, on the thread that calls it: the engine
+ * splits products over its own OpenMP threads, and OpenBLAS's threads
+ * would compete with them for the same cores. Set once per process and
+ * never switched, so that threads calling the engine at the same time
+ * cannot race on OpenBLAS's (process-wide) thread count. */
 extern void openblas_set_num_threads(int);
-static void blas_serial(int on)
-{
-    openblas_set_num_threads(on ? 1 : l2rw_get_threads());
-}
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_serial_init(void) { openblas_set_num_threads(1); }
+static void blas_serial(void) { pthread_once(&blas_once, blas_serial_init); }
 
 void l2rw__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                 const float *a, int lda, const float *b, int ldb, float beta,
@@ -72,7 +77,7 @@ void l2rw__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
     const int split_rows = m >= n; /* split the larger side of C */
     const int dim = split_rows ? m : n;
     if (nt > dim / 8) nt = dim / 8 > 0 ? dim / 8 : 1;
-    blas_serial(1);
+    blas_serial();
     if (nt <= 1) {
         cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb,
                     beta, c, ldc);
@@ -96,7 +101,6 @@ void l2rw__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
             }
         }
     }
-    blas_serial(0);
 }
 
 /* ------------------------------------------------------------ element-wise */
@@ -542,7 +546,7 @@ void l2rw__conv_fwd(const l2rw__conv_shape *s, int n, float *y, float *ty,
             memcpy(w2 + (size_t)o * 2 * K + K, tW + (size_t)o * K, (size_t)K * sizeof *w2);
         }
     const int nt = conv_threads(s, n);
-    blas_serial(1);
+    blas_serial();
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int i = 0; i < n; i++) {
         float *cols = thr + (size_t)omp_get_thread_num() * per;
@@ -566,7 +570,6 @@ void l2rw__conv_fwd(const l2rw__conv_shape *s, int n, float *y, float *ty,
         }
         if (tb) add_rows(tyi, tb, oc, (size_t)P);
     }
-    blas_serial(0);
 }
 
 void l2rw__conv_bwd(const l2rw__conv_shape *s, int n, float *dW, float *db,
@@ -580,7 +583,7 @@ void l2rw__conv_bwd(const l2rw__conv_shape *s, int n, float *dW, float *db,
     const size_t per = conv_per_thread(s), nw = (size_t)oc * K;
     if (conv_masks(s)) build_masks(masks, s);
     const int nt = conv_threads(s, n);
-    blas_serial(1);
+    blas_serial();
 #pragma omp parallel num_threads(nt)
     {
         const int t = omp_get_thread_num();
@@ -604,7 +607,6 @@ void l2rw__conv_bwd(const l2rw__conv_shape *s, int n, float *dW, float *db,
         if (first) /* no example for this thread */
             memset(pw, 0, nw * sizeof *pw);
     }
-    blas_serial(0);
     if (nt > 1) {
         /* Partial sums added in thread order: fixed for a thread count. */
         OMP_FOR(nw * (size_t)nt)
@@ -629,7 +631,7 @@ void l2rw__conv_bwd_each(const l2rw__conv_shape *s, int n, float *G,
     const size_t per = conv_per_thread(s);
     if (conv_masks(s)) build_masks(masks, s);
     const int nt = conv_threads(s, n);
-    blas_serial(1);
+    blas_serial();
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int i = 0; i < n; i++) {
         float *cols = thr + (size_t)omp_get_thread_num() * per;
@@ -647,7 +649,6 @@ void l2rw__conv_bwd_each(const l2rw__conv_shape *s, int n, float *G,
                     W, K, dyi, P, 0.0f, cols, P);
         col2im1(dx + i * in_sz, cols, s, acc, pbuf, masks);
     }
-    blas_serial(0);
 }
 
 /* ------------------------------------------------------------ pooling */

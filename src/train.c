@@ -719,7 +719,7 @@ static l2rw_status train_phases(run *r, int *stop, double *acc_before_ft)
     return run_phase(r, PHASE_FINETUNE, stop);
 }
 
-l2rw_status l2rw_train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
+static l2rw_status train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
 {
     l2rw_train_result local;
     if (!res) res = &local;
@@ -768,5 +768,14 @@ l2rw_status l2rw_train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
     progress_base(&r, L2RW_EVENT_DONE, &p);
     report(&r, &p);
     run_free(&r);
+    return s;
+}
+
+l2rw_status l2rw_train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
+{
+    /* cfg->threads holds for this run only: the caller's count returns. */
+    const l2rw__threads_saved saved = l2rw__threads_save();
+    const l2rw_status s = train_run(cfg, res);
+    l2rw__threads_restore(saved);
     return s;
 }
