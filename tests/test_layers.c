@@ -284,8 +284,13 @@ static int rand_int(l2rw_rng *r, int lo, int hi) /* [lo, hi] */
     return lo + (int)l2rw_rng_below(r, (uint64_t)(hi - lo + 1));
 }
 
-static void test_dense(l2rw_rng *cfg)
+/* The shapes of the random dense, conv and max-pool cases are drawn from
+ * one generator seeded in main(), in that order. */
+static l2rw_rng cfg_rng;
+
+static void test_dense(void)
 {
+    l2rw_rng *cfg = &cfg_rng;
     for (int t = 0; t < 4; t++) {
         int shape[1][3] = {{rand_int(cfg, 1, 4), rand_int(cfg, 1, 3), rand_int(cfg, 1, 3)}};
         l2rw__node p = {.op = L2RW_OP_DENSE, .units = rand_int(cfg, 1, 9)};
@@ -306,8 +311,9 @@ static void test_dense(l2rw_rng *cfg)
     rig_free(&R);
 }
 
-static void test_conv(l2rw_rng *cfg)
+static void test_conv(void)
 {
+    l2rw_rng *cfg = &cfg_rng;
     /* The zoo's cases first (valid 5x5 as in LeNet, padded 3x3 and strided
      * 1x1 as in ResNets), then random ones. */
     static const int fixed[3][3] = {{5, 1, 0}, {3, 1, 1}, {1, 2, 0}};
@@ -358,9 +364,9 @@ static void test_maxpool_ties_nan(void)
     }
 }
 
-static void test_maxpool(l2rw_rng *cfg)
+static void test_maxpool(void)
 {
-    test_maxpool_ties_nan();
+    l2rw_rng *cfg = &cfg_rng;
     for (int t = 0; t < 6; t++) {
         int k = rand_int(cfg, 1, 3), s = rand_int(cfg, 1, 3);
         if (t < 2) k = s = 2; /* the unrolled 2x2 path */
@@ -379,7 +385,7 @@ static void test_maxpool(l2rw_rng *cfg)
     }
 }
 
-static void test_simple(l2rw__op op, const char *name, int n_in, uint64_t seed)
+static void check_simple(l2rw__op op, const char *name, int n_in, uint64_t seed)
 {
     int shape[2][3] = {{3, 5, 7}, {3, 5, 7}};
     l2rw__node p = {.op = op, .p = 0.3f};
@@ -390,6 +396,12 @@ static void test_simple(l2rw__op op, const char *name, int n_in, uint64_t seed)
     check_rig(&R, name);
     rig_free(&R);
 }
+
+static void test_relu(void) { check_simple(L2RW_OP_RELU, "relu", 1, 501); }
+static void test_avgpool(void) { check_simple(L2RW_OP_AVGPOOL, "avgpool", 1, 502); }
+static void test_add(void) { check_simple(L2RW_OP_ADD, "add", 2, 503); }
+static void test_flatten(void) { check_simple(L2RW_OP_FLATTEN, "flatten", 1, 504); }
+static void test_dropout(void) { check_simple(L2RW_OP_DROPOUT, "dropout", 1, 505); }
 
 static void test_dropout_mask(void)
 {
@@ -508,18 +520,18 @@ static void test_shapes(void)
 int main(void)
 {
     l2rw_set_threads(2);
-    l2rw_rng cfg;
-    l2rw_rng_seed(&cfg, 2018);
-    test_dense(&cfg);
-    test_conv(&cfg);
-    test_maxpool(&cfg);
-    test_simple(L2RW_OP_RELU, "relu", 1, 501);
-    test_simple(L2RW_OP_AVGPOOL, "avgpool", 1, 502);
-    test_simple(L2RW_OP_ADD, "add", 2, 503);
-    test_simple(L2RW_OP_FLATTEN, "flatten", 1, 504);
-    test_simple(L2RW_OP_DROPOUT, "dropout", 1, 505);
-    test_dropout_mask();
-    test_batchnorm();
-    test_shapes();
+    l2rw_rng_seed(&cfg_rng, 2018);
+    RUN(test_dense);
+    RUN(test_conv);
+    RUN(test_maxpool_ties_nan);
+    RUN(test_maxpool);
+    RUN(test_relu);
+    RUN(test_avgpool);
+    RUN(test_add);
+    RUN(test_flatten);
+    RUN(test_dropout);
+    RUN(test_dropout_mask);
+    RUN(test_batchnorm);
+    RUN(test_shapes);
     return CHECK_DONE("test_layers");
 }

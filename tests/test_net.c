@@ -71,7 +71,7 @@ static void eval_losses(l2rw_net *net, const float *x, const int32_t *y,
     CHECK_OK(l2rw_net_loss(net, y, NULL, loss, NULL));
 }
 
-static void test_fd(int avg_head)
+static void check_fd(int avg_head)
 {
     l2rw_net *net;
     CHECK_OK(build(&net, avg_head, 11));
@@ -177,6 +177,10 @@ static void test_fd(int avg_head)
     free(g);
     l2rw_net_free(net);
 }
+
+/* The dropout + flatten head, then the global-average-pool head. */
+static void test_fd_dropout_head(void) { check_fd(0); }
+static void test_fd_avgpool_head(void) { check_fd(1); }
 
 /* Same seed, same threads: bit-identical parameters, logits, gradients. */
 static void test_repeat(void)
@@ -500,13 +504,13 @@ static void test_thread_change(void)
 int main(void)
 {
     l2rw_set_threads(2);
-    test_fd(0);
-    test_fd(1);
-    test_repeat();
-    test_no_alloc();
-    test_errors();
-    test_create();
-    test_thread_change();
-    test_partial_tangent();
+    RUN(test_fd_dropout_head);
+    RUN(test_fd_avgpool_head);
+    RUN(test_repeat);
+    RUN(test_no_alloc);
+    RUN(test_errors);
+    RUN(test_create);
+    RUN(test_thread_change);
+    RUN(test_partial_tangent);
     return CHECK_DONE("test_net");
 }

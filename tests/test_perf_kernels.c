@@ -169,7 +169,7 @@ static void check_backward(conv_case *C, int acc, const char *what)
     free(dx0);
 }
 
-static void test_conv_same(void)
+static void check_conv_same(void)
 {
     /* ic, h, w, oc, k, n */
     static const int cases[][6] = {
@@ -256,7 +256,7 @@ static int same_bits(const float *a, const float *b, size_t n)
     return memcmp(a, b, n * sizeof *a) == 0;
 }
 
-static void test_bn_stats_norm(void)
+static void check_bn_stats_norm(void)
 {
     static const int cases[][3] = {{3, 4, 1}, {2, 3, 17}, {5, 2, 64}, {1, 16, 100}};
     l2rw_rng r;
@@ -284,15 +284,37 @@ static void test_bn_stats_norm(void)
     }
 }
 
-int main(void)
+/* The kernels split work over threads: each is checked with one and two. */
+static void test_conv_same_2_threads(void)
 {
     l2rw_set_threads(2);
-    test_conv_same();
+    check_conv_same();
+}
+
+static void test_conv_same_1_thread(void)
+{
     l2rw_set_threads(1);
-    test_conv_same();
-    test_pool22();
-    test_bn_stats_norm();
+    check_conv_same();
+}
+
+static void test_bn_stats_norm_1_thread(void)
+{
+    l2rw_set_threads(1);
+    check_bn_stats_norm();
+}
+
+static void test_bn_stats_norm_2_threads(void)
+{
     l2rw_set_threads(2);
-    test_bn_stats_norm();
+    check_bn_stats_norm();
+}
+
+int main(void)
+{
+    RUN(test_conv_same_2_threads);
+    RUN(test_conv_same_1_thread);
+    RUN(test_pool22); /* one thread */
+    RUN(test_bn_stats_norm_1_thread);
+    RUN(test_bn_stats_norm_2_threads);
     return CHECK_DONE("test_perf_kernels");
 }
