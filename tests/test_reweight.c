@@ -14,6 +14,7 @@
 #include "check.h"
 #include "common.h"
 #include "graph.h"
+#include "net_internal.h" /* the per-example path */
 #include "selfcheck.h"
 
 enum { C = 2, H = 5, W = 5, D = C * H * W, K = 3, MAXB = 64 };
@@ -141,9 +142,9 @@ static double val_loss(l2rw_net *net, const float *vx, const int32_t *vy)
     return s / FD_M;
 }
 
-/* g_i by central differences of the definition. */
-static void fd_meta(l2rw_net *net, const float *x, const int32_t *y,
-                    const float *vx, const int32_t *vy, double *g)
+/* g_i by central differences of the definition, step h in eps. */
+static void fd_meta_h(l2rw_net *net, const float *x, const int32_t *y,
+                      const float *vx, const int32_t *vy, double h, double *g)
 {
     size_t np = l2rw_net_num_params(net);
     float *theta = malloc(np * sizeof(float));
@@ -152,7 +153,7 @@ static void fd_meta(l2rw_net *net, const float *x, const int32_t *y,
         double lv[2];
         for (int sgn = 0; sgn < 2; sgn++) {
             float w[FD_N] = {0};
-            w[i] = (float)((sgn ? -1.0 : 1.0) * FD_H);
+            w[i] = (float)((sgn ? -1.0 : 1.0) * h);
             CHECK_OK(l2rw_net_forward(net, x, FD_N, L2RW_MODE_TRAIN_FROZEN, 0));
             CHECK_OK(l2rw_net_loss(net, y, NULL, NULL, NULL));
             CHECK_OK(l2rw_net_backward(net, w));
@@ -163,9 +164,15 @@ static void fd_meta(l2rw_net *net, const float *x, const int32_t *y,
             lv[sgn] = val_loss(net, vx, vy);
             memcpy(p, theta, np * sizeof(float));
         }
-        g[i] = (lv[0] - lv[1]) / (2.0 * FD_H);
+        g[i] = (lv[0] - lv[1]) / (2.0 * h);
     }
     free(theta);
+}
+
+static void fd_meta(l2rw_net *net, const float *x, const int32_t *y,
+                    const float *vx, const int32_t *vy, double *g)
+{
+    fd_meta_h(net, x, y, vx, vy, FD_H, g);
 }
 
 static double rel_err(const double *g, const float *u, int n)
@@ -214,6 +221,129 @@ static void test_meta_gradient(void)
           FD_N);
     free(st0);
     l2rw_net_free(net);
+}
+
+/* ---------------- the per-example path (no batch norm) vs the definition
+ *
+ * Nets without batch norm take the per-example L2RW path automatically
+ * (reweight.c step_l2rw_each: u from l2rw__net_scores_each, no tangent
+ * pass). Its u is checked here directly against the finite-difference
+ * definition g_i = d/d eps_i L_v(theta - alpha grad sum_k eps_k l_k)
+ * (fd_meta above: losses summed in double, theta - alpha grad formed in
+ * double), -g_i / alpha = u_i, and the weights of the method step against
+ * the weights max(-g_i, 0) / sum_k max(-g_k, 0) of the definition.
+ *
+ * Tolerance: FD_TOL = 1e-3 on max_i |g_i + alpha u_i| / max_k |alpha u_k|,
+ * the budget of test_meta_gradient (float32 engine: the rounding of L_v,
+ * ~1e-7, over 2h = 2e-2 is ~5e-6 on g against max |alpha u| ~ 1e-2..1e-1;
+ * the parameters move by s = alpha h = 1e-3 times a gradient, so the
+ * truncation error O(s^2) and a rare crossed ReLU / max-pool kink O(s)
+ * stay near 1e-4). A wrong layer, sign or example is off by O(1e-1..1).
+ * The weights: with |alpha u_i + g_i| <= d = FD_TOL max|alpha u| for all
+ * i, the positive parts differ by at most d each and their sums by n d,
+ * so |w_i - w_fd_i| <= (n + 1) d / sum_k max(-g_k, 0). */
+
+/* conv(bias) - relu - maxpool - conv(stride 2, no bias) - relu - dense -
+ * relu - dense: LeNet's layer kinds, no batch norm, no dropout. */
+static l2rw_net *lenet_like_net(uint64_t seed)
+{
+    l2rw_graph *g = NULL;
+    l2rw_net *net = NULL;
+    if (l2rw__graph_new(&g, C, H, W) != L2RW_OK) return NULL;
+    int x = l2rw__g_conv(g, 0, 4, 3, 1, 1, 1);
+    x = l2rw__g_maxpool(g, l2rw__g_relu(g, x), 2, 2);
+    x = l2rw__g_relu(g, l2rw__g_conv(g, x, 5, 3, 2, 1, 0));
+    x = l2rw__g_relu(g, l2rw__g_dense(g, x, 6));
+    x = l2rw__g_dense(g, x, K);
+    if (l2rw__graph_compile(g, x, "test-lenet-like", K, MAXB, seed, &net) !=
+        L2RW_OK)
+        return NULL;
+    return net;
+}
+
+/* a: u from the per-example path, then g by differences; b (a twin of
+ * a): one L2RW method step, whose weights are compared with g's. */
+static void check_meta_each(l2rw_net *a, l2rw_net *b, const char *what)
+{
+    CHECK(a && b, "%s: %s", what, l2rw_last_error());
+    if (!a || !b) return;
+    CHECK(l2rw__net_each_ok(a), "%s takes the per-example path", what);
+    float x[FD_N * D], vx[FD_M * D], u[FD_N], w[FD_N];
+    int32_t y[FD_N], vy[FD_M];
+    fill(x, y, FD_N, 61);
+    fill(vx, vy, FD_M, 62);
+    /* v = grad L_v into the tangent buffer; training forward without
+     * tangents; u_i = <v, grad l_i> from the per-example captures */
+    CHECK_OK(l2rw_net_forward(a, vx, FD_M, L2RW_MODE_TRAIN_FROZEN, 0));
+    CHECK_OK(l2rw_net_loss(a, vy, NULL, NULL, NULL));
+    CHECK_OK(l2rw_net_backward(a, NULL));
+    const size_t np = l2rw_net_num_params(a);
+    memcpy(l2rw_net_tangents(a), l2rw_net_grads(a), np * sizeof(float));
+    CHECK_OK(l2rw_net_forward(a, x, FD_N, L2RW_MODE_TRAIN_FROZEN, 0));
+    CHECK_OK(l2rw_net_loss(a, y, NULL, NULL, NULL));
+    CHECK_OK(l2rw__net_scores_each(a, u));
+    double g[FD_N], g2[FD_N], dh = 0.0;
+    fd_meta(a, x, y, vx, vy, g);
+    /* No ReLU or max-pool kink within the step (the differences at h and
+     * h/2 agree): only then is the comparison with a derivative
+     * meaningful. The data and the net's seed are fixed; this asserts that
+     * they give such a point (a new seed may not: then pick another). */
+    fd_meta_h(a, x, y, vx, vy, FD_H / 2, g2);
+    for (int i = 0; i < FD_N; i++) g2[i] -= g[i];
+    for (int i = 0; i < FD_N; i++) dh = fmax(dh, fabs(g2[i]));
+    const double e = rel_err(g, u, FD_N);
+    double amax0 = 0.0;
+    for (int i = 0; i < FD_N; i++) amax0 = fmax(amax0, fabs(FD_ALPHA * u[i]));
+    CHECK(dh <= 0.5 * FD_TOL * amax0,
+          "%s: differences at h and h/2 differ by %g (a kink within the "
+          "step; max |alpha u| %g)", what, dh, amax0);
+    printf("per-example path vs definition (%s, n=%d m=%d): max |g + alpha "
+           "u| / max |alpha u| = %.3g (tol %.0e); fd at h vs h/2: %.3g\n",
+           what, FD_N, FD_M, e, FD_TOL, dh / fmax(amax0, 1e-30));
+    CHECK(e <= FD_TOL, "%s: per-example meta gradient: rel err %g", what, e);
+    int pos = 0;
+    double amax = 0.0, sfd = 0.0;
+    for (int i = 0; i < FD_N; i++) {
+        pos += u[i] > 0.0f;
+        amax = fmax(amax, fabs(FD_ALPHA * u[i]));
+        sfd += fmax(-g[i], 0.0);
+    }
+    CHECK(pos > 0 && pos < FD_N, "%s: a mixed batch (%d positive of %d)",
+          what, pos, FD_N);
+    /* the method step (per-example path) on the twin */
+    l2rw_method_ctx *m = ctx_of(L2RW_METHOD_L2RW, b, NULL, 0, 0, 1);
+    l2rw_sgd *o = sgd(b, 0.0f);
+    l2rw_step_stats st;
+    if (m && o)
+        CHECK_OK(l2rw_method_step(m, b, o, 0, x, y, NULL, FD_N, vx, vy, FD_M,
+                                  &st, w));
+    const double tol = (FD_N + 1) * FD_TOL * amax / fmax(sfd, 1e-30);
+    double dw = 0.0;
+    for (int i = 0; m && o && i < FD_N; i++)
+        dw = fmax(dw, fabs((double)w[i] - fmax(-g[i], 0.0) / sfd));
+    printf("  step weights vs the definition's: max diff %.3g (tol %.3g)\n",
+           dw, tol);
+    CHECK(sfd > 0.0 && dw <= tol, "%s: step weights vs definition: %g (tol %g)",
+          what, dw, tol);
+    l2rw_method_free(m);
+    l2rw_sgd_free(o);
+}
+
+static void test_meta_gradient_each_lenet_like(void)
+{
+    /* seed 7: a point with no kink within the step (see check_meta_each) */
+    l2rw_net *a = lenet_like_net(7), *b = lenet_like_net(7);
+    check_meta_each(a, b, "conv-relu-pool-conv-relu-dense-relu-dense");
+    l2rw_net_free(a);
+    l2rw_net_free(b);
+}
+
+static void test_meta_gradient_each_mlp(void)
+{
+    l2rw_net *a = mlp_net(5), *b = mlp_net(5);
+    check_meta_each(a, b, "mlp:8");
+    l2rw_net_free(a);
+    l2rw_net_free(b);
 }
 
 /* Scores equal <v, grad l_i> from per-example backwards (all and last). */
@@ -984,6 +1114,8 @@ int main(void)
     l2rw_set_threads(1);
     RUN(test_names);
     RUN(test_meta_gradient);
+    RUN(test_meta_gradient_each_lenet_like);
+    RUN(test_meta_gradient_each_mlp);
     RUN(test_scores_vs_backward);
     RUN(test_l2rw_step);
     RUN(test_l2rw_last_and_dropout);
