@@ -9,8 +9,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* CIFAR_MAX_RECORDS: the whole of CIFAR-10 or -100 (60,000 images) in
+ * one file, the most a CIFAR file can hold: files are read no further,
+ * so a gzip bomb stops there instead of at 4 GiB. */
 enum { CIFAR_C = 3, CIFAR_HW = 32, CIFAR_PIXELS = 3 * 32 * 32,
-       CIFAR10_BATCHES = 5 };
+       CIFAR10_BATCHES = 5, CIFAR_MAX_RECORDS = 60000 };
 
 static int label_bytes(l2rw_cifar_kind kind)
 {
@@ -58,6 +61,16 @@ static l2rw_status cifar_check(const unsigned char *buf, size_t len,
     return L2RW_OK;
 }
 
+/* A CIFAR file of at most CIFAR_MAX_RECORDS records. */
+static l2rw_status cifar_read(const char *path, l2rw_cifar_kind kind,
+                              unsigned char **buf, size_t *len)
+{
+    size_t rec = (size_t)label_bytes(kind) + CIFAR_PIXELS;
+    return l2rw__read_file(path, CIFAR_MAX_RECORDS * rec,
+                           "of 60000 CIFAR records, the whole data set "
+                           "(a gzip bomb?)", buf, len);
+}
+
 /* Examples [first, first + n) of d from checked records. */
 static void cifar_fill(l2rw_dataset *d, int first, const unsigned char *buf,
                        int n, l2rw_cifar_kind kind)
@@ -92,7 +105,7 @@ l2rw_status l2rw_load_cifar_file(l2rw_dataset *out, const char *path,
     unsigned char *b;
     size_t len;
     memset(out, 0, sizeof *out);
-    L2RW_TRY(l2rw__read_file(path, &b, &len));
+    L2RW_TRY(cifar_read(path, kind, &b, &len));
     l2rw_status s = l2rw__cifar_parse(out, b, len, path, kind);
     free(b);
     return s;
@@ -131,7 +144,7 @@ static l2rw_status load_files(l2rw_dataset *d, char paths[][4200], int k,
     long total = 0;
     l2rw_status s = L2RW_OK;
     for (int i = 0; i < k && s == L2RW_OK; i++) {
-        s = l2rw__read_file(paths[i], &buf[i], &len[i]);
+        s = cifar_read(paths[i], kind, &buf[i], &len[i]);
         if (s == L2RW_OK) s = cifar_check(buf[i], len[i], paths[i], kind,
                                           &cnt[i]);
         if (s == L2RW_OK) total += cnt[i];

@@ -10,6 +10,11 @@
 #include <string.h>
 #include <zlib.h>
 
+/* First buffer of a read, and the most one gzread call takes (it counts
+ * in unsigned). */
+enum { FILE_FIRST_CHUNK = 1 << 16 };
+#define FILE_MAX_READ ((size_t)1 << 30)
+
 size_t l2rw_dataset_dim(const l2rw_dataset *d)
 {
     return (size_t)d->c * (size_t)d->h * (size_t)d->w;
@@ -191,67 +196,116 @@ l2rw_status l2rw__dataset_concat(l2rw_dataset *out, l2rw_dataset *a,
     return s;
 }
 
-l2rw_status l2rw__read_file(const char *path, unsigned char **buf,
-                            size_t *len)
+l2rw_status l2rw__file_open(l2rw__file *f, const char *path)
+{
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    errno = 0;
+    f->gz = gzopen(path, "rb");
+    if (!f->gz)
+        return l2rw__fail(L2RW_ERR_IO, "%s: cannot open: %s", path,
+                          errno ? strerror(errno) : "gzopen failed");
+    f->cap = FILE_FIRST_CHUNK;
+    f->buf = malloc(f->cap + 1);
+    if (!f->buf) {
+        l2rw__file_close(f);
+        return l2rw__fail(L2RW_ERR_NOMEM, "%s: out of memory", path);
+    }
+    return L2RW_OK;
+}
+
+void l2rw__file_close(l2rw__file *f)
+{
+    if (f->gz) gzclose((gzFile)f->gz);
+    free(f->buf);
+    memset(f, 0, sizeof *f);
+}
+
+/* Room for at least one more byte, at most `want` in all: the buffer
+ * doubles with the bytes actually read, never past what is asked for. */
+static l2rw_status file_grow(l2rw__file *f, size_t want)
+{
+    if (f->len < f->cap) return L2RW_OK;
+    size_t cap = f->cap * 2 < want ? f->cap * 2 : want;
+    unsigned char *nb = realloc(f->buf, cap + 1);
+    if (!nb)
+        return l2rw__fail(L2RW_ERR_NOMEM, "%s: out of memory after %zu "
+                          "bytes", f->path, f->len);
+    f->buf = nb;
+    f->cap = cap;
+    return L2RW_OK;
+}
+
+/* End of the stream: a gzip stream cut short reads as EOF with an error
+ * state, which is a corrupt file, not a short one. */
+static l2rw_status file_at_eof(l2rw__file *f)
+{
+    int err;
+    const char *msg = gzerror((gzFile)f->gz, &err);
+    f->eof = 1;
+    if (err != Z_OK && err != Z_STREAM_END)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: corrupt or truncated gzip "
+                          "data: %s", f->path, msg);
+    return L2RW_OK;
+}
+
+l2rw_status l2rw__file_fill(l2rw__file *f, size_t want)
+{
+    while (f->len < want && !f->eof) {
+        L2RW_TRY(file_grow(f, want));
+        size_t ask = f->cap - f->len;
+        if (ask > want - f->len) ask = want - f->len;
+        if (ask > FILE_MAX_READ) ask = FILE_MAX_READ;
+        int got = gzread((gzFile)f->gz, f->buf + f->len, (unsigned)ask);
+        if (got < 0) {
+            int err;
+            const char *msg = gzerror((gzFile)f->gz, &err);
+            return l2rw__fail(err == Z_ERRNO ? L2RW_ERR_IO : L2RW_ERR_FORMAT,
+                              "%s: read failed: %s", f->path,
+                              err == Z_ERRNO ? strerror(errno) : msg);
+        }
+        if (got == 0) return file_at_eof(f);
+        f->len += (size_t)got;
+    }
+    return L2RW_OK;
+}
+
+void l2rw__file_take(l2rw__file *f, unsigned char **buf, size_t *len)
+{
+    f->buf[f->len] = 0;
+    *buf = f->buf;
+    *len = f->len;
+    f->buf = NULL;
+    l2rw__file_close(f);
+}
+
+l2rw_status l2rw__file_finish(l2rw__file *f, size_t limit, const char *why,
+                              unsigned char **buf, size_t *len)
 {
     *buf = NULL;
     *len = 0;
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return l2rw__fail(L2RW_ERR_IO, "%s: cannot open: %s", path,
-                          errno ? strerror(errno) : "gzopen failed");
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *b = malloc(cap + 1);
-    l2rw_status s = b ? L2RW_OK
-                      : l2rw__fail(L2RW_ERR_NOMEM, "%s: out of memory",
-                                   path);
-    while (s == L2RW_OK) {
-        if (n == cap) {
-            if (cap >= L2RW__MAX_FILE) {
-                s = l2rw__fail(L2RW_ERR_FORMAT, "%s: larger than %zu bytes",
-                               path, (size_t)L2RW__MAX_FILE);
-                break;
-            }
-            unsigned char *nb = realloc(b, 2 * cap + 1);
-            if (!nb) {
-                s = l2rw__fail(L2RW_ERR_NOMEM, "%s: out of memory after %zu "
-                               "bytes", path, n);
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-        size_t want = cap - n;
-        if (want > (1u << 30)) want = 1u << 30; /* gzread takes unsigned */
-        int got = gzread(gz, b + n, (unsigned)want);
-        if (got < 0) {
-            int err;
-            const char *msg = gzerror(gz, &err);
-            s = l2rw__fail(err == Z_ERRNO ? L2RW_ERR_IO : L2RW_ERR_FORMAT,
-                           "%s: read failed: %s", path,
-                           err == Z_ERRNO ? strerror(errno) : msg);
-            break;
-        }
-        if (got == 0) break;
-        n += (size_t)got;
-    }
-    /* A gzip stream cut short reads as EOF with an error state. */
-    if (s == L2RW_OK) {
-        int err;
-        const char *msg = gzerror(gz, &err);
-        if (err != Z_OK && err != Z_STREAM_END)
-            s = l2rw__fail(L2RW_ERR_FORMAT, "%s: corrupt or truncated "
-                           "gzip data: %s", path, msg);
-    }
-    gzclose(gz);
+    /* One byte past the limit tells a file that holds more, without
+     * inflating the rest of a gzip bomb. */
+    l2rw_status s = l2rw__file_fill(f, limit + 1);
+    if (s == L2RW_OK && f->len > limit)
+        s = l2rw__fail(L2RW_ERR_FORMAT, "%s: holds more than the %zu bytes "
+                       "%s; stopped reading there", f->path, limit, why);
     if (s != L2RW_OK) {
-        free(b);
+        l2rw__file_close(f);
         return s;
     }
-    b[n] = 0;
-    *buf = b;
-    *len = n;
+    l2rw__file_take(f, buf, len);
     return L2RW_OK;
+}
+
+l2rw_status l2rw__read_file(const char *path, size_t limit, const char *why,
+                            unsigned char **buf, size_t *len)
+{
+    l2rw__file f;
+    *buf = NULL;
+    *len = 0;
+    L2RW_TRY(l2rw__file_open(&f, path));
+    return l2rw__file_finish(&f, limit, why, buf, len);
 }
 
 uint64_t l2rw_data_stage_seed(uint64_t seed, l2rw_data_stage stage)

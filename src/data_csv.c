@@ -5,12 +5,15 @@
 #include "data_internal.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { CSV_FIELD_MAX = 255 };
+/* Fields up to this length are parsed from a copy on the stack. */
+enum { CSV_FIELD_SMALL = 255, CSV_QUOTE_MAX = 40 };
 
 l2rw_csv_opts l2rw_csv_opts_default(void)
 {
@@ -72,29 +75,49 @@ static span next_field(const char **q, const char *e)
     return trim(f);
 }
 
-/* Parse a number filling the whole field; 0 ok, -1 not a number, -2 not
- * finite. */
-static int parse_num(span f, double *v)
+/* What a field holds. Only NUM_TEXT makes a row a header: a row of
+ * numbers with an empty or NaN field is bad data, not column names. */
+typedef enum {
+    NUM_OK,        /* a finite number (an underflow to 0 or a denormal
+                      is one) */
+    NUM_EMPTY,
+    NUM_TEXT,      /* not a number */
+    NUM_NONFINITE, /* nan, inf written as such */
+    NUM_RANGE,     /* a number beyond double range (overflows to inf) */
+    NUM_NOMEM
+} num_kind;
+
+/* Parse a number filling the whole field, of any length: strtod needs a
+ * NUL-terminated copy (the buffer is not terminated after the field). */
+static num_kind parse_num(span f, double *v)
 {
-    char tmp[CSV_FIELD_MAX + 1];
+    char small[CSV_FIELD_SMALL + 1];
     size_t n = (size_t)(f.e - f.b);
-    if (n == 0 || n > CSV_FIELD_MAX) return -1;
+    if (n == 0) return NUM_EMPTY;
+    char *tmp = n <= CSV_FIELD_SMALL ? small : malloc(n + 1);
+    if (!tmp) return NUM_NOMEM;
     memcpy(tmp, f.b, n);
     tmp[n] = 0;
-    if (strlen(tmp) != n) return -1; /* embedded NUL */
+    num_kind k = NUM_OK;
     char *end;
+    errno = 0;
     *v = strtod(tmp, &end);
-    if (end != tmp + n) return -1;
-    return isfinite(*v) ? 0 : -2;
+    if (strlen(tmp) != n || end != tmp + n) k = NUM_TEXT; /* or a NUL */
+    else if (errno == ERANGE && isinf(*v)) k = NUM_RANGE;
+    else if (!isfinite(*v)) k = NUM_NONFINITE;
+    if (tmp != small) free(tmp);
+    return k;
 }
 
-static int row_is_numeric(span line, int nf)
+/* A row with a field that is text (not a number, not empty, not nan):
+ * the header of auto-detection. */
+static int row_has_text(span line, int nf)
 {
     double v;
     const char *q = line.b;
     for (int k = 0; k < nf; k++)
-        if (parse_num(next_field(&q, line.e), &v) != 0) return 0;
-    return 1;
+        if (parse_num(next_field(&q, line.e), &v) == NUM_TEXT) return 1;
+    return 0;
 }
 
 static l2rw_status find_label(span header, int nf, int has_header,
@@ -127,9 +150,49 @@ static l2rw_status find_label(span header, int nf, int has_header,
     return L2RW_OK;
 }
 
+static const char *num_problem(num_kind k)
+{
+    switch (k) {
+    case NUM_EMPTY: return "empty";
+    case NUM_TEXT: return "not a number";
+    case NUM_NONFINITE: return "not finite (NaN or Inf)";
+    case NUM_RANGE: return "out of range (beyond double precision)";
+    default: return "unreadable";
+    }
+}
+
+/* The error for field k of a row (quoted, shortened when long). */
+static l2rw_status field_error(span f, num_kind k, int col, long lineno,
+                               const char *name)
+{
+    if (k == NUM_NOMEM)
+        return l2rw__fail(L2RW_ERR_NOMEM, "%s:%ld: out of memory", name,
+                          lineno);
+    int n = (int)(f.e - f.b), shown = n > CSV_QUOTE_MAX ? CSV_QUOTE_MAX : n;
+    return l2rw__fail(L2RW_ERR_FORMAT, "%s:%ld: column %d '%.*s%s' is %s",
+                      name, lineno, col, shown, f.b,
+                      n > shown ? "..." : "", num_problem(k));
+}
+
+/* A label: an integer in [0, limit) (limit: the class count when given,
+ * else the most classes a reader infers). */
+static l2rw_status check_label(double v, int limit, int i, long lineno,
+                               const char *name)
+{
+    if (v != floor(v))
+        return l2rw__fail(L2RW_ERR_LABEL, "%s:%ld: label %.10g of example "
+                          "%d is not an integer", name, lineno, v, i);
+    if (v < 0 || v >= limit)
+        return l2rw__fail(L2RW_ERR_LABEL, "%s:%ld: label %.10g of example "
+                          "%d is outside [0, %d)", name, lineno, v, i,
+                          limit);
+    return L2RW_OK;
+}
+
 /* Fill example i from a data row. */
 static l2rw_status parse_row(l2rw_dataset *d, int i, span line, int nf,
-                             int label, long lineno, const char *name)
+                             int label, int limit, long lineno,
+                             const char *name)
 {
     int got = count_fields(line);
     if (got != nf)
@@ -141,24 +204,16 @@ static l2rw_status parse_row(l2rw_dataset *d, int i, span line, int nf,
     for (int k = 0; k < nf; k++) {
         span f = next_field(&q, line.e);
         double v;
-        int r = parse_num(f, &v);
-        if (r != 0)
-            return l2rw__fail(L2RW_ERR_FORMAT, "%s:%ld: field %d '%.*s' is "
-                              "%s", name, lineno, k + 1,
-                              (int)(f.e - f.b > 40 ? 40 : f.e - f.b), f.b,
-                              r == -2 ? "not finite (NaN or Inf)"
-                                      : f.b == f.e ? "empty"
-                                                   : "not a number");
+        num_kind r = parse_num(f, &v);
+        if (r != NUM_OK) return field_error(f, r, k + 1, lineno, name);
         if (k == label) {
-            if (v != floor(v) || v < 0 || v >= L2RW__MAX_CLASSES)
-                return l2rw__fail(L2RW_ERR_LABEL, "%s:%ld: label %g is not "
-                                  "an integer in [0, %d)", name, lineno, v,
-                                  L2RW__MAX_CLASSES);
+            L2RW_TRY(check_label(v, limit, i, lineno, name));
             d->y[i] = (int32_t)v;
         } else {
-            if (fabs(v) > 3.4e38)
-                return l2rw__fail(L2RW_ERR_FORMAT, "%s:%ld: field %d is "
-                                  "beyond float range", name, lineno, k + 1);
+            if (fabs(v) > FLT_MAX)
+                return l2rw__fail(L2RW_ERR_FORMAT, "%s:%ld: column %d is "
+                                  "out of float range (|x| > %g)", name,
+                                  lineno, k + 1, (double)FLT_MAX);
             x[j++] = (float)v;
         }
     }
@@ -199,7 +254,7 @@ l2rw_status l2rw__csv_parse(l2rw_dataset *out, const char *buf, size_t len,
         return l2rw__fail(L2RW_ERR_FORMAT, "%s: rows need a label and at "
                           "least one feature (found %d field)", name, nf);
     int has_header = o.header == 1 ||
-                     (o.header < 0 && !row_is_numeric(first, nf));
+                     (o.header < 0 && row_has_text(first, nf));
     int label = 0;
     L2RW_TRY(find_label(first, nf, has_header, &o, name, &label));
     long n = rows - has_header;
@@ -212,6 +267,7 @@ l2rw_status l2rw__csv_parse(l2rw_dataset *out, const char *buf, size_t len,
     L2RW_TRY(l2rw_dataset_alloc(&d, (int)n, nf - 1, 1, 1, 0));
     l2rw_status s = L2RW_OK;
     int i = 0, skip = has_header;
+    int limit = o.classes > 0 ? o.classes : L2RW__MAX_CLASSES;
     p = buf;
     lineno = 0;
     while (p < end && s == L2RW_OK) {
@@ -222,7 +278,7 @@ l2rw_status l2rw__csv_parse(l2rw_dataset *out, const char *buf, size_t len,
             skip = 0;
             continue;
         }
-        s = parse_row(&d, i++, l, nf, label, lineno, name);
+        s = parse_row(&d, i++, l, nf, label, limit, lineno, name);
     }
     if (s == L2RW_OK) s = l2rw__check_labels(d.y, d.n, &o.classes, name);
     if (s != L2RW_OK) {
@@ -241,7 +297,9 @@ l2rw_status l2rw_load_csv(l2rw_dataset *out, const char *path,
     unsigned char *b;
     size_t len;
     memset(out, 0, sizeof *out);
-    L2RW_TRY(l2rw__read_file(path, &b, &len));
+    /* CSV announces no size: the general limit is all there is. */
+    L2RW_TRY(l2rw__read_file(path, L2RW__MAX_FILE, "a reader accepts", &b,
+                             &len));
     l2rw_status s = l2rw__csv_parse(out, (const char *)b, len, path, opts);
     free(b);
     return s;

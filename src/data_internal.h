@@ -11,17 +11,41 @@
 
 /* Largest file (after gunzip) a reader accepts: 4 GiB, which becomes
  * 16 GiB of floats for byte pixels (CIFAR-100's train.bin is 150 MB).
- * The buffer grows with the bytes actually read, so a lying header never
- * makes us allocate more than twice the real data, and a gzip bomb stops
- * at this size. */
+ * Formats whose header announces their size (IDX, .npy) are read up to
+ * that size and no further, CIFAR up to its largest record count, so a
+ * gzip bomb stops after a few KB of excess output; CSV, which announces
+ * nothing, stops at this size. The buffer grows with the bytes actually
+ * read, so a lying header never makes us allocate more than twice the
+ * real data. */
 #define L2RW__MAX_FILE ((size_t)1 << 32)
 /* Largest class count a reader infers (counts arrays are sized by it). */
 #define L2RW__MAX_CLASSES 100000
 
-/* Read a whole file, gunzipping it when it is gzip (zlib reads raw files
- * as they are). *buf is malloc'd (NUL-terminated one past *len). */
-l2rw_status l2rw__read_file(const char *path, unsigned char **buf,
-                            size_t *len);
+/* A file being read, gunzipped when it is gzip (zlib reads raw files as
+ * they are), into a buffer that grows as bytes arrive. */
+typedef struct {
+    const char *path;
+    void *gz;            /* gzFile */
+    unsigned char *buf;  /* cap + 1 bytes (room for a NUL) */
+    size_t len, cap;
+    int eof;
+} l2rw__file;
+
+l2rw_status l2rw__file_open(l2rw__file *f, const char *path);
+/* Read until f->len >= want or the end of the file (f->eof). */
+l2rw_status l2rw__file_fill(l2rw__file *f, size_t want);
+/* Read the rest: a FORMAT error when the file holds more than `limit`
+ * bytes (reading stops one byte past it); `why` completes "holds more
+ * than the N bytes ..." in the message. On success *buf (malloc'd,
+ * NUL-terminated one past *len) gets the bytes. f is closed either way. */
+l2rw_status l2rw__file_finish(l2rw__file *f, size_t limit, const char *why,
+                              unsigned char **buf, size_t *len);
+/* The bytes read so far, without reading further; closes f. */
+void l2rw__file_take(l2rw__file *f, unsigned char **buf, size_t *len);
+void l2rw__file_close(l2rw__file *f);
+/* open + finish: a whole file of at most `limit` bytes. */
+l2rw_status l2rw__read_file(const char *path, size_t limit, const char *why,
+                            unsigned char **buf, size_t *len);
 
 /* Parsers of whole-file buffers; `name` is the file name for errors.
  * out is allocated on success and left zeroed on failure. */

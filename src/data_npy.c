@@ -8,7 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { NPY_MAX_DIMS = 16, NPY_MAX_HEADER = 1 << 20 };
+/* NPY_PREAMBLE_V1/V2: magic, version and header length field of format
+ * version 1 (2-byte length) and 2-3 (4-byte length). */
+enum { NPY_MAX_DIMS = 16, NPY_MAX_HEADER = 1 << 20, NPY_PREAMBLE_V1 = 10,
+       NPY_PREAMBLE_V2 = 12 };
+
+/* What a file holds: the role decides the dtypes accepted. */
+typedef enum { NPY_FEATURES, NPY_LABELS } npy_role;
 
 typedef enum { DT_U1, DT_F4, DT_I4, DT_I8, DT_OTHER } npy_dtype;
 
@@ -114,41 +120,65 @@ static l2rw_status parse_shape(npy_array *a, const char *v, const char *name)
     return L2RW_OK;
 }
 
-static l2rw_status parse_header(npy_array *a, const unsigned char *b,
-                                size_t len, const char *name)
+/* The dtypes each role accepts, and the list for messages. */
+static int role_accepts(npy_role role, npy_dtype dt)
 {
-    memset(a, 0, sizeof *a);
-    if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
+    if (role == NPY_FEATURES) return dt == DT_U1 || dt == DT_F4;
+    return dt == DT_U1 || dt == DT_I4 || dt == DT_I8;
+}
+
+static const char *role_dtypes(npy_role role)
+{
+    return role == NPY_FEATURES ? "feature dtypes '|u1', '<f4'"
+                                : "label dtypes '<i4', '<i8', '|u1'";
+}
+
+/* Magic, version and header length: the dict is b[*off, *off + *hl). */
+static l2rw_status parse_preamble(const unsigned char *b, size_t len,
+                                  const char *name, size_t *off, size_t *hl)
+{
+    if (len < NPY_PREAMBLE_V1 || memcmp(b, "\x93NUMPY", 6) != 0)
         return l2rw__fail(L2RW_ERR_FORMAT, "%s: not a .npy file (bad "
                           "magic)", name);
     int major = b[6];
     if (major < 1 || major > 3)
         return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy format version %d.%d "
                           "is not supported", name, major, b[7]);
-    size_t hl, off;
     if (major == 1) {
-        hl = (size_t)b[8] | (size_t)b[9] << 8;
-        off = 10;
+        *hl = (size_t)b[8] | (size_t)b[9] << 8;
+        *off = NPY_PREAMBLE_V1;
     } else {
-        if (len < 12)
+        if (len < NPY_PREAMBLE_V2)
             return l2rw__fail(L2RW_ERR_FORMAT, "%s: truncated .npy header",
                               name);
-        hl = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 |
-             (size_t)b[11] << 24;
-        off = 12;
+        *hl = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 |
+              (size_t)b[11] << 24;
+        *off = NPY_PREAMBLE_V2;
     }
-    if (hl > NPY_MAX_HEADER || hl > len - off)
+    if (*hl > NPY_MAX_HEADER || *hl > len - *off)
         return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy header length %zu "
-                          "exceeds the file (%zu bytes)", name, hl, len);
+                          "exceeds the file (%zu bytes)", name, *hl, len);
+    return L2RW_OK;
+}
+
+/* The header dict: dtype (one the role accepts: an unsupported one is
+ * named as such before any size check, whose item size it would get
+ * wrong), C order, shape. */
+static l2rw_status parse_dict(npy_array *a, const unsigned char *b,
+                              size_t hl, const char *name, npy_role role)
+{
     char *h = malloc(hl + 1);
     if (!h) return l2rw__fail(L2RW_ERR_NOMEM, "%s: out of memory", name);
-    memcpy(h, b + off, hl);
+    memcpy(h, b, hl);
     h[hl] = 0;
     l2rw_status s = strlen(h) == hl
                         ? parse_descr(a, find_key(h, "descr"), name)
                         : l2rw__fail(L2RW_ERR_FORMAT, "%s: NUL byte in .npy "
                                      "header", name);
-    const char *fo = find_key(h, "fortran_order");
+    if (s == L2RW_OK && !role_accepts(role, a->dt))
+        s = l2rw__fail(L2RW_ERR_FORMAT, "%s: unsupported dtype '%s' "
+                       "(supported %s)", name, a->descr, role_dtypes(role));
+    const char *fo = s == L2RW_OK ? find_key(h, "fortran_order") : NULL;
     if (s == L2RW_OK && !fo)
         s = l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy header has no "
                        "'fortran_order'", name);
@@ -157,37 +187,94 @@ static l2rw_status parse_header(npy_array *a, const unsigned char *b,
                        "not supported (save with C order)", name);
     if (s == L2RW_OK) s = parse_shape(a, find_key(h, "shape"), name);
     free(h);
-    L2RW_TRY(s);
-    size_t avail = len - off - hl, esz = dt_size(a->dt);
+    return s;
+}
+
+/* Elements the shape gives, whose bytes must not exceed cap (`cap_what`
+ * says what cap is, for the message). */
+static l2rw_status shape_count(npy_array *a, size_t cap,
+                               const char *cap_what, const char *name)
+{
+    size_t esz = dt_size(a->dt);
     uint64_t count = 1;
     for (int i = 0; i < a->ndim; i++)
         if (a->shape[i] == 0) count = 0; /* an empty array: no data */
     for (int i = 0; i < a->ndim && count; i++) {
-        /* Compare with the bytes present before multiplying further. */
-        if (count > (uint64_t)(avail / esz) / a->shape[i])
+        /* Compared before multiplying, so the product cannot overflow. */
+        if (count > (uint64_t)(cap / esz) / a->shape[i])
             return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy shape needs more "
-                              "than the %zu data bytes present (truncated)",
-                              name, avail);
+                              "than %s", name, cap_what);
         count *= a->shape[i];
     }
-    if (a->dt != DT_OTHER && count * esz != avail)
-        return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy shape gives %llu bytes "
-                          "of data but the file has %zu (%s)", name,
-                          (unsigned long long)(count * esz), avail,
-                          count * esz < avail ? "trailing data"
-                                              : "truncated");
-    a->data = b + off + hl;
     a->count = (size_t)count;
     return L2RW_OK;
+}
+
+static l2rw_status parse_header(npy_array *a, const unsigned char *b,
+                                size_t len, const char *name, npy_role role)
+{
+    size_t off = 0, hl = 0;
+    char present[64];
+    memset(a, 0, sizeof *a);
+    L2RW_TRY(parse_preamble(b, len, name, &off, &hl));
+    L2RW_TRY(parse_dict(a, b + off, hl, name, role));
+    size_t avail = len - off - hl, esz = dt_size(a->dt);
+    snprintf(present, sizeof present, "the %zu data bytes present (truncated)",
+             avail);
+    L2RW_TRY(shape_count(a, avail, present, name));
+    if (a->count * esz != avail)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: .npy shape gives %zu bytes "
+                          "of data but the file has %zu (trailing data)",
+                          name, a->count * esz, avail);
+    a->data = b + off + hl;
+    return L2RW_OK;
+}
+
+/* Where the header dict ends, from the preamble alone; len when the
+ * preamble is short or bad, so that nothing more is read before
+ * parse_preamble names the problem. */
+static size_t header_end(const unsigned char *b, size_t len)
+{
+    if (len < NPY_PREAMBLE_V2 || memcmp(b, "\x93NUMPY", 6) != 0)
+        return len;
+    size_t hl = (size_t)b[8] | (size_t)b[9] << 8;
+    if (b[6] == 1) return NPY_PREAMBLE_V1 + hl;
+    if (b[6] > 3) return len;
+    hl |= (size_t)b[10] << 16 | (size_t)b[11] << 24;
+    return hl > NPY_MAX_HEADER ? len : NPY_PREAMBLE_V2 + hl;
+}
+
+/* Read a .npy file up to the size its header announces and no further
+ * (zlib passes raw files through, and a gzip bomb stops there). */
+static l2rw_status npy_read(const char *path, npy_role role,
+                            unsigned char **buf, size_t *len)
+{
+    l2rw__file f;
+    npy_array a;
+    size_t off = 0, hl = 0;
+    *buf = NULL;
+    *len = 0;
+    memset(&a, 0, sizeof a);
+    L2RW_TRY(l2rw__file_open(&f, path));
+    l2rw_status s = l2rw__file_fill(&f, NPY_PREAMBLE_V2);
+    if (s == L2RW_OK) s = l2rw__file_fill(&f, header_end(f.buf, f.len));
+    if (s == L2RW_OK) s = parse_preamble(f.buf, f.len, path, &off, &hl);
+    if (s == L2RW_OK) s = parse_dict(&a, f.buf + off, hl, path, role);
+    if (s == L2RW_OK)
+        s = shape_count(&a, L2RW__MAX_FILE - off - hl,
+                        "the 4 GiB a reader accepts (corrupt header?)", path);
+    if (s != L2RW_OK) {
+        l2rw__file_close(&f);
+        return s;
+    }
+    return l2rw__file_finish(&f, off + hl + a.count * dt_size(a.dt),
+                             "its .npy header announces (trailing data, or "
+                             "a gzip bomb)", buf, len);
 }
 
 static l2rw_status read_labels(l2rw_dataset *d, const npy_array *a,
                                const char *name)
 {
-    if (a->dt != DT_U1 && a->dt != DT_I4 && a->dt != DT_I8)
-        return l2rw__fail(L2RW_ERR_FORMAT, "%s: label dtype '%s' is not "
-                          "supported (need '<i4', '<i8' or '|u1')", name,
-                          a->descr);
     if (a->ndim < 1 || a->ndim > 2 || (a->ndim == 2 && a->shape[1] != 1))
         return l2rw__fail(L2RW_ERR_FORMAT, "%s: labels must have shape (N,) "
                           "or (N, 1) (got %d axes)", name, a->ndim);
@@ -242,12 +329,8 @@ l2rw_status l2rw__npy_parse(l2rw_dataset *out, const unsigned char *xb,
     npy_array xa, ya;
     int c, h, w;
     memset(out, 0, sizeof *out);
-    L2RW_TRY(parse_header(&xa, xb, x_len, x_name));
-    L2RW_TRY(parse_header(&ya, yb, y_len, y_name));
-    if (xa.dt != DT_U1 && xa.dt != DT_F4)
-        return l2rw__fail(L2RW_ERR_FORMAT, "%s: feature dtype '%s' is not "
-                          "supported (need '|u1' or '<f4')", x_name,
-                          xa.descr);
+    L2RW_TRY(parse_header(&xa, xb, x_len, x_name, NPY_FEATURES));
+    L2RW_TRY(parse_header(&ya, yb, y_len, y_name, NPY_LABELS));
     if (xa.ndim < 1)
         return l2rw__fail(L2RW_ERR_FORMAT, "%s: features must have at least "
                           "one axis (the examples)", x_name);
@@ -278,10 +361,8 @@ l2rw_status l2rw_load_npy(l2rw_dataset *out, const char *x_path,
     unsigned char *xb = NULL, *yb = NULL;
     size_t xl = 0, yl = 0;
     memset(out, 0, sizeof *out);
-    /* Plain reads: .npy files are never gzip, but zlib passes raw data
-     * through unchanged, so one reader serves. */
-    l2rw_status s = l2rw__read_file(y_path, &yb, &yl);
-    if (s == L2RW_OK) s = l2rw__read_file(x_path, &xb, &xl);
+    l2rw_status s = npy_read(y_path, NPY_LABELS, &yb, &yl);
+    if (s == L2RW_OK) s = npy_read(x_path, NPY_FEATURES, &xb, &xl);
     if (s == L2RW_OK)
         s = l2rw__npy_parse(out, xb, xl, x_path, yb, yl, y_path,
                             classes);

@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 
 #define DEFAULT_FASHION_DIR "/usr/share/datasets/fashion-mnist"
-enum { SPEC_MAX_POS = 2, SPEC_GROUPS = 2, SPEC_PATH = 4096 };
+/* (Fashion-)MNIST has ten classes whatever labels a file holds. */
+enum { SPEC_MAX_POS = 2, SPEC_GROUPS = 2, SPEC_PATH = 4096,
+       MNIST_CLASSES = 10 };
 
 typedef enum {
     K_FASHION, K_MNIST, K_CIFAR10, K_CIFAR100, K_IDX, K_CSV, K_NPY
@@ -37,6 +39,19 @@ typedef struct {
     l2rw_csv_opts csv;
     l2rw_cifar_kind cifar;
 } spec;
+
+/* The files a part (training or test) of a spec was read from, named in
+ * the messages of check_parts: x holds the examples, y the labels (the
+ * same file for CSV, the directory for CIFAR). */
+typedef struct {
+    char x[SPEC_PATH], y[SPEC_PATH];
+} part_files;
+
+static void set_files(part_files *p, const char *x, const char *y)
+{
+    snprintf(p->x, sizeof p->x, "%s", x);
+    snprintf(p->y, sizeof p->y, "%s", y);
+}
 
 static l2rw_status parse_long(const char *v, long lo, long hi, long *out,
                               const char *spec_s, const char *key)
@@ -150,18 +165,17 @@ static void idx_path(char *out, const char *dir, const char *name,
 }
 
 static l2rw_status load_idx_dir(const char *dir, l2rw_dataset *train,
-                                l2rw_dataset *test)
+                                l2rw_dataset *test, part_files *tf,
+                                part_files *sf)
 {
-    char ti[SPEC_PATH], tl[SPEC_PATH], vi[SPEC_PATH], vl[SPEC_PATH];
     if (strlen(dir) > SPEC_PATH - 64)
         return l2rw__fail(L2RW_ERR_ARG, "directory name too long");
-    idx_path(ti, dir, "train-images-idx3-ubyte", "train-images.idx3-ubyte");
-    idx_path(tl, dir, "train-labels-idx1-ubyte", "train-labels.idx1-ubyte");
-    idx_path(vi, dir, "t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte");
-    idx_path(vl, dir, "t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte");
-    /* (Fashion-)MNIST has ten classes whatever labels a file holds. */
-    L2RW_TRY(l2rw_load_idx(train, ti, tl, 10));
-    return l2rw_load_idx(test, vi, vl, 10);
+    idx_path(tf->x, dir, "train-images-idx3-ubyte", "train-images.idx3-ubyte");
+    idx_path(tf->y, dir, "train-labels-idx1-ubyte", "train-labels.idx1-ubyte");
+    idx_path(sf->x, dir, "t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte");
+    idx_path(sf->y, dir, "t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte");
+    L2RW_TRY(l2rw_load_idx(train, tf->x, tf->y, MNIST_CLASSES));
+    return l2rw_load_idx(test, sf->x, sf->y, MNIST_CLASSES);
 }
 
 static l2rw_status need_pos(const spec *sp, int g, int n, const char *s,
@@ -174,8 +188,10 @@ static l2rw_status need_pos(const spec *sp, int g, int n, const char *s,
 }
 
 static l2rw_status load_files(const spec *sp, int g, l2rw_dataset *d,
-                              const char *s)
+                              part_files *pf, const char *s)
 {
+    const char *x = sp->pos[g][0], *y = sp->pos[g][sp->npos[g] > 1];
+    if (sp->npos[g] > 0) set_files(pf, x, y);
     switch (sp->kind) {
     case K_IDX:
         L2RW_TRY(need_pos(sp, g, 2, s, "idx:IMAGES,LABELS[;TEST_IMAGES,"
@@ -192,48 +208,150 @@ static l2rw_status load_files(const spec *sp, int g, l2rw_dataset *d,
     }
 }
 
-/* Both sets get the larger inferred class count. */
-static l2rw_status join_classes(l2rw_dataset *train, l2rw_dataset *test,
-                                const char *s)
+/* The example of d with label k, as its index in the source file. */
+static int example_with(const l2rw_dataset *d, int k)
+{
+    for (int i = 0; i < d->n; i++)
+        if (d->y[i] == k) return d->id[i];
+    return -1;
+}
+
+/* Test labels must lie in the training data's classes (inferred from
+ * the training labels when no count was given). */
+static l2rw_status check_test_labels(const l2rw_dataset *test, int classes,
+                                     const part_files *sf,
+                                     const part_files *tf)
+{
+    for (int i = 0; i < test->n; i++)
+        if (test->y[i] < 0 || test->y[i] >= classes)
+            return l2rw__fail(L2RW_ERR_LABEL, "%s: label %d of example %d "
+                              "is outside [0, %d), the classes of the "
+                              "training labels in %s (give classes=K when "
+                              "the training data lacks some)", sf->y,
+                              (int)test->y[i], test->id[i], classes, tf->y);
+    return L2RW_OK;
+}
+
+/* Inferred classes (largest label + 1) must all occur in the data: an
+ * empty class below the largest label means a label far out of range,
+ * which would otherwise surface later as a class the clean split cannot
+ * fill. */
+static l2rw_status check_no_gap(const l2rw_dataset *train,
+                                const l2rw_dataset *test, int classes,
+                                const part_files *tf, const part_files *sf)
+{
+    uint8_t *seen = l2rw__calloc((size_t)classes, 1);
+    if (!seen) return l2rw__fail(L2RW_ERR_NOMEM, "%s: out of memory", tf->y);
+    for (int i = 0; i < train->n; i++) seen[train->y[i]] = 1;
+    for (int i = 0; i < test->n; i++) seen[test->y[i]] = 1;
+    int gap = 0, next;
+    while (gap < classes && seen[gap]) gap++;
+    for (next = gap; next < classes && !seen[next]; next++) {}
+    free(seen);
+    if (next >= classes) return L2RW_OK; /* no class above the gap */
+    int ex = example_with(train, next);
+    const char *file = ex >= 0 ? tf->y : sf->y;
+    if (ex < 0) ex = example_with(test, next);
+    if (gap == 0)
+        return l2rw__fail(L2RW_ERR_LABEL, "%s: labels must start at 0 but "
+                          "the smallest, %d (example %d), leaves classes "
+                          "0..%d without examples (give classes=K to allow "
+                          "empty classes)", file, next, ex, next - 1);
+    return l2rw__fail(L2RW_ERR_LABEL, "%s: label %d of example %d is "
+                      "outside [0, %d): it leaves classes %d..%d without "
+                      "examples (classes are inferred as largest label + "
+                      "1; give classes=K to allow empty classes)", file,
+                      next, ex, gap, gap, next - 1);
+}
+
+/* The one check every spec's parts go through, right after loading: the
+ * test examples have the training examples' shape, and both parts have
+ * the same class count. A given count (classes=K, or the fixed one of
+ * MNIST and CIFAR) was checked by the readers; an inferred one comes
+ * from the training labels. */
+static l2rw_status check_parts(l2rw_dataset *train, const part_files *tf,
+                               l2rw_dataset *test, const part_files *sf,
+                               int classes_given)
 {
     if (test->n > 0 && (test->c != train->c || test->h != train->h ||
                         test->w != train->w))
-        return l2rw__fail(L2RW_ERR_SHAPE, "data spec '%s': test examples "
-                          "are %dx%dx%d, training ones %dx%dx%d", s, test->c,
-                          test->h, test->w, train->c, train->h, train->w);
-    int k = train->classes > test->classes ? train->classes : test->classes;
-    train->classes = test->classes = k;
+        return l2rw__fail(L2RW_ERR_SHAPE, "%s: test examples are %dx%dx%d "
+                          "(channels x height x width) but the training "
+                          "examples in %s are %dx%dx%d", sf->x, test->c,
+                          test->h, test->w, tf->x, train->c, train->h,
+                          train->w);
+    if (classes_given && (train->classes != classes_given ||
+                          test->classes != classes_given))
+        return l2rw__fail(L2RW_ERR_LABEL, "%s: %d classes but %s has %d "
+                          "(expected %d)", sf->y, test->classes, tf->y,
+                          train->classes, classes_given);
+    L2RW_TRY(check_test_labels(test, train->classes, sf, tf));
+    if (!classes_given)
+        L2RW_TRY(check_no_gap(train, test, train->classes, tf, sf));
+    test->classes = train->classes;
     return L2RW_OK;
+}
+
+/* The class count a spec fixes (0: inferred from the training labels). */
+static int fixed_classes(const spec *sp)
+{
+    switch (sp->kind) {
+    case K_FASHION:
+    case K_MNIST: return MNIST_CLASSES;
+    case K_CIFAR10: return 10;
+    case K_CIFAR100: return sp->cifar == L2RW_CIFAR100_COARSE ? 20 : 100;
+    default: return sp->classes;
+    }
+}
+
+/* The directory kinds: MNIST's IDX files or CIFAR's binaries. */
+static l2rw_status load_dir(spec *sp, const char *s, l2rw_dataset *train,
+                            l2rw_dataset *test, part_files *tf,
+                            part_files *sf)
+{
+    const char *dir = sp->npos[0] ? sp->pos[0][0] : NULL;
+    if (sp->ngroups > 1 || sp->npos[0] > 1)
+        return l2rw__fail(L2RW_ERR_ARG, "data spec '%s': expected one "
+                          "directory", s);
+    if (sp->frac > 0)
+        return l2rw__fail(L2RW_ERR_ARG, "data spec '%s': frac= only "
+                          "applies to idx, csv and npy", s);
+    if (!dir && sp->kind != K_FASHION)
+        return l2rw__fail(L2RW_ERR_ARG, "data spec '%s': a directory is "
+                          "needed (%s:DIR)", s, kinds[sp->kind].name);
+    if (sp->kind == K_FASHION || sp->kind == K_MNIST)
+        return load_idx_dir(dir ? dir : DEFAULT_FASHION_DIR, train, test, tf,
+                            sf);
+    /* CIFAR's records have a fixed shape: the directory names both. */
+    set_files(tf, dir, dir);
+    set_files(sf, dir, dir);
+    return l2rw_load_cifar_dir(train, test, dir, sp->cifar);
 }
 
 static l2rw_status load_spec(spec *sp, const char *s, l2rw_dataset *train,
                              l2rw_dataset *test)
 {
+    part_files *pf = calloc(2, sizeof *pf); /* 16 KB: off the stack */
+    if (!pf) return l2rw__fail(L2RW_ERR_NOMEM, "out of memory");
+    l2rw_status st;
     if (sp->kind == K_FASHION || sp->kind == K_MNIST ||
         sp->kind == K_CIFAR10 || sp->kind == K_CIFAR100) {
-        const char *dir = sp->npos[0] ? sp->pos[0][0] : NULL;
-        if (sp->ngroups > 1 || sp->npos[0] > 1)
-            return l2rw__fail(L2RW_ERR_ARG, "data spec '%s': expected one "
-                              "directory", s);
-        if (sp->frac > 0)
-            return l2rw__fail(L2RW_ERR_ARG, "data spec '%s': frac= only "
-                              "applies to idx, csv and npy", s);
-        if (!dir && sp->kind != K_FASHION)
-            return l2rw__fail(L2RW_ERR_ARG, "data spec '%s': a directory is "
-                              "needed (%s:DIR)", s, kinds[sp->kind].name);
-        if (sp->kind == K_FASHION || sp->kind == K_MNIST)
-            return load_idx_dir(dir ? dir : DEFAULT_FASHION_DIR, train,
-                                test);
-        return l2rw_load_cifar_dir(train, test, dir, sp->cifar);
-    }
-    L2RW_TRY(load_files(sp, 0, train, s));
-    if (sp->ngroups == 2) {
-        L2RW_TRY(load_files(sp, 1, test, s));
+        st = load_dir(sp, s, train, test, &pf[0], &pf[1]);
     } else {
-        double frac = sp->frac < 0 ? 0.2 : sp->frac;
-        L2RW_TRY(l2rw_split_fraction(train, test, frac, sp->split_seed));
+        st = load_files(sp, 0, train, &pf[0], s);
+        if (st == L2RW_OK && sp->ngroups == 2) {
+            st = load_files(sp, 1, test, &pf[1], s);
+        } else if (st == L2RW_OK) {
+            /* The held-out part comes from the training file. */
+            pf[1] = pf[0];
+            double frac = sp->frac < 0 ? 0.2 : sp->frac;
+            st = l2rw_split_fraction(train, test, frac, sp->split_seed);
+        }
     }
-    return join_classes(train, test, s);
+    if (st == L2RW_OK)
+        st = check_parts(train, &pf[0], test, &pf[1], fixed_classes(sp));
+    free(pf);
+    return st;
 }
 
 l2rw_status l2rw_data_load(const char *s, l2rw_dataset *train,
