@@ -10,6 +10,7 @@
 #include "model_io.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -407,11 +408,16 @@ l2rw_status l2rw__net_read_header(l2rw_breader *r, l2rw_net_header *h)
     L2RW_TRY(read_dim(r, &h->classes, "class count"));
     L2RW_TRY(l2rw__br_u64(r, &h->num_params, "parameter count"));
     L2RW_TRY(l2rw__br_u64(r, &h->num_state, "state count"));
-    /* Both counts must fit in what remains, so a corrupt count cannot
-     * drive an allocation. */
-    if (h->num_params > UINT64_MAX / 8 || h->num_state > UINT64_MAX / 8)
-        return l2rw__fail(L2RW_ERR_FORMAT, "%s: absurd buffer sizes",
-                          r->path);
+    /* Both counts must be within the bound and fit in what remains, so a
+     * corrupt count cannot drive an allocation. */
+    if (h->num_params > L2RW_MODEL_MAX_PARAMS ||
+        h->num_state > L2RW_MODEL_MAX_PARAMS)
+        return l2rw__fail(L2RW_ERR_FORMAT,
+                          "%s: declares %llu parameters and %llu state "
+                          "values, more than the %llu a model may have",
+                          r->path, (unsigned long long)h->num_params,
+                          (unsigned long long)h->num_state,
+                          L2RW_MODEL_MAX_PARAMS);
     return l2rw__br_need(r, 4 * (h->num_params + h->num_state),
                          "parameter data");
 }
@@ -446,13 +452,59 @@ l2rw_status l2rw__net_check_arch(const l2rw_net_header *h,
     return L2RW_OK;
 }
 
+l2rw_status l2rw__net_check_counts(const l2rw_net_header *h,
+                                   const char *path)
+{
+    uint64_t np, ns;
+    l2rw_status s = l2rw__zoo_count(h->model, h->c, h->h, h->w, h->classes,
+                                    &np, &ns);
+    if (s != L2RW_OK) {
+        /* A file that names a model this build cannot build. */
+        char detail[400];
+        snprintf(detail, sizeof detail, "%s", l2rw_last_error());
+        return l2rw__fail(s == L2RW_ERR_ARG ? L2RW_ERR_ARCH : s,
+                          "%s: cannot build its model: %s", path, detail);
+    }
+    if (np > L2RW_MODEL_MAX_PARAMS || ns > L2RW_MODEL_MAX_PARAMS)
+        return l2rw__fail(L2RW_ERR_FORMAT,
+                          "%s: model '%s' has %llu parameters, more than "
+                          "the %llu a model file may hold",
+                          path, h->model, (unsigned long long)np,
+                          L2RW_MODEL_MAX_PARAMS);
+    if (np != h->num_params || ns != h->num_state)
+        return l2rw__fail(L2RW_ERR_ARCH,
+                          "%s: holds %llu parameters and %llu state "
+                          "values, model '%s' for input %dx%dx%d and %d "
+                          "classes has %llu and %llu (corrupt file, or "
+                          "saved by another version of the zoo?)",
+                          path, (unsigned long long)h->num_params,
+                          (unsigned long long)h->num_state, h->model, h->c,
+                          h->h, h->w, h->classes, (unsigned long long)np,
+                          (unsigned long long)ns);
+    return L2RW_OK;
+}
+
+l2rw_status l2rw__check_finite(const float *x, size_t n, const char *path,
+                               const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return l2rw__fail(L2RW_ERR_FORMAT,
+                              "%s: %s [%zu] is %s (the file is corrupt)",
+                              path, what, i, isnan(x[i]) ? "NaN" : "infinite");
+    return L2RW_OK;
+}
+
 l2rw_status l2rw__net_read_data(l2rw_breader *r, const l2rw_net_header *h,
                                 float *params, float *state)
 {
-    L2RW_TRY(l2rw__read_floats(r, params, (size_t)h->num_params,
-                               "parameters"));
-    return l2rw__read_floats(r, state, (size_t)h->num_state,
-                             "batch-norm statistics");
+    const size_t np = (size_t)h->num_params, ns = (size_t)h->num_state;
+    L2RW_TRY(l2rw__read_floats(r, params, np, "parameters"));
+    L2RW_TRY(l2rw__read_floats(r, state, ns, "batch-norm statistics"));
+    /* A NaN would only surface as a failed evaluation (a runtime error)
+     * far from its cause; it is bad input, so refuse it here. */
+    L2RW_TRY(l2rw__check_finite(params, np, r->path, "parameter"));
+    return l2rw__check_finite(state, ns, r->path, "batch-norm statistic");
 }
 
 /* ---------------------------------------------------------- model file */
@@ -538,14 +590,14 @@ l2rw_status l2rw_net_load_new(l2rw_net **out, const char *path,
     l2rw_net_header h;
     L2RW_TRY(open_model(&r, path, &h));
     l2rw_net *net = NULL;
-    l2rw_status s = l2rw_net_create(&net, h.model, h.c, h.h, h.w, h.classes,
-                                    max_batch, 0);
-    if (s != L2RW_OK) {
-        /* A file that names a model this build cannot build. */
-        char detail[400];
+    /* The counts first: the net is only built for a file that holds it. */
+    l2rw_status s = l2rw__net_check_counts(&h, path);
+    if (s == L2RW_OK &&
+        (s = l2rw_net_create(&net, h.model, h.c, h.h, h.w, h.classes,
+                             max_batch, 0)) != L2RW_OK) {
+        char detail[400]; /* out of memory for max_batch, say */
         snprintf(detail, sizeof detail, "%s", l2rw_last_error());
-        s = l2rw__fail(s == L2RW_ERR_ARG ? L2RW_ERR_ARCH : s,
-                       "%s: cannot build its model: %s", path, detail);
+        s = l2rw__fail(s, "%s: cannot build its model: %s", path, detail);
     }
     if (s == L2RW_OK) s = l2rw__net_check_arch(&h, net, path);
     if (s == L2RW_OK)

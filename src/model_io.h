@@ -14,6 +14,14 @@
 
 enum { L2RW_MODEL_NAME_MAX = 256 };
 
+/* The most parameters (and the most batch-norm state values) a model
+ * file or checkpoint may declare: 150 million, about 4x wrn-28-10 (36.5
+ * million), the largest model of the paper's experiments. Such a net
+ * takes some 2.4 GB (parameters, gradients, tangents, velocity) before
+ * activations; anything larger in a file is taken for corruption or
+ * hostility rather than allocated. */
+#define L2RW_MODEL_MAX_PARAMS 150000000ull
+
 typedef struct {
     char model[L2RW_MODEL_NAME_MAX];
     int c, h, w, classes;
@@ -22,13 +30,33 @@ typedef struct {
 
 l2rw_status l2rw__net_write(l2rw_bwriter *w, const l2rw_net *net);
 
-/* Reads the header of a section (sizes checked against the file). */
+/* Parameter and state counts of the zoo's `model` for inputs c x h x w
+ * and `classes`, from the layer descriptions only: nothing of the net's
+ * size is allocated (zoo.c). Errors as l2rw_net_create's. */
+l2rw_status l2rw__zoo_count(const char *model, int c, int h, int w,
+                            int classes, uint64_t *params, uint64_t *state);
+
+/* Reads the header of a section (sizes checked against the file and
+ * against L2RW_MODEL_MAX_PARAMS). */
 l2rw_status l2rw__net_read_header(l2rw_breader *r, l2rw_net_header *h);
 /* L2RW_ERR_ARCH when the section's model name, input shape, classes or
  * buffer sizes differ from net's (the message names the difference). */
 l2rw_status l2rw__net_check_arch(const l2rw_net_header *h,
                                  const l2rw_net *net, const char *path);
-/* Reads the data of a section into params[num_params], state[num_state]. */
+/* Before building a net for a section: the architecture it names must
+ * be one of the zoo (else L2RW_ERR_ARCH), have at most
+ * L2RW_MODEL_MAX_PARAMS parameters (else L2RW_ERR_FORMAT) and exactly the
+ * section's counts (else L2RW_ERR_ARCH), so that a small file cannot
+ * make the reader allocate a large net. */
+l2rw_status l2rw__net_check_counts(const l2rw_net_header *h,
+                                   const char *path);
+/* Reads the data of a section into params[num_params], state[num_state];
+ * a NaN or infinite value is L2RW_ERR_FORMAT naming the file and the
+ * first bad index. */
+/* L2RW_ERR_FORMAT naming path, what and the first index of x[n] that is
+ * NaN or infinite. */
+l2rw_status l2rw__check_finite(const float *x, size_t n, const char *path,
+                               const char *what);
 l2rw_status l2rw__net_read_data(l2rw_breader *r, const l2rw_net_header *h,
                                 float *params, float *state);
 

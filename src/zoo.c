@@ -11,6 +11,7 @@
  * Convolutions followed (directly, or through a residual add) by batch
  * norm have no bias: the norm's shift makes it redundant. */
 #include "graph.h"
+#include "model_io.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -24,6 +25,46 @@ enum {
     ZOO_MAX_DEPTH = 1000,      /* depth of a resnet or wrn */
     ZOO_MAX_WIDTH = 64         /* widening factor of a wrn */
 };
+
+/* The graph being built and the parameter and state counts of its layers
+ * so far: l2rw__zoo_count needs them before any buffer exists (a model
+ * file names its architecture; the counts say whether the file can hold
+ * it before l2rw__graph_compile allocates anything). */
+typedef struct {
+    l2rw_graph *g;
+    uint64_t params, state;
+} zoo_b;
+
+/* The builders below mirror the layers' setup (layer_conv.c,
+ * layer_dense.c, layer_batchnorm.c); test_bad_files checks the counts
+ * against compiled nets. */
+static int z_conv(zoo_b *z, int x, int out_c, int k, int stride, int pad,
+                  int bias)
+{
+    int c, h, w;
+    l2rw__graph_shape(z->g, x, &c, &h, &w);
+    z->params += (uint64_t)out_c * (uint64_t)c * (uint64_t)k * (uint64_t)k +
+                 (bias ? (uint64_t)out_c : 0);
+    return l2rw__g_conv(z->g, x, out_c, k, stride, pad, bias);
+}
+
+static int z_dense(zoo_b *z, int x, int units)
+{
+    int c, h, w;
+    l2rw__graph_shape(z->g, x, &c, &h, &w);
+    z->params += (uint64_t)units * ((uint64_t)c * (uint64_t)h * (uint64_t)w +
+                                    1);
+    return l2rw__g_dense(z->g, x, units);
+}
+
+static int z_batchnorm(zoo_b *z, int x)
+{
+    int c, h, w;
+    l2rw__graph_shape(z->g, x, &c, &h, &w);
+    z->params += 2 * (uint64_t)c; /* scale, shift */
+    z->state += 2 * (uint64_t)c;  /* running mean, variance */
+    return l2rw__g_batchnorm(z->g, x);
+}
 
 /* Parse a decimal integer in [lo, hi] that spans s[0..len): digits only,
  * no sign, no leading zero. Returns -1 when malformed or out of range. */
@@ -40,18 +81,18 @@ static long parse_int(const char *s, size_t len, long lo, long hi)
 
 /* ------------------------------------------------------------------ mlp */
 
-static l2rw_status build_mlp(l2rw_graph *g, const int *hidden, int n_hidden,
+static l2rw_status build_mlp(zoo_b *z, const int *hidden, int n_hidden,
                              int classes, int *output)
 {
     int x = 0;
     for (int i = 0; i < n_hidden; i++)
-        x = l2rw__g_relu(g, l2rw__g_dense(g, x, hidden[i]));
-    *output = l2rw__g_dense(g, x, classes);
-    return l2rw__graph_status(g);
+        x = l2rw__g_relu(z->g, z_dense(z, x, hidden[i]));
+    *output = z_dense(z, x, classes);
+    return l2rw__graph_status(z->g);
 }
 
 /* "mlp" or "mlp:H1,H2,...". */
-static l2rw_status zoo_mlp(l2rw_graph *g, const char *model, int classes,
+static l2rw_status zoo_mlp(zoo_b *z, const char *model, int classes,
                            int *output)
 {
     int hidden[ZOO_MAX_HIDDEN];
@@ -59,7 +100,7 @@ static l2rw_status zoo_mlp(l2rw_graph *g, const char *model, int classes,
     if (strcmp(model, "mlp") == 0) {
         hidden[0] = 256;
         hidden[1] = 128;
-        return build_mlp(g, hidden, 2, classes, output);
+        return build_mlp(z, hidden, 2, classes, output);
     }
     const char *p = model + 4; /* after "mlp:" */
     for (;;) {
@@ -79,62 +120,62 @@ static l2rw_status zoo_mlp(l2rw_graph *g, const char *model, int classes,
         if (!end) break;
         p = end + 1;
     }
-    return build_mlp(g, hidden, n, classes, output);
+    return build_mlp(z, hidden, n, classes, output);
 }
 
 /* ---------------------------------------------------------------- lenet */
 
-static l2rw_status zoo_lenet(l2rw_graph *g, int classes, int *output)
+static l2rw_status zoo_lenet(zoo_b *z, int classes, int *output)
 {
     enum { POOL = 2 };
     int x = 0;
-    x = l2rw__g_relu(g, l2rw__g_conv(g, x, 16, 5, 1, 0, 1));
-    x = l2rw__g_maxpool(g, x, POOL, POOL);
-    x = l2rw__g_relu(g, l2rw__g_conv(g, x, 32, 5, 1, 0, 1));
-    x = l2rw__g_maxpool(g, x, POOL, POOL);
-    x = l2rw__g_relu(g, l2rw__g_dense(g, x, 100));
-    *output = l2rw__g_dense(g, x, classes);
-    return l2rw__graph_status(g);
+    x = l2rw__g_relu(z->g, z_conv(z, x, 16, 5, 1, 0, 1));
+    x = l2rw__g_maxpool(z->g, x, POOL, POOL);
+    x = l2rw__g_relu(z->g, z_conv(z, x, 32, 5, 1, 0, 1));
+    x = l2rw__g_maxpool(z->g, x, POOL, POOL);
+    x = l2rw__g_relu(z->g, z_dense(z, x, 100));
+    *output = z_dense(z, x, classes);
+    return l2rw__graph_status(z->g);
 }
 
 /* --------------------------------------------------------------- resnet */
 
-static int conv_bn(l2rw_graph *g, int x, int out_c, int k, int stride)
+static int conv_bn(zoo_b *z, int x, int out_c, int k, int stride)
 {
-    int y = l2rw__g_conv(g, x, out_c, k, stride, k / 2, 0);
-    return l2rw__g_batchnorm(g, y);
+    int y = z_conv(z, x, out_c, k, stride, k / 2, 0);
+    return z_batchnorm(z, y);
 }
 
 /* Post-activation basic block: relu(bn(conv(relu(bn(conv(x))))) + s(x)).
  * Where the shape changes, s is a 1x1 conv with the block's stride and a
  * batch norm (option B of He et al.; their CIFAR option A pads channels
  * with zeros, which the graph has no operator for). */
-static int resnet_block(l2rw_graph *g, int x, int out_c, int stride)
+static int resnet_block(zoo_b *z, int x, int out_c, int stride)
 {
     int c, h, w;
-    l2rw__graph_shape(g, x, &c, &h, &w);
-    int y = l2rw__g_relu(g, conv_bn(g, x, out_c, 3, stride));
-    y = conv_bn(g, y, out_c, 3, 1);
-    int s = (stride != 1 || c != out_c) ? conv_bn(g, x, out_c, 1, stride) : x;
-    return l2rw__g_relu(g, l2rw__g_add(g, y, s));
+    l2rw__graph_shape(z->g, x, &c, &h, &w);
+    int y = l2rw__g_relu(z->g, conv_bn(z, x, out_c, 3, stride));
+    y = conv_bn(z, y, out_c, 3, 1);
+    int s = (stride != 1 || c != out_c) ? conv_bn(z, x, out_c, 1, stride) : x;
+    return l2rw__g_relu(z->g, l2rw__g_add(z->g, y, s));
 }
 
-static l2rw_status build_resnet(l2rw_graph *g, int blocks, int classes,
+static l2rw_status build_resnet(zoo_b *z, int blocks, int classes,
                                 int *output)
 {
     static const int widths[3] = {16, 32, 64};
-    int x = l2rw__g_relu(g, conv_bn(g, 0, widths[0], 3, 1));
+    int x = l2rw__g_relu(z->g, conv_bn(z, 0, widths[0], 3, 1));
     for (int stage = 0; stage < 3; stage++)
         for (int b = 0; b < blocks; b++)
-            x = resnet_block(g, x, widths[stage],
+            x = resnet_block(z, x, widths[stage],
                              (stage > 0 && b == 0) ? 2 : 1);
-    x = l2rw__g_avgpool_global(g, x);
-    *output = l2rw__g_dense(g, x, classes);
-    return l2rw__graph_status(g);
+    x = l2rw__g_avgpool_global(z->g, x);
+    *output = z_dense(z, x, classes);
+    return l2rw__graph_status(z->g);
 }
 
 /* "resnetN", N = 6k+2 with k >= 1. */
-static l2rw_status zoo_resnet(l2rw_graph *g, const char *model, int classes,
+static l2rw_status zoo_resnet(zoo_b *z, const char *model, int classes,
                               int *output)
 {
     const char *p = model + 6;
@@ -144,7 +185,7 @@ static l2rw_status zoo_resnet(l2rw_graph *g, const char *model, int classes,
                           "model '%s': resnet depth must be 6k+2 "
                           "(8, 14, 20, 32, 44, 56, 110, ...)",
                           model);
-    return build_resnet(g, (int)((depth - 2) / 6), classes, output);
+    return build_resnet(z, (int)((depth - 2) / 6), classes, output);
 }
 
 /* ------------------------------------------------------------------ wrn */
@@ -153,33 +194,33 @@ static l2rw_status zoo_resnet(l2rw_graph *g, const char *model, int classes,
  *   a = relu(bn(x)); y = conv3(dropout(relu(bn(conv3_s(a))))); y + s
  * with s = x when the shape is kept, else a 1x1 conv (stride s) of a, as
  * in the authors' code. */
-static int wrn_block(l2rw_graph *g, int x, int out_c, int stride, float drop)
+static int wrn_block(zoo_b *z, int x, int out_c, int stride, float drop)
 {
     int c, h, w;
-    l2rw__graph_shape(g, x, &c, &h, &w);
-    int a = l2rw__g_relu(g, l2rw__g_batchnorm(g, x));
-    int y = l2rw__g_conv(g, a, out_c, 3, stride, 1, 0);
-    y = l2rw__g_relu(g, l2rw__g_batchnorm(g, y));
-    if (drop > 0.0f) y = l2rw__g_dropout(g, y, drop);
-    y = l2rw__g_conv(g, y, out_c, 3, 1, 1, 0);
+    l2rw__graph_shape(z->g, x, &c, &h, &w);
+    int a = l2rw__g_relu(z->g, z_batchnorm(z, x));
+    int y = z_conv(z, a, out_c, 3, stride, 1, 0);
+    y = l2rw__g_relu(z->g, z_batchnorm(z, y));
+    if (drop > 0.0f) y = l2rw__g_dropout(z->g, y, drop);
+    y = z_conv(z, y, out_c, 3, 1, 1, 0);
     int s = (stride != 1 || c != out_c)
-                ? l2rw__g_conv(g, a, out_c, 1, stride, 0, 0)
+                ? z_conv(z, a, out_c, 1, stride, 0, 0)
                 : x;
-    return l2rw__g_add(g, y, s);
+    return l2rw__g_add(z->g, y, s);
 }
 
-static l2rw_status build_wrn(l2rw_graph *g, int blocks, int width, float drop,
+static l2rw_status build_wrn(zoo_b *z, int blocks, int width, float drop,
                              int classes, int *output)
 {
-    int x = l2rw__g_conv(g, 0, 16, 3, 1, 1, 0);
+    int x = z_conv(z, 0, 16, 3, 1, 1, 0);
     for (int stage = 0; stage < 3; stage++)
         for (int b = 0; b < blocks; b++)
-            x = wrn_block(g, x, (16 << stage) * width,
+            x = wrn_block(z, x, (16 << stage) * width,
                           (stage > 0 && b == 0) ? 2 : 1, drop);
-    x = l2rw__g_relu(g, l2rw__g_batchnorm(g, x));
-    x = l2rw__g_avgpool_global(g, x);
-    *output = l2rw__g_dense(g, x, classes);
-    return l2rw__graph_status(g);
+    x = l2rw__g_relu(z->g, z_batchnorm(z, x));
+    x = l2rw__g_avgpool_global(z->g, x);
+    *output = z_dense(z, x, classes);
+    return l2rw__graph_status(z->g);
 }
 
 /* Dropout rate: a plain decimal in [0, 1) ("0.3", "0", ".5"). */
@@ -195,7 +236,7 @@ static int parse_rate(const char *s, float *out)
 }
 
 /* "wrn-D-K" or "wrn-D-K:P". */
-static l2rw_status zoo_wrn(l2rw_graph *g, const char *model, int classes,
+static l2rw_status zoo_wrn(zoo_b *z, const char *model, int classes,
                            int *output)
 {
     const char *p = model + 4;
@@ -223,17 +264,18 @@ static l2rw_status zoo_wrn(l2rw_graph *g, const char *model, int classes,
         return l2rw__fail(L2RW_ERR_ARG,
                           "model '%s': dropout must be a number in [0, 1)",
                           model);
-    return build_wrn(g, (int)((depth - 4) / 6), (int)width, drop, classes,
+    return build_wrn(z, (int)((depth - 4) / 6), (int)width, drop, classes,
                      output);
 }
 
 /* ------------------------------------------------------------- dispatch */
 
-l2rw_status l2rw__zoo_build(l2rw_graph *g, const char *model, int classes,
-                            int *output)
+/* Builds model on z->g, counting its parameters and state. */
+static l2rw_status zoo_dispatch(zoo_b *z, const char *model, int classes,
+                                int *output)
 {
     *output = -1;
-    if (!g || !model)
+    if (!z->g || !model)
         return l2rw__fail(L2RW_ERR_ARG, "model name missing");
     if (classes < 2)
         return l2rw__fail(L2RW_ERR_ARG,
@@ -241,13 +283,13 @@ l2rw_status l2rw__zoo_build(l2rw_graph *g, const char *model, int classes,
                           model, classes);
     l2rw_status s;
     if (strcmp(model, "mlp") == 0 || strncmp(model, "mlp:", 4) == 0)
-        s = zoo_mlp(g, model, classes, output);
+        s = zoo_mlp(z, model, classes, output);
     else if (strcmp(model, "lenet") == 0)
-        s = zoo_lenet(g, classes, output);
+        s = zoo_lenet(z, classes, output);
     else if (strncmp(model, "resnet", 6) == 0)
-        s = zoo_resnet(g, model, classes, output);
+        s = zoo_resnet(z, model, classes, output);
     else if (strncmp(model, "wrn-", 4) == 0)
-        s = zoo_wrn(g, model, classes, output);
+        s = zoo_wrn(z, model, classes, output);
     else
         return l2rw__fail(L2RW_ERR_ARG,
                           "unknown model '%s' (known: mlp, mlp:H1,H2,..., "
@@ -262,4 +304,28 @@ l2rw_status l2rw__zoo_build(l2rw_graph *g, const char *model, int classes,
     snprintf(detail, sizeof detail, "%s", l2rw_last_error());
     if (strncmp(detail, "model '", 7) == 0) return s;
     return l2rw__fail(s, "model '%s': %s", model, detail);
+}
+
+l2rw_status l2rw__zoo_build(l2rw_graph *g, const char *model, int classes,
+                            int *output)
+{
+    zoo_b z = {g, 0, 0};
+    return zoo_dispatch(&z, model, classes, output);
+}
+
+/* The graph holds only node descriptions (a few hundred bytes per layer,
+ * at most some thousands of layers within the zoo's limits): cheap
+ * beside the buffers l2rw__graph_compile would allocate. */
+l2rw_status l2rw__zoo_count(const char *model, int c, int h, int w,
+                            int classes, uint64_t *params, uint64_t *state)
+{
+    l2rw_graph *g;
+    L2RW_TRY(l2rw__graph_new(&g, c, h, w));
+    zoo_b z = {g, 0, 0};
+    int output;
+    l2rw_status s = zoo_dispatch(&z, model, classes, &output);
+    l2rw__graph_free(g);
+    *params = z.params;
+    *state = z.state;
+    return s;
 }
