@@ -32,6 +32,27 @@ static void default_norm(const char *model, char *out, size_t size)
     if (access(out, R_OK) != 0) out[0] = 0;
 }
 
+/* 1 when net takes d's inputs and predicts its classes; else says why. */
+static int model_fits(const l2rw_net *net, const char *load,
+                      const l2rw_dataset *d)
+{
+    int c, h, w;
+    l2rw_net_input_shape(net, &c, &h, &w);
+    if (c != d->c || h != d->h || w != d->w) {
+        fprintf(stderr, "l2rw eval: %s: model '%s' takes inputs %dx%dx%d, "
+                "the data has %dx%dx%d\n", load, l2rw_net_model(net), c, h, w,
+                d->c, d->h, d->w);
+        return 0;
+    }
+    if (d->classes > l2rw_net_classes(net)) {
+        fprintf(stderr, "l2rw eval: %s: model '%s' predicts %d classes, the "
+                "data has %d\n", load, l2rw_net_model(net),
+                l2rw_net_classes(net), d->classes);
+        return 0;
+    }
+    return 1;
+}
+
 int l2rw_cmd_eval(int argc, char **argv)
 {
     const char *load = NULL, *data = NULL, *norm = NULL, *imb = "none",
@@ -84,24 +105,15 @@ int l2rw_cmd_eval(int argc, char **argv)
         goto done;
     }
     l2rw_dataset *d = strcmp(split, "train") ? &test : &train;
+    /* The model against the data first: a model of another architecture
+     * is the error to report, not the channels of its norm.txt. */
+    if (!model_fits(net, load, d)) goto done;
     char norm_path[4096];
     if (norm) snprintf(norm_path, sizeof norm_path, "%s", norm);
     else default_norm(load, norm_path, sizeof norm_path);
     if (norm_path[0] && (l2rw_norm_load(&nm, norm_path) != L2RW_OK ||
                          l2rw_norm_apply(&nm, d) != L2RW_OK)) {
         fail("");
-        goto done;
-    }
-    int c, h, w;
-    l2rw_net_input_shape(net, &c, &h, &w);
-    if (c != d->c || h != d->h || w != d->w) {
-        fprintf(stderr, "l2rw eval: %s expects inputs %dx%dx%d, the data "
-                "has %dx%dx%d\n", load, c, h, w, d->c, d->h, d->w);
-        goto done;
-    }
-    if (d->classes > l2rw_net_classes(net)) {
-        fprintf(stderr, "l2rw eval: the data has %d classes, %s predicts %d\n",
-                d->classes, load, l2rw_net_classes(net));
         goto done;
     }
     if (d->n == 0) {
