@@ -20,13 +20,20 @@
 #include "model_io.h"
 #include "train_internal.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char ckpt_magic[L2RW_MAGIC_LEN] = {'L', '2', 'R', 'W',
                                                 'C', 'K', 'P', 'T'};
-enum { CKPT_VERSION = 3, FINGERPRINT_MAX = 8192, MAX_ROWS = 1 << 26 };
+enum { CKPT_VERSION = 3, FINGERPRINT_MAX = 8192, TARGETS_MAX = 1024 };
+
+/* Steps are stored in metrics rows as f64, exact up to 2^53; a value
+ * outside [0, 2^53] or with a fraction cannot come from a run and would
+ * be undefined behaviour to convert to long. */
+static const double MAX_EXACT_STEP = 9007199254740992.0; /* 2^53 */
 
 static l2rw_status grow(void **p, long *cap, long need, size_t elem)
 {
@@ -153,17 +160,36 @@ static l2rw_status bw_window(l2rw_bwriter *w, const l2rw_stats_window *s)
     return L2RW_OK;
 }
 
-static l2rw_status br_window(l2rw_breader *r, l2rw_stats_window *s)
+/* A count of the checkpoint: in [0, LONG_MAX] (a long may be 32 bits). */
+static l2rw_status br_count(l2rw_breader *r, long *out, const char *field)
+{
+    int64_t v;
+    L2RW_TRY(l2rw__br_i64(r, &v, field));
+    if (v < 0 || v > LONG_MAX)
+        return l2rw__fail(L2RW_ERR_FORMAT,
+                          "%s: field %s is %lld, not a count in [0, %ld] "
+                          "(corrupt checkpoint)",
+                          r->path, field, (long long)v, LONG_MAX);
+    *out = (long)v;
+    return L2RW_OK;
+}
+
+/* which: "total" or "since-eval", for messages. */
+static l2rw_status br_window(l2rw_breader *r, l2rw_stats_window *s,
+                             const char *which)
 {
     long *l[] = {&s->steps, &s->warmup_steps, &s->nonpositive_steps,
                  &s->updated_steps, &s->examples, &s->zero_weights,
                  &s->clean_mass_steps, &s->val_loss_steps};
+    static const char *const names[] = {
+        "steps", "warmup_steps", "nonpositive_steps", "updated_steps",
+        "examples", "zero_weights", "clean_mass_steps", "val_loss_steps"};
     double *d[] = {&s->weight_sum, &s->mean_loss, &s->weighted_loss,
                    &s->clean_mass_sum, &s->val_loss_sum};
     for (size_t i = 0; i < sizeof l / sizeof l[0]; i++) {
-        int64_t v;
-        L2RW_TRY(l2rw__br_i64(r, &v, "statistics"));
-        *l[i] = (long)v;
+        char field[64];
+        snprintf(field, sizeof field, "statistics.%s.%s", which, names[i]);
+        L2RW_TRY(br_count(r, l[i], field));
     }
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
         L2RW_TRY(br_f64(r, d[i], "statistics"));
@@ -180,10 +206,18 @@ static l2rw_status bw_row(l2rw_bwriter *w, const l2rw_metrics_row *m)
     return L2RW_OK;
 }
 
-static l2rw_status br_row(l2rw_breader *r, l2rw_metrics_row *m)
+/* A step stored as f64: checked before the conversion to long. */
+static l2rw_status br_row(l2rw_breader *r, l2rw_metrics_row *m, uint32_t i)
 {
     double step;
     L2RW_TRY(br_f64(r, &step, "metrics row"));
+    if (!(step >= 0 && step <= MAX_EXACT_STEP && step <= (double)LONG_MAX &&
+          step == floor(step)))
+        return l2rw__fail(L2RW_ERR_FORMAT,
+                          "%s: metrics row %u: field step is %g, not a whole "
+                          "number of steps in [0, 2^53] (corrupt "
+                          "checkpoint)",
+                          r->path, (unsigned)i, step);
     m->step = (long)step;
     double *d[] = {&m->epoch,      &m->train_loss,  &m->test_accuracy,
                    &m->test_loss,  &m->mean_weight, &m->zero_share,
@@ -264,29 +298,191 @@ static l2rw_status read_fingerprint(l2rw_breader *r, const char *fingerprint)
         s = l2rw__fail(L2RW_ERR_ARG, "%s is from another configuration: %s",
                        r->path, diff);
     }
-    /* the targets only inform the CLI's defaults (resume config) */
-    if (s == L2RW_OK) s = l2rw__br_str(r, fp, FINGERPRINT_MAX, "targets");
     free(fp);
     return s;
+}
+
+/* --------------------------------------------------- values of the text */
+
+/* The value of line "key=..." of text into buf, or 0 when absent. */
+static int text_value(const char *text, const char *key, char *buf,
+                      size_t size)
+{
+    const size_t klen = strlen(key);
+    for (const char *line = text; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > klen && memcmp(line, key, klen) == 0 && line[klen] == '=') {
+            snprintf(buf, size, "%.*s", (int)(len - klen - 1),
+                     line + klen + 1);
+            return 1;
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+/* A whole number in [lo, hi], digits only: -1 when not. */
+static long parse_count(const char *v, long lo, long hi)
+{
+    if (!*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 18)
+        return -1;
+    long long x = strtoll(v, NULL, 10);
+    return x < lo || x > hi ? -1 : (long)x;
+}
+
+/* A finite number (decimal or the %a of the writer); NAN when not. */
+static double parse_real(const char *v)
+{
+    char *end;
+    double x = strtod(v, &end);
+    return *v && *end == '\0' && isfinite(x) ? x : NAN;
+}
+
+/* The values a checkpoint's text gives the run: each is checked here and
+ * blamed on the checkpoint, so that a resumed run's options (which take
+ * them as defaults) are never blamed for a value the user did not type. */
+typedef enum { V_COUNT, V_POSITIVE, V_INT_POS, V_INT, V_RATE, V_UNIT,
+               V_NONNEG, V_SEED, V_FLAG, V_COUNT_LIST } value_kind;
+
+typedef struct {
+    const char *key;
+    value_kind kind;
+} value_rule;
+
+static const value_rule value_rules[] = {
+    {"train-size", V_COUNT},     {"val-per-class", V_INT},
+    {"val-size", V_COUNT},       {"normalise", V_FLAG},
+    {"warmup-steps", V_COUNT},   {"batch", V_INT_POS},
+    {"val-batch", V_INT_POS},    {"lr", V_RATE},
+    {"momentum", V_UNIT},        {"wd", V_NONNEG},
+    {"lr-steps", V_COUNT_LIST},  {"lr-decay", V_NONNEG},
+    {"seed", V_SEED},            {"eval-every", V_COUNT},
+    {"eval-batch", V_INT_POS},   {"steps", V_POSITIVE},
+    {"finetune-clean", V_COUNT}, {"finetune-lr", V_NONNEG},
+    {"checkpoint-every", V_COUNT}};
+
+static int value_ok(const char *v, value_kind kind)
+{
+    double x;
+    switch (kind) {
+    case V_COUNT: return parse_count(v, 0, LONG_MAX) >= 0;
+    case V_POSITIVE: return parse_count(v, 1, LONG_MAX) >= 0;
+    case V_INT: return parse_count(v, 0, INT_MAX) >= 0;
+    case V_INT_POS: return parse_count(v, 1, INT_MAX) >= 0;
+    case V_FLAG: return !strcmp(v, "0") || !strcmp(v, "1");
+    case V_SEED:
+        errno = 0;
+        return *v && strspn(v, "0123456789") == strlen(v) &&
+               strlen(v) <= 20 && (strtoull(v, NULL, 10), errno == 0);
+    case V_RATE: return (x = parse_real(v)) > 0;
+    case V_UNIT: x = parse_real(v); return x >= 0 && x < 1;
+    case V_NONNEG: return parse_real(v) >= 0;
+    case V_COUNT_LIST:
+        for (const char *q = v; *q;) {
+            char one[32];
+            size_t n = strcspn(q, ",");
+            snprintf(one, sizeof one, "%.*s", (int)(n < 31 ? n : 31), q);
+            if (n > 31 || parse_count(one, 0, LONG_MAX) < 0) return 0;
+            q += n + (q[n] == ',');
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* Every known key present in text has a valid value. */
+static l2rw_status check_values(const char *path, const char *text)
+{
+    char v[FINGERPRINT_MAX];
+    for (size_t i = 0; i < sizeof value_rules / sizeof value_rules[0]; i++)
+        if (text_value(text, value_rules[i].key, v, sizeof v) &&
+            !value_ok(v, value_rules[i].kind))
+            return l2rw__fail(L2RW_ERR_FORMAT,
+                              "%s: field %s has the invalid value '%.64s' "
+                              "(corrupt checkpoint)",
+                              path, value_rules[i].key, v);
+    return L2RW_OK;
+}
+
+/* The run's length and fine-tuning of the targets text. */
+typedef struct {
+    long steps, finetune_clean;
+    double finetune_lr;
+} ckpt_targets;
+
+static l2rw_status parse_targets(const char *path, const char *text,
+                                 ckpt_targets *t)
+{
+    char v[64];
+    L2RW_TRY(check_values(path, text));
+    if (!text_value(text, "steps", v, sizeof v))
+        return l2rw__fail(L2RW_ERR_FORMAT,
+                          "%s: no run length (field steps missing from the "
+                          "targets)",
+                          path);
+    t->steps = parse_count(v, 1, LONG_MAX);
+    t->finetune_clean = text_value(text, "finetune-clean", v, sizeof v)
+                            ? parse_count(v, 0, LONG_MAX) : -1;
+    t->finetune_lr = text_value(text, "finetune-lr", v, sizeof v)
+                         ? parse_real(v) : NAN;
+    return L2RW_OK;
+}
+
+/* The state against its own run: a step past the run's length, or a
+ * fine-tuning state the targets do not describe, is no checkpoint this
+ * program writes. */
+static l2rw_status check_state(const char *path, const ckpt_targets *t,
+                               const l2rw__train_state *st)
+{
+    if (st->step > t->steps)
+        return l2rw__fail(L2RW_ERR_FORMAT,
+                          "%s: field step %ld is past the run's length "
+                          "(field steps = %ld)",
+                          path, st->step, t->steps);
+    if (st->ft_step == 0) return L2RW_OK;
+    if (st->step != t->steps)
+        return l2rw__fail(L2RW_ERR_FORMAT,
+                          "%s: field fine-tune step is %ld but field step "
+                          "%ld is not the run's length (field steps = %ld)",
+                          path, st->ft_step, st->step, t->steps);
+    if (st->ft_step > t->finetune_clean)
+        return l2rw__fail(L2RW_ERR_FORMAT,
+                          "%s: field fine-tune step %ld is past field "
+                          "finetune-clean (%ld)",
+                          path, st->ft_step, t->finetune_clean);
+    if (!((double)st->ft_lr == t->finetune_lr))
+        return l2rw__fail(L2RW_ERR_FORMAT,
+                          "%s: field fine-tune rate %.9g differs from field "
+                          "finetune-lr (%.9g)",
+                          path, (double)st->ft_lr, t->finetune_lr);
+    return L2RW_OK;
+}
+
+/* Reads the targets string and returns it in text[TARGETS_MAX]. */
+static l2rw_status read_targets(l2rw_breader *r, char *text,
+                                ckpt_targets *t)
+{
+    L2RW_TRY(l2rw__br_str(r, text, TARGETS_MAX, "targets"));
+    return parse_targets(r->path, text, t);
 }
 
 /* Steps, fine-tune steps and rate, seconds. */
 static l2rw_status read_counts(l2rw_breader *r, l2rw__train_state *st)
 {
-    int64_t step, ft_step;
-    L2RW_TRY(l2rw__br_i64(r, &step, "step"));
-    L2RW_TRY(l2rw__br_i64(r, &ft_step, "fine-tune step"));
+    L2RW_TRY(br_count(r, &st->step, "step"));
+    L2RW_TRY(br_count(r, &st->ft_step, "fine-tune step"));
     L2RW_TRY(l2rw__read_floats(r, &st->ft_lr, 1, "fine-tune rate"));
     L2RW_TRY(br_f64(r, &st->seconds, "seconds"));
-    if (step < 0 || ft_step < 0 || (ft_step > 0 && step == 0))
-        return l2rw__fail(L2RW_ERR_FORMAT, "%s: bad step counts (%lld, "
-                          "%lld fine-tune)", r->path, (long long)step,
-                          (long long)ft_step);
-    if (!(st->ft_lr >= 0) || !isfinite(st->ft_lr) || !isfinite(st->seconds))
-        return l2rw__fail(L2RW_ERR_FORMAT, "%s: bad fine-tune rate or time",
-                          r->path);
-    st->step = (long)step;
-    st->ft_step = (long)ft_step;
+    if (st->ft_step > 0 && st->step == 0)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: field fine-tune step is %ld "
+                          "but field step is 0", r->path, st->ft_step);
+    if (!(st->ft_lr >= 0) || !isfinite(st->ft_lr))
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: field fine-tune rate is %g",
+                          r->path, (double)st->ft_lr);
+    if (!(st->seconds >= 0) || !isfinite(st->seconds))
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: field seconds is %g",
+                          r->path, st->seconds);
     return L2RW_OK;
 }
 
@@ -296,16 +492,20 @@ static l2rw_status ckpt_read(l2rw_breader *r, const char *fingerprint,
                              size_t n_velocity)
 {
     uint32_t rows;
+    char targets[TARGETS_MAX];
+    ckpt_targets t;
     L2RW_TRY(read_version(r));
     L2RW_TRY(read_fingerprint(r, fingerprint));
+    L2RW_TRY(read_targets(r, targets, &t));
     L2RW_TRY(read_counts(r, st));
-    L2RW_TRY(br_window(r, &st->total));
-    L2RW_TRY(br_window(r, &st->since_eval));
+    L2RW_TRY(check_state(r->path, &t, st));
+    L2RW_TRY(br_window(r, &st->total, "total"));
+    L2RW_TRY(br_window(r, &st->since_eval, "since-eval"));
     L2RW_TRY(l2rw__br_u32(r, &rows, "row count"));
     L2RW_TRY(l2rw__br_need(r, (uint64_t)rows * 64, "metrics rows"));
     for (uint32_t i = 0; i < rows; i++) {
         l2rw_metrics_row m;
-        L2RW_TRY(br_row(r, &m));
+        L2RW_TRY(br_row(r, &m, i));
         L2RW_TRY(l2rw__state_add_row(st, &m));
     }
     L2RW_TRY(l2rw__record_read(r, record));
@@ -315,6 +515,7 @@ static l2rw_status ckpt_read(l2rw_breader *r, const char *fingerprint,
     L2RW_TRY(l2rw__net_read_data(r, &h, l2rw_net_params(net),
                                  l2rw_net_state(net)));
     L2RW_TRY(l2rw__read_floats(r, velocity, n_velocity, "velocity"));
+    L2RW_TRY(l2rw__check_finite(velocity, n_velocity, r->path, "velocity"));
     return l2rw__br_end(r);
 }
 
@@ -331,6 +532,25 @@ l2rw_status l2rw__checkpoint_load(const char *path, const char *fingerprint,
     return s;
 }
 
+/* The fingerprint into buf, the targets after it; both checked, and the
+ * step counts against the targets, since the caller takes them as the
+ * resumed run's defaults. */
+static l2rw_status read_resume_config(l2rw_breader *r, char *buf,
+                                      size_t size)
+{
+    ckpt_targets t;
+    l2rw__train_state st;
+    memset(&st, 0, sizeof st);
+    L2RW_TRY(read_version(r));
+    L2RW_TRY(l2rw__br_str(r, buf, size, "fingerprint"));
+    L2RW_TRY(check_values(r->path, buf));
+    size_t used = strlen(buf);
+    L2RW_TRY(l2rw__br_str(r, buf + used, size - used, "targets"));
+    L2RW_TRY(parse_targets(r->path, buf + used, &t));
+    L2RW_TRY(read_counts(r, &st));
+    return check_state(r->path, &t, &st);
+}
+
 l2rw_status l2rw_train_resume_config(const char *dir, char *buf,
                                      size_t size)
 {
@@ -340,11 +560,7 @@ l2rw_status l2rw_train_resume_config(const char *dir, char *buf,
     snprintf(path, sizeof path, "%s/%s", dir, L2RW_FILE_CHECKPOINT);
     l2rw_breader r;
     L2RW_TRY(l2rw__br_open(&r, path, ckpt_magic, "checkpoint"));
-    l2rw_status s = read_version(&r);
-    if (s == L2RW_OK) s = l2rw__br_str(&r, buf, size, "fingerprint");
-    size_t used = s == L2RW_OK ? strlen(buf) : 0;
-    if (s == L2RW_OK)
-        s = l2rw__br_str(&r, buf + used, size - used, "targets");
+    l2rw_status s = read_resume_config(&r, buf, size);
     l2rw__br_close(&r);
     return s;
 }
