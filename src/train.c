@@ -323,17 +323,23 @@ static l2rw_status check_finetune_resume(const run *r, const char *path)
     const l2rw_train_cfg *c = r->cfg;
     const l2rw__train_state *st = &r->st;
     if (st->ft_step == 0) return L2RW_OK;
+    /* The checkpoint's own targets agree with its state (train_io.c
+     * checks), so a difference here is the caller's setting: name the
+     * checkpoint's field for its value and the setting for the run's. */
     if (r->total != st->step)
         return l2rw__fail(L2RW_ERR_ARG, "%s was written during fine-tuning "
-                          "after %ld main steps; resume it with --steps %ld, "
-                          "not %ld", path, st->step, st->step, r->total);
+                          "(field step %ld); this run has %ld main steps "
+                          "(--steps/--epochs): give --steps %ld to resume "
+                          "it", path, st->step, r->total, st->step);
     if (c->finetune_clean < st->ft_step)
         return l2rw__fail(L2RW_ERR_ARG, "%s was written after %ld fine-tune "
-                          "steps; resume it with --finetune-clean >= %ld",
-                          path, st->ft_step, st->ft_step);
+                          "steps (field fine-tune step); this run has "
+                          "--finetune-clean %ld: give %ld or more",
+                          path, st->ft_step, c->finetune_clean, st->ft_step);
     if (c->finetune_lr != st->ft_lr)
         return l2rw__fail(L2RW_ERR_ARG, "%s was written during fine-tuning "
-                          "with --finetune-lr %.9g, this run has %.9g",
+                          "at rate %.9g (field fine-tune rate); this run has "
+                          "--finetune-lr %.9g",
                           path, (double)st->ft_lr, (double)c->finetune_lr);
     return L2RW_OK;
 }
