@@ -94,7 +94,7 @@ static l2rw_status run(const det_case *dc, uint64_t seed, record *out)
     return s;
 }
 
-static void test_case(const det_case *dc, int threads)
+static void check_case(const det_case *dc, int threads)
 {
     l2rw_set_threads(threads);
     record a = {0}, b = {0}, c = {0};
@@ -113,11 +113,21 @@ static void test_case(const det_case *dc, int threads)
     record_free(&c);
 }
 
+/* Each model with 1 and with 2 threads. */
+static void check_model(const det_case *dc)
+{
+    for (int threads = 1; threads <= 2; threads++) check_case(dc, threads);
+}
+
+static void test_lenet(void) { check_model(&cases[0]); }         /* plain */
+static void test_resnet8(void) { check_model(&cases[1]); }       /* batch norm */
+static void test_wrn_10_1(void) { check_model(&cases[2]); }      /* wide, dropout */
+
 int main(void)
 {
-    for (int threads = 1; threads <= 2; threads++)
-        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
-            test_case(&cases[k], threads);
+    RUN(test_lenet);
+    RUN(test_resnet8);
+    RUN(test_wrn_10_1);
     l2rw_set_threads(0);
     return CHECK_DONE("test_determinism");
 }

@@ -68,7 +68,7 @@ static int logits(l2rw_net *net, const float *x, float *out)
     return 0;
 }
 
-static void test_round_trip(const char *model, int c, int h, int w)
+static void check_round_trip(const char *model, int c, int h, int w)
 {
     enum { K = 5 };
     char path[300];
@@ -131,6 +131,11 @@ static void expect(l2rw_status got, l2rw_status want, const char *path,
               "%s: message '%s' does not name the file", what,
               l2rw_last_error());
 }
+
+static void test_round_trip_lenet(void) { check_round_trip("lenet", 1, 16, 16); }
+/* batch-norm statistics travel with the parameters */
+static void test_round_trip_resnet8(void) { check_round_trip("resnet8", 3, 8, 8); }
+static void test_round_trip_wrn(void) { check_round_trip("wrn-10-1:0.3", 3, 8, 8); }
 
 static void test_refusals(void)
 {
@@ -389,16 +394,16 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/l2rw-test-io-XXXXXX",
              tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir)) {
-        printf("cannot create a temporary directory\n");
-        return 1;
+        CHECK(0, "cannot create a temporary directory in %s", dir);
+        return CHECK_DONE("test_io");
     }
-    test_round_trip("lenet", 1, 16, 16);
-    test_round_trip("resnet8", 3, 8, 8);
-    test_round_trip("wrn-10-1:0.3", 3, 8, 8);
-    test_refusals();
-    test_forged();
-    test_atomic();
-    test_binio();
+    RUN(test_round_trip_lenet);
+    RUN(test_round_trip_resnet8);
+    RUN(test_round_trip_wrn);
+    RUN(test_refusals);
+    RUN(test_forged);
+    RUN(test_atomic);
+    RUN(test_binio);
     rmdir(dir);
     return CHECK_DONE("test_io");
 }

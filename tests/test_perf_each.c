@@ -103,7 +103,7 @@ static void compare_paths(l2rw_net *net, const char *what, int threads)
 
 /* One L2RW method step of LeNet (per-example path) against the same step
  * composed from net calls on the tangent path. */
-static void compare_step(void)
+static void test_lenet_step(void)
 {
     l2rw_set_threads(2);
     const int n = 6, m = 5;
@@ -159,21 +159,23 @@ static void compare_step(void)
     free(x), free(vx), free(u), free(w), free(w2);
 }
 
-int main(void)
+/* A zoo model: both paths with 1 and with 2 threads. */
+static void check_zoo_model(const char *model, int c, int h, int w)
 {
-    static const struct {
-        const char *model;
-        int c, h, w;
-    } zoo[] = {{"lenet", 1, 28, 28}, {"mlp:12,8", 1, 6, 6}};
-    for (size_t k = 0; k < sizeof zoo / sizeof zoo[0]; k++)
-        for (int threads = 1; threads <= 2; threads++) {
-            l2rw_net *net = NULL;
-            CHECK_OK(l2rw_net_create(&net, zoo[k].model, zoo[k].c, zoo[k].h,
-                                     zoo[k].w, 10, 7, 1));
-            if (!net) continue;
-            compare_paths(net, zoo[k].model, threads);
-            l2rw_net_free(net);
-        }
+    for (int threads = 1; threads <= 2; threads++) {
+        l2rw_net *net = NULL;
+        CHECK_OK(l2rw_net_create(&net, model, c, h, w, 10, 7, 1));
+        if (!net) continue;
+        compare_paths(net, model, threads);
+        l2rw_net_free(net);
+    }
+}
+
+static void test_lenet_paths(void) { check_zoo_model("lenet", 1, 28, 28); }
+static void test_mlp_paths(void) { check_zoo_model("mlp:12,8", 1, 6, 6); }
+
+static void test_custom_net_paths(void)
+{
     for (int threads = 1; threads <= 2; threads++) {
         l2rw_net *net = NULL;
         CHECK_OK(custom_net(&net, 7));
@@ -182,6 +184,10 @@ int main(void)
         compare_paths(net, "conv-bias/dropout/strided net", threads);
         l2rw_net_free(net);
     }
+}
+
+static void test_batchnorm_refused(void)
+{
     l2rw_net *rn = NULL;
     CHECK_OK(l2rw_net_create(&rn, "resnet8", 3, 8, 8, 10, 4, 1));
     if (rn) {
@@ -194,6 +200,14 @@ int main(void)
               "scores_each with batch norm: unsupported");
         l2rw_net_free(rn);
     }
-    compare_step();
+}
+
+int main(void)
+{
+    RUN(test_lenet_paths);
+    RUN(test_mlp_paths);
+    RUN(test_custom_net_paths);
+    RUN(test_batchnorm_refused);
+    RUN(test_lenet_step);
     return CHECK_DONE("test_perf_each");
 }
