@@ -2,7 +2,9 @@
 #include "opts.h"
 
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -23,72 +25,164 @@ static int fail(char *err, size_t size, const char *fmt, ...)
     return 2;
 }
 
-static int in_range(const opt_def *o, double v)
+/* Longer values are shown abbreviated in messages, so that a message
+ * stays one readable line whatever was typed. */
+enum { SHOWN_MAX = 40, SHOWN_HEAD = 24 };
+
+static const char *shown(const char *text, char *buf, size_t size)
 {
-    return o->lo > o->hi || (v >= o->lo && v <= o->hi);
+    size_t n = strlen(text);
+    if (n <= SHOWN_MAX) return text;
+    snprintf(buf, size, "%.*s... (%zu characters)", SHOWN_HEAD, text, n);
+    return buf;
 }
 
+/* The limits of option o as stored: its own [lo, hi] (none when
+ * lo > hi) within what its type can hold. */
+static void limits(const opt_def *o, double *lo, double *hi)
+{
+    double tlo = -HUGE_VAL, thi = HUGE_VAL;
+    if (o->type == OPT_INT) {
+        tlo = INT_MIN;
+        thi = INT_MAX;
+    } else if (o->type == OPT_LONG) {
+        tlo = (double)LONG_MIN;
+        thi = (double)LONG_MAX;
+    } else if (o->type == OPT_FLOAT) {
+        tlo = -FLT_MAX;
+        thi = FLT_MAX;
+    }
+    *lo = o->lo > o->hi ? tlo : fmax(o->lo, tlo);
+    *hi = o->lo > o->hi ? thi : fmin(o->hi, thi);
+}
+
+/* "in [1, 9223372036854775807]", ">= 0", "in [1e-12, 1e+06]". Integers
+ * print in full: a limit of "9.22337e+18" would not say which value is
+ * the largest. */
 static void range_text(const opt_def *o, char *buf, size_t size)
 {
-    if (o->hi >= 1e300)
-        snprintf(buf, size, ">= %g", o->lo);
+    double lo, hi;
+    limits(o, &lo, &hi);
+    if (o->type == OPT_INT || o->type == OPT_LONG)
+        snprintf(buf, size, "in [%ld, %ld]",
+                 lo <= (double)LONG_MIN ? LONG_MIN : (long)lo,
+                 hi >= (double)LONG_MAX ? LONG_MAX : (long)hi);
+    else if (hi >= 1e300)
+        snprintf(buf, size, ">= %g", lo);
     else
-        snprintf(buf, size, "in [%g, %g]", o->lo, o->hi);
+        snprintf(buf, size, "in [%g, %g]", lo, hi);
+}
+
+/* The range messages: "out of range" when the number does not fit its
+ * type at all (strtod/strtol overflow), "too small"/"too large" when it
+ * is a number outside the option's limits. */
+static int range_fail(const opt_def *o, const char *text, const char *what,
+                      const char *prog, char *err, size_t size)
+{
+    char rng[96], sb[96];
+    range_text(o, rng, sizeof rng);
+    return fail(err, size, "%s: --%s: %s is %s (must be %s)", prog, o->name,
+                shown(text, sb, sizeof sb), what, rng);
+}
+
+static int check_limits(const opt_def *o, const char *text, double v,
+                        const char *prog, char *err, size_t size)
+{
+    double lo, hi;
+    limits(o, &lo, &hi);
+    if (v < lo) return range_fail(o, text, "too small", prog, err, size);
+    if (v > hi) return range_fail(o, text, "too large", prog, err, size);
+    return 0;
+}
+
+/* Floats and doubles: anything strtod reads completely is a number. An
+ * underflow (ERANGE with a tiny result) is still that tiny number or 0,
+ * and then meets the option's limits like any other; an overflow or
+ * "inf" is out of range; "nan" is not a number. A nonzero value that
+ * would be stored as 0 in a float is refused: 0 often means "default"
+ * (--finetune-lr), which the user did not ask for. */
+static int set_real(opt_def *o, const char *text, const char *prog,
+                    char *err, size_t size)
+{
+    char *end = NULL, sb[96];
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end || isnan(v))
+        return fail(err, size, "%s: --%s: '%s' is not a number", prog,
+                    o->name, shown(text, sb, sizeof sb));
+    if (isinf(v))
+        return range_fail(o, text, "out of range", prog, err, size);
+    int rc = check_limits(o, text, v, prog, err, size);
+    if (rc) return rc;
+    if (o->type == OPT_FLOAT && v != 0 && (float)v == 0)
+        return fail(err, size, "%s: --%s: %s is too small: it would be 0 "
+                    "(give 0, or at least %g)", prog, o->name,
+                    shown(text, sb, sizeof sb), (double)FLT_TRUE_MIN);
+    if (o->type == OPT_FLOAT) *(float *)o->dst = (float)v;
+    else *(double *)o->dst = v;
+    return 0;
+}
+
+static int set_u64(opt_def *o, const char *text, const char *prog,
+                   char *err, size_t size)
+{
+    char *end = NULL, sb[96];
+    const char *p = text;
+    while (*p == ' ' || *p == '\t') p++;
+    /* strtoull would turn "-1" into 2^64 - 1 */
+    if (*p == '-')
+        return fail(err, size, "%s: --%s: '%s' is not a non-negative "
+                    "integer", prog, o->name, shown(text, sb, sizeof sb));
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (end == text || *end)
+        return fail(err, size, "%s: --%s: '%s' is not a non-negative "
+                    "integer", prog, o->name, shown(text, sb, sizeof sb));
+    if (errno == ERANGE)
+        return fail(err, size, "%s: --%s: %s is out of range (must be in "
+                    "[0, %" PRIu64 "])", prog, o->name,
+                    shown(text, sb, sizeof sb), UINT64_MAX);
+    *(uint64_t *)o->dst = (uint64_t)v;
+    return 0;
+}
+
+static int set_integer(opt_def *o, const char *text, const char *prog,
+                       char *err, size_t size)
+{
+    char *end = NULL, sb[96];
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end)
+        return fail(err, size, "%s: --%s: '%s' is not an integer", prog,
+                    o->name, shown(text, sb, sizeof sb));
+    if (errno == ERANGE)
+        return range_fail(o, text, "out of range", prog, err, size);
+    int rc = check_limits(o, text, (double)v, prog, err, size);
+    if (rc) return rc;
+    if (o->type == OPT_INT) *(int *)o->dst = (int)v;
+    else *(long *)o->dst = v;
+    return 0;
 }
 
 /* Stores text into o->dst; 0 or 2 with err filled. */
 static int set_value(opt_def *o, const char *text, const char *prog,
                      char *err, size_t size)
 {
-    char *end = NULL, rng[64];
-    range_text(o, rng, sizeof rng);
-    if (o->type == OPT_STR) {
+    switch (o->type) {
+    case OPT_STR:
         if (!*text)
             return fail(err, size, "%s: --%s needs a non-empty value", prog,
                         o->name);
         *(const char **)o->dst = text;
         return 0;
+    case OPT_FLOAT:
+    case OPT_DOUBLE: return set_real(o, text, prog, err, size);
+    case OPT_U64: return set_u64(o, text, prog, err, size);
+    case OPT_INT:
+    case OPT_LONG: return set_integer(o, text, prog, err, size);
+    case OPT_FLAG: break;
     }
-    errno = 0;
-    if (o->type == OPT_FLOAT || o->type == OPT_DOUBLE) {
-        double v = strtod(text, &end);
-        if (end == text || *end || errno || !isfinite(v))
-            return fail(err, size, "%s: --%s: '%s' is not a number", prog,
-                        o->name, text);
-        if (!in_range(o, v))
-            return fail(err, size, "%s: --%s: %s is out of range (must be "
-                        "%s)", prog, o->name, text, rng);
-        if (o->type == OPT_FLOAT) *(float *)o->dst = (float)v;
-        else *(double *)o->dst = v;
-        return 0;
-    }
-    if (o->type == OPT_U64) {
-        if (text[0] == '-')
-            return fail(err, size, "%s: --%s: '%s' is not a non-negative "
-                        "integer", prog, o->name, text);
-        unsigned long long v = strtoull(text, &end, 10);
-        if (end == text || *end || errno)
-            return fail(err, size, "%s: --%s: '%s' is not a non-negative "
-                        "integer", prog, o->name, text);
-        *(uint64_t *)o->dst = (uint64_t)v;
-        return 0;
-    }
-    long v = strtol(text, &end, 10);
-    if (end == text || *end || errno)
-        return fail(err, size, "%s: --%s: '%s' is not an integer", prog,
-                    o->name, text);
-    if (!in_range(o, (double)v))
-        return fail(err, size, "%s: --%s: %s is out of range (must be %s)",
-                    prog, o->name, text, rng);
-    if (o->type == OPT_INT) {
-        if (v > 2147483647L || v < -2147483647L - 1)
-            return fail(err, size, "%s: --%s: %s is too large", prog,
-                        o->name, text);
-        *(int *)o->dst = (int)v;
-    } else {
-        *(long *)o->dst = v;
-    }
-    return 0;
+    return fail(err, size, "%s: --%s takes no value", prog, o->name);
 }
 
 static opt_def *find(opt_def *opts, int n, const char *name, size_t len)

@@ -3,7 +3,8 @@
  * Each option names the variable it fills; `--help` prints the table with
  * each option's default, read from that variable before parsing, so the
  * help text can never disagree with the code. Accepts `--name value` and
- * `--name=value`; numbers must parse completely and lie in [lo, hi]. */
+ * `--name=value`; numbers must parse completely (an underflow to a tiny
+ * value is a number, an overflow is out of range) and lie in [lo, hi]. */
 #ifndef L2RW_CLI_OPTS_H
 #define L2RW_CLI_OPTS_H
 
