@@ -14,8 +14,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -631,6 +633,74 @@ static void fill_result(run *r, l2rw_train_result *res)
     res->seconds = r->seconds_before + (now_seconds() - r->t_start);
 }
 
+/* A resumed run whose length is below the steps its checkpoint has done
+ * would do nothing and rewrite the outputs as if it had run: refuse.
+ * (Equal is a finished run: it ends at once, which is fine.) A
+ * checkpoint written during fine-tuning is checked by
+ * check_finetune_resume. */
+static l2rw_status check_resume_length(const run *r)
+{
+    if (r->st.ft_step > 0 || r->st.step <= r->total) return L2RW_OK;
+    return l2rw__fail(L2RW_ERR_ARG, "%s/%s has done %ld steps, more than "
+                      "the %ld steps of this run; give --steps %ld or more "
+                      "to continue it", r->cfg->resume_dir,
+                      L2RW_FILE_CHECKPOINT, r->st.step, r->total,
+                      r->st.step);
+}
+
+/* l2rw_write_atomic's temporary files ("NAME.tmp.PID") of the run's own
+ * file names: a process killed while writing (kill -9, a second Ctrl-C)
+ * leaves one behind, and nothing else would ever remove it. */
+static const char *const run_files[] = {
+    L2RW_FILE_METRICS, L2RW_FILE_SUMMARY, L2RW_FILE_EXAMPLES,
+    L2RW_FILE_MODEL,   L2RW_FILE_NORM,    L2RW_FILE_AUDIT,
+    L2RW_FILE_CHECKPOINT};
+enum { N_RUN_FILES = sizeof run_files / sizeof run_files[0] };
+
+/* The PID of a temporary file of one of run_files, or 0. */
+static long temp_file_pid(const char *name)
+{
+    static const char suffix[] = ".tmp.";
+    for (int i = 0; i < N_RUN_FILES; i++) {
+        size_t n = strlen(run_files[i]);
+        if (strncmp(name, run_files[i], n) ||
+            strncmp(name + n, suffix, sizeof suffix - 1))
+            continue;
+        const char *digits = name + n + sizeof suffix - 1;
+        char *end;
+        long pid = strtol(digits, &end, 10);
+        return end != digits && !*end && pid > 0 ? pid : 0;
+    }
+    return 0;
+}
+
+/* Whether the writer of a temporary file may still be writing it:
+ * another live process (one out directory is one run, so that is
+ * another l2rw on the same directory, or an unrelated process that got
+ * the PID: keeping a stale file is the safe mistake). This process
+ * writes nothing while setting up. */
+static int writer_alive(long pid)
+{
+    if ((pid_t)pid == getpid()) return 0;
+    return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+}
+
+/* Removes the stale temporary files of dir; best effort (one that
+ * cannot be removed does no harm). */
+static void remove_stale_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char path[PATH_SIZE];
+    for (struct dirent *e; (e = readdir(d));) {
+        long pid = temp_file_pid(e->d_name);
+        if (pid == 0 || writer_alive(pid)) continue;
+        join(path, dir, e->d_name);
+        remove(path);
+    }
+    closedir(d);
+}
+
 /* Everything that can fail on bad input, before any file is written. */
 static l2rw_status setup(run *r, l2rw_train_result *res)
 {
@@ -646,6 +716,7 @@ static l2rw_status setup(run *r, l2rw_train_result *res)
     L2RW_TRY(build_model(r));
     if (c->resume_dir) {
         L2RW_TRY(resume(r));
+        L2RW_TRY(check_resume_length(r));
         res->resumed_from = r->st.step;
         r->seconds_before = r->st.seconds;
         /* the best accuracy so far comes back with the rows */
@@ -655,7 +726,10 @@ static l2rw_status setup(run *r, l2rw_train_result *res)
         }
     }
     r->out = c->out_dir ? c->out_dir : c->resume_dir;
-    if (r->out) L2RW_TRY(make_dirs(r->out, &r->out_created));
+    if (r->out) {
+        L2RW_TRY(make_dirs(r->out, &r->out_created));
+        remove_stale_temps(r->out);
+    }
     return L2RW_OK;
 }
 
@@ -756,6 +830,7 @@ static l2rw_status train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
     progress_base(&r, L2RW_EVENT_START, &p);
     p.data = &r.data;
     p.resumed_from = res->resumed_from;
+    p.finetune_step = r.st.ft_step; /* with step: is a resumed run done? */
     int stop = s == L2RW_OK && report(&r, &p);
     r.t_train = now_seconds();
     double acc_before_ft = -1;
