@@ -12,9 +12,10 @@ static l2rw_status parse_p(const char *v, const char *spec, double *p,
                            const char **rest)
 {
     char *end;
-    errno = 0;
     *p = strtod(v, &end);
-    if (end == v || errno || (*end && *end != ':') || !(*p >= 0 && *p <= 1))
+    /* No errno test: an underflow (ERANGE, 0 or a denormal) is a number,
+     * and an overflow (inf) fails the range test. */
+    if (end == v || (*end && *end != ':') || !(*p >= 0 && *p <= 1))
         return l2rw__fail(L2RW_ERR_ARG, "noise '%s': probability '%.*s' is "
                           "not a number in [0, 1]", spec,
                           (int)strcspn(v, ":"), v);

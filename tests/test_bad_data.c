@@ -491,6 +491,17 @@ static void test_csv_long_numbers(void)
               "...' is not a number");
 }
 
+/* The same rule in the data specs' numbers: an underflow is a number. */
+static void test_spec_numbers(void)
+{
+    l2rw_noise nz;
+    CHECK_OK(l2rw_noise_parse(&nz, "uniform:1e-320"));
+    CHECK(nz.kind == L2RW_NOISE_UNIFORM && nz.p < 1e-300, "p %g", nz.p);
+    CHECK(l2rw_noise_parse(&nz, "uniform:1e400") == L2RW_ERR_ARG &&
+              names("'1e400' is not a number in [0, 1]"),
+          "overflow rejected: %s", l2rw_last_error());
+}
+
 int main(void)
 {
     snprintf(tmp_dir, sizeof tmp_dir, "/tmp/l2rw_bad_XXXXXX");
@@ -508,6 +519,7 @@ int main(void)
     RUN(test_label_far_out_of_range);
     RUN(test_label_readers);
     RUN(test_csv_long_numbers);
+    RUN(test_spec_numbers);
     cleanup();
     return CHECK_DONE("test_bad_data");
 }
