@@ -2,8 +2,10 @@
  * training loop, print progress, draw the plots.
  *
  * Exit status: 0 done, 1 the run failed after it started (NaN, I/O
- * during training), 2 bad usage or bad input (nothing written), 130/143
- * stopped by SIGINT/SIGTERM after writing a checkpoint. */
+ * during training), 2 bad usage or bad input (nothing written; this
+ * includes an --out directory that holds another run, unless
+ * --overwrite), 130/143 stopped by SIGINT/SIGTERM after writing a
+ * checkpoint. */
 #define _POSIX_C_SOURCE 200809L
 #include "cmds.h"
 #include "opts.h"
@@ -11,11 +13,13 @@
 
 #include "l2rw.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_flag;
@@ -44,7 +48,98 @@ typedef struct {
     int quiet, tty;
     int line_open;   /* a \r progress line is on screen */
     long eval_every; /* 0: no evaluation lines, so print steps instead */
+    const char *resume_dir;
+    const char *overwrite_dir; /* --overwrite: its old run files go at
+                                  START */
 } progress_ctx;
+
+/* ------------------------------------------------ another run in --out */
+
+/* The files a run leaves in its directory: the library's and the CLI's
+ * plots. Their presence is what "holds a run" means. */
+static const char *const run_files[] = {
+    L2RW_FILE_CHECKPOINT, L2RW_FILE_MODEL, L2RW_FILE_METRICS,
+    L2RW_FILE_SUMMARY,    L2RW_FILE_EXAMPLES, L2RW_FILE_NORM,
+    L2RW_FILE_AUDIT,      "accuracy.svg",     "weights.svg"};
+enum { N_RUN_FILES = sizeof run_files / sizeof run_files[0] };
+
+static int file_in(const char *dir, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* The run files in dir as "a, b, c" (empty when none). */
+static void run_files_in(const char *dir, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < N_RUN_FILES && used < size; i++)
+        if (file_in(dir, run_files[i]))
+            used += (size_t)snprintf(buf + used, size - used, "%s%s",
+                                     used ? ", " : "", run_files[i]);
+}
+
+static int same_dir(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return !strcmp(a, b);
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* A run writing into a directory that holds another run would replace
+ * that run's checkpoint and model: refused (exit 2) unless the run
+ * continues it (--resume into the same directory) or --overwrite says
+ * to start over. */
+static int check_out_dir(const l2rw_train_cfg *cfg, int overwrite, char *err,
+                         size_t size)
+{
+    const char *out = cfg->out_dir, *res = cfg->resume_dir;
+    int continues = res && (!out || same_dir(out, res));
+    char found[512];
+    if (overwrite && !out && !res) {
+        snprintf(err, size, "l2rw train: --overwrite needs --out DIR");
+        return 2;
+    }
+    if (overwrite && continues) {
+        snprintf(err, size, "l2rw train: --overwrite starts over, --resume "
+                 "%s continues the run there: give one of them", res);
+        return 2;
+    }
+    if (!out || overwrite || continues) return 0;
+    run_files_in(out, found, sizeof found);
+    if (!found[0]) return 0;
+    snprintf(err, size, "l2rw train: %s holds another run (%s): continue "
+             "it with --resume %s, or start over with --overwrite (removes "
+             "that run's files)", out, found, out);
+    return 2;
+}
+
+/* --overwrite, once the new run has started (its options and data
+ * checked, so a typo does not cost the old run): the old run's files go,
+ * so that none of them (a norm.txt or weights.svg the new run does not
+ * write, a checkpoint it has not yet replaced) passes for the new run's.
+ * data.json is the new run's own by then. */
+static void remove_old_run(const char *dir)
+{
+    char path[4200];
+    for (int i = 0; i < N_RUN_FILES; i++) {
+        if (!strcmp(run_files[i], L2RW_FILE_AUDIT)) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, run_files[i]);
+        if (remove(path) != 0 && access(path, F_OK) == 0)
+            fprintf(stderr, "l2rw train: --overwrite: cannot remove %s: "
+                    "%s\n", path, strerror(errno));
+    }
+}
+
+/* A resumed run whose checkpoint is at its last step (and past its
+ * fine-tuning, if any) has nothing to train. */
+static int already_complete(const l2rw_train_progress *p)
+{
+    return p->resumed_from > 0 && p->step >= p->total_steps &&
+           p->finetune_step >= p->finetune_total;
+}
 
 static void fmt_duration(double s, char *buf, size_t size)
 {
@@ -98,6 +193,8 @@ static void end_line(progress_ctx *c)
 static int on_progress(const l2rw_train_progress *p, void *vctx)
 {
     progress_ctx *c = vctx;
+    if (p->event == L2RW_EVENT_START && c->overwrite_dir)
+        remove_old_run(c->overwrite_dir);
     if (c->quiet) return 0;
     switch (p->event) {
     case L2RW_EVENT_START:
@@ -108,7 +205,11 @@ static int on_progress(const l2rw_train_progress *p, void *vctx)
                    a->n_train, a->n_val, a->n_test, a->classes, a->noise,
                    100.0 * a->effective_rate);
         }
-        if (p->resumed_from > 0)
+        if (already_complete(p))
+            printf("the run in %s is already complete (%ld of %ld steps): "
+                   "nothing left to train\n", c->resume_dir, p->step,
+                   p->total_steps);
+        else if (p->resumed_from > 0)
             printf("resuming at step %ld of %ld\n", p->resumed_from,
                    p->total_steps);
         break;
@@ -176,7 +277,7 @@ int l2rw_cmd_train(int argc, char **argv)
 {
     l2rw_train_cfg cfg = l2rw_train_cfg_default();
     const char *lr_steps = NULL;
-    int quiet = 0, no_plots = 0, no_normalise = 0;
+    int quiet = 0, no_plots = 0, no_normalise = 0, overwrite = 0;
     double epochs = 0;
     opt_def opts[] = {
         {"data", OPT_STR, &cfg.data, "SPEC",
@@ -225,6 +326,9 @@ int l2rw_cmd_train(int argc, char **argv)
         {"resume", OPT_STR, &cfg.resume_dir, "DIR",
          "continue the run whose checkpoint is in DIR (outputs go there "
          "unless --out is given)", 1, 0, 0},
+        {"overwrite", OPT_FLAG, &overwrite, "",
+         "start over in an --out DIR that holds another run (refused "
+         "otherwise): its files go once this run has started", 1, 0, 0},
         {"eval-every", OPT_LONG, &cfg.eval_every, "N",
          "steps between test evaluations (0 = at the end only)", 0, 1e300, 0},
         {"eval-batch", OPT_INT, &cfg.eval_batch, "N",
@@ -294,12 +398,15 @@ int l2rw_cmd_train(int argc, char **argv)
         cfg.sgd.n_milestones = n;
     }
     cfg.normalise = !no_normalise;
+    rc = check_out_dir(&cfg, overwrite, err, sizeof err);
+    if (rc) return opts_usage_error(err);
 
     char command[4096] = "l2rw ";
     opts_join_argv(argc, argv, command + 5, sizeof command - 5);
     cfg.command = command;
 
-    progress_ctx pc = {quiet, isatty(STDOUT_FILENO), 0, cfg.eval_every};
+    progress_ctx pc = {quiet, isatty(STDOUT_FILENO), 0, cfg.eval_every,
+                       cfg.resume_dir, overwrite ? cfg.out_dir : NULL};
     cfg.progress = on_progress;
     cfg.progress_ctx = &pc;
     cfg.stop = &stop_flag;

@@ -21,10 +21,12 @@ fi
 common="--data fashion-mnist --model lenet --noise background:0.4 \
 --val-size 1000 --steps $steps --eval-every 250 --seed 1"
 
+# --overwrite: a second demo starts over in the directories of the first
+# (without it, l2rw train refuses an --out that holds another run).
 for m in plain l2rw; do
-    echo "== $m: $bin train $common --method $m --out $out/$m"
+    echo "== $m: $bin train $common --method $m --out $out/$m --overwrite"
     # shellcheck disable=SC2086
-    "$bin" train $common --method $m --out "$out/$m"
+    "$bin" train $common --method $m --out "$out/$m" --overwrite
 done
 
 acc() {
