@@ -84,6 +84,7 @@ typedef enum {
     NUM_TEXT,      /* not a number */
     NUM_NONFINITE, /* nan, inf written as such */
     NUM_RANGE,     /* a number beyond double range (overflows to inf) */
+    NUM_FLOAT_RANGE, /* a double beyond float range (features only) */
     NUM_NOMEM
 } num_kind;
 
@@ -156,7 +157,8 @@ static const char *num_problem(num_kind k)
     case NUM_EMPTY: return "empty";
     case NUM_TEXT: return "not a number";
     case NUM_NONFINITE: return "not finite (NaN or Inf)";
-    case NUM_RANGE: return "out of range (beyond double precision)";
+    case NUM_RANGE: return "out of range (overflows a double)";
+    case NUM_FLOAT_RANGE: return "out of float range (|x| > 3.4e38)";
     default: return "unreadable";
     }
 }
@@ -211,9 +213,7 @@ static l2rw_status parse_row(l2rw_dataset *d, int i, span line, int nf,
             d->y[i] = (int32_t)v;
         } else {
             if (fabs(v) > FLT_MAX)
-                return l2rw__fail(L2RW_ERR_FORMAT, "%s:%ld: column %d is "
-                                  "out of float range (|x| > %g)", name,
-                                  lineno, k + 1, (double)FLT_MAX);
+                return field_error(f, NUM_FLOAT_RANGE, k + 1, lineno, name);
             x[j++] = (float)v;
         }
     }

@@ -471,7 +471,7 @@ static void test_csv_long_numbers(void)
     /* Overflow of a double: out of range, named. */
     p = put_text("over.csv", "1,0\n1e400,1\n");
     CHECK_BAD(l2rw_load_csv(&d, p, &o), L2RW_ERR_FORMAT, p,
-              ":2: column 1 '1e400' is out of range");
+              ":2: column 1 '1e400' is out of range (overflows a double)");
     /* 300 digits: a double, beyond float range. */
     char big[310];
     big[0] = '1';
@@ -480,7 +480,8 @@ static void test_csv_long_numbers(void)
     snprintf(text, sizeof text, "1,0\n%s,1\n", big);
     p = put_text("big.csv", text);
     CHECK_BAD(l2rw_load_csv(&d, p, &o), L2RW_ERR_FORMAT, p,
-              ":2: column 1 is out of float range");
+              ":2: column 1 '1000000000000000000000000000000000000000...' is "
+              "out of float range");
     /* Long text is still not a number, quoted short. */
     char word[400];
     memset(word, 'x', 350);
