@@ -147,6 +147,11 @@ l2rw_status l2rw_load_npy(l2rw_dataset *out, const char *x_path,
  * fraction when no test file is given, default 0.2, 0 for none)
  * ,split-seed=S (default 0: the held-out part is a property of the data,
  * not of the training seed). test gets n = 0 when there is no test set.
+ * Every spec checks its parts alike: test examples of another shape than
+ * the training ones are L2RW_ERR_SHAPE; without a class count (classes=K
+ * or the fixed one of mnist and cifar) the training labels give it
+ * (largest + 1), every class below it must occur and test labels must
+ * lie in it, else L2RW_ERR_LABEL naming the file, example and label.
  * train and test are zeroed first and freed on failure. */
 l2rw_status l2rw_data_load(const char *spec, l2rw_dataset *train,
                            l2rw_dataset *test);
