@@ -356,7 +356,7 @@ static l2rw_train_cfg finetune_cfg(const char *out, float lr)
 /* A run stopped during fine-tuning and resumed equals an uninterrupted
  * one, with the main optimizer (lr 0: velocity and schedule continue)
  * and with its own (the fine-tune velocity is the one checkpointed). */
-static void test_finetune_resume(float lr, int use_flag)
+static void check_finetune_resume(float lr, int use_flag)
 {
     char a[512], b[512], what[64];
     snprintf(what, sizeof what, "fine-tune resume (lr %g)", (double)lr);
@@ -418,6 +418,24 @@ static void test_finetune_resume(float lr, int use_flag)
     CHECK(s == L2RW_ERR_ARG && strstr(l2rw_last_error(), "--finetune-lr"),
           "fine-tune checkpoint with another rate: %s: %s",
           l2rw_strerror(s), l2rw_last_error());
+}
+
+/* Stopped by the progress callback, lr 0: the main optimizer goes on. */
+static void test_finetune_resume_main_optimizer(void)
+{
+    check_finetune_resume(0.0f, 0);
+}
+
+/* Stopped by the progress callback, its own optimizer (lr 0.02). */
+static void test_finetune_resume_own_optimizer(void)
+{
+    check_finetune_resume(0.02f, 0);
+}
+
+/* Stopped through the stop flag (as a signal handler does). */
+static void test_finetune_resume_stop_flag(void)
+{
+    check_finetune_resume(0.0f, 1);
 }
 
 /* Writes path (the file's bytes with a fresh CRC-32): a damaged file
@@ -557,8 +575,8 @@ static int run_cli(const char *args, int *lines, char *first, size_t size)
 static void test_cli(void)
 {
     if (getenv("L2RW_SANITIZED")) { /* the plain pass covers it */
-        printf("test_train: command-line checks skipped in the sanitized "
-               "pass (they run the uninstrumented ./build/l2rw)\n");
+        SKIP("sanitized pass: runs the uninstrumented ./build/l2rw; the "
+             "plain pass covers it");
         return;
     }
     CHECK(access("./build/l2rw", X_OK) == 0, "./build/l2rw not built");
@@ -732,18 +750,18 @@ static void cleanup(void)
 int main(void)
 {
     if (make_data()) {
-        printf("cannot write test data in /tmp\n");
-        return 1;
+        CHECK(0, "cannot write test data in /tmp");
+        return CHECK_DONE("test_train");
     }
-    test_resume();
-    test_outputs();
-    test_finetune();
-    test_checkpoint_size();
-    test_finetune_resume(0.0f, 0);
-    test_finetune_resume(0.02f, 0);
-    test_finetune_resume(0.0f, 1);
-    test_bad_checkpoints();
-    test_cli();
+    RUN(test_resume);
+    RUN(test_outputs);
+    RUN(test_finetune);
+    RUN(test_checkpoint_size);
+    RUN(test_finetune_resume_main_optimizer);
+    RUN(test_finetune_resume_own_optimizer);
+    RUN(test_finetune_resume_stop_flag);
+    RUN(test_bad_checkpoints); /* reads test_checkpoint_size's run */
+    RUN(test_cli);
     cleanup();
     return CHECK_DONE("test_train");
 }
