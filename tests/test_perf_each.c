@@ -4,7 +4,9 @@
  * sum w_i l_i must agree to float32 rounding (relative 1e-4 of the
  * largest value; a missed layer or a wrong example is O(1)). Also: the
  * path is refused with batch norm, it is deterministic, and the method
- * step picks it for LeNet (same update as the tangent path, to rounding). */
+ * step picks it for LeNet (same update as the tangent path, to rounding).
+ * test_reweight.c checks this path against the finite-difference
+ * definition of the meta gradient. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

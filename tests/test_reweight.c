@@ -1,6 +1,7 @@
 /* Tests of the reweighting module: the L2RW weights against their
  * definition (finite differences over eps of L_v(theta - alpha grad sum
- * eps_i l_i)) on a conv + batch-norm net, the invariants of every
+ * eps_i l_i)) on a conv + batch-norm net (tangent path) and on nets
+ * without batch norm (per-example path), the invariants of every
  * weighting method, the distributions of random / resample /
  * hard-mining, and the per-example record (examples.csv, AUC). */
 #include "l2rw.h"
