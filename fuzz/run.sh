@@ -1,13 +1,14 @@
 #!/bin/sh
-# Build every libFuzzer target of the data readers with clang
-# (-fsanitize=fuzzer,address,undefined) and run each for a bounded time.
+# Build every libFuzzer target of the data, model-file and checkpoint
+# readers with clang (-fsanitize=fuzzer,address,undefined,
+# float-cast-overflow) and run each for a bounded time.
 # Usage: sh fuzz/run.sh [SECONDS_PER_TARGET (default 60)] [TARGET ...]
 # Binaries, corpora and crash artifacts go to build/fuzz/. Exit status is
 # non-zero when a target found a crash, leak, timeout or UB.
 set -u
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-"idx cifar csv npy gzip specs"}
+targets=${*:-"idx cifar csv npy gzip specs model checkpoint"}
 cd "$(dirname "$0")/.." || exit 2
 out=build/fuzz
 mkdir -p "$out"
@@ -15,8 +16,10 @@ CC=${FUZZ_CC:-clang}
 if ! command -v "$CC" >/dev/null 2>&1; then
     echo "fuzz: $CC not found (install clang)"; exit 2
 fi
-flags="-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -Isrc"
+flags="-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=all -Wno-psabi -Iinclude -Isrc"
 libsrc="src/common.c $(ls src/data_*.c)"
+# the model and checkpoint readers need the engine: the whole library
+libsrc_all="$(ls src/*.c)"
 
 # Seed corpora: one valid input per target (python3 writes them; without
 # it the fuzzers start from nothing, which still works, only slower).
@@ -59,15 +62,19 @@ for t in $targets; do
     bin=$out/fuzz_$t
     if [ ! -f "$src" ]; then echo "fuzz: no target $t"; fail=1; continue; fi
     echo "== build $t"
+    case $t in model|checkpoint) lib=$libsrc_all ;; *) lib=$libsrc ;; esac
     # shellcheck disable=SC2086
-    if ! $CC $flags "$src" $libsrc -o "$bin" -lz -lm -lopenblas; then
+    if ! $CC $flags "$src" $lib -o "$bin" -lz -lm -lopenblas; then
         echo "fuzz: build of $t failed"; fail=1; continue
     fi
     mkdir -p "$out/corpus-$t"
+    # committed seeds (valid and hostile files) where a target has them
+    seeds=fuzz/corpus/fuzz_$t
+    [ -d "$seeds" ] || seeds=
     echo "== run $t for ${secs}s"
     "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
         -max_len=65536 -print_final_stats=1 \
-        -artifact_prefix="$out/$t-" "$out/corpus-$t" > "$out/$t.log" 2>&1
+        -artifact_prefix="$out/$t-" "$out/corpus-$t" $seeds > "$out/$t.log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.log" | tail -n 1)
     cov=$(grep -o 'cov: [0-9]*' "$out/$t.log" | tail -n 1)
