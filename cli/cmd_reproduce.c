@@ -267,6 +267,73 @@ static int ensure_dir(const char *d, char *err, size_t size)
     }
 }
 
+/* ------------------------------------------------------- the pre-check */
+
+/* Whether an earlier run of the plan has the same data configuration
+ * (noise and imbalance; the seed moves examples, not class counts). */
+static int data_seen_before(const plan *p, int i)
+{
+    for (int j = 0; j < i; j++)
+        if (!strcmp(p->runs[j].noise, p->runs[i].noise) &&
+            !strcmp(p->runs[j].imbalance, p->runs[i].imbalance))
+            return 1;
+    return 0;
+}
+
+/* The data of run configuration c as l2rw_train_run prepares it. */
+static l2rw_status prepare_like_train(const l2rw_train_cfg *c, l2rw_data *d)
+{
+    l2rw_data_cfg dc = l2rw_data_cfg_default();
+    dc.data = c->data;
+    dc.noise = c->noise;
+    dc.imbalance = c->imbalance;
+    dc.train_size = c->train_size;
+    dc.val_per_class = c->val_size > 0 ? 0 : c->val_per_class;
+    dc.val_size = c->val_size;
+    dc.normalise = 0; /* cannot fail on what the runs' data hold */
+    dc.seed = c->seed;
+    return l2rw_data_prepare(d, &dc);
+}
+
+/* The model on data d (batch 1: only that the name and shapes fit). */
+static l2rw_status check_model(const l2rw_train_cfg *c, const l2rw_data *d)
+{
+    l2rw_net *net = NULL;
+    const l2rw_dataset *t = &d->train;
+    l2rw_status s = l2rw_net_create(&net, c->model, t->c, t->h, t->w,
+                                    t->classes, 1, c->seed);
+    l2rw_net_free(net);
+    return s;
+}
+
+/* Everything a run's setup can refuse, for every run, before anything
+ * is written: a refused reproduction leaves --out as it was (no table
+ * of "-", no runs/, no plot). Each distinct data configuration is
+ * prepared once (a few seconds for every share of the imbalance
+ * experiment). Prints the reason and returns 2, or 0. */
+static int check_plan(const plan *p)
+{
+    for (int i = 0; i < p->n_runs; i++) {
+        const run_spec *r = &p->runs[i];
+        l2rw_train_cfg c = run_cfg(p, r, NULL);
+        l2rw_status s = l2rw_train_check_cfg(&c);
+        if (s == L2RW_OK && !data_seen_before(p, i)) {
+            l2rw_data d;
+            s = prepare_like_train(&c, &d);
+            if (s == L2RW_OK && i == 0) s = check_model(&c, &d);
+            if (s == L2RW_OK) l2rw_data_free(&d);
+        }
+        if (s != L2RW_OK) {
+            fprintf(stderr, "l2rw reproduce %s: setting %s (data %s, noise "
+                    "%s, imbalance %s): %s; nothing written in %s\n",
+                    p->kind, r->setting, p->data, r->noise, r->imbalance,
+                    l2rw_last_error(), p->out);
+            return 2;
+        }
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------- outputs */
 
 typedef struct {
@@ -466,10 +533,21 @@ static int plot_noise(const plan *p, char *err, size_t size)
     return 0;
 }
 
+static int n_done(const plan *p)
+{
+    int n = 0;
+    for (int i = 0; i < p->n_runs; i++) n += p->runs[i].done;
+    return n;
+}
+
+/* The table and plots of the finished runs; none when no run finished
+ * (a table of "-" and a plot of nothing say nothing, and gnuplot fails
+ * on empty data). */
 static int write_outputs(const plan *p)
 {
     char path[PATH_LEN], err[512];
     out_ctx c = {p};
+    if (n_done(p) == 0) return 0;
     snprintf(path, sizeof path, "%s/results.csv", p->out);
     if (l2rw_write_atomic(path, write_csv, &c) != L2RW_OK) {
         fprintf(stderr, "l2rw reproduce: cannot write %s\n", path);
@@ -553,20 +631,7 @@ int l2rw_cmd_reproduce(int argc, char **argv)
     }
     make_plan(&p);
 
-    /* Bad data or options fail on the first run's setup, before any
-     * directory exists: check the data once with a dry configuration. */
-    l2rw_train_cfg c0 = run_cfg(&p, &p.runs[0], NULL);
-    if (l2rw_train_check_cfg(&c0) != L2RW_OK) {
-        fprintf(stderr, "l2rw reproduce: %s\n", l2rw_last_error());
-        return 2;
-    }
-    l2rw_dataset tr, te;
-    if (l2rw_data_load(p.data, &tr, &te) != L2RW_OK) {
-        fprintf(stderr, "l2rw reproduce: %s\n", l2rw_last_error());
-        return 2;
-    }
-    l2rw_dataset_free(&tr);
-    l2rw_dataset_free(&te);
+    if (check_plan(&p)) return 2;
     char runs_dir[PATH_LEN];
     snprintf(runs_dir, sizeof runs_dir, "%s/runs", p.out);
     if (ensure_dir(p.out, err, sizeof err) ||
@@ -621,7 +686,11 @@ int l2rw_cmd_reproduce(int argc, char **argv)
     }
     if (write_outputs(&p)) return 1;
     if (stop_flag) {
-        printf("stopped; partial table in %s/results.md\n", p.out);
+        if (n_done(&p))
+            printf("stopped; partial table in %s/results.md\n", p.out);
+        else
+            printf("stopped before the first run finished; run the same "
+                   "command to continue\n");
         return 130;
     }
     printf("table: %s/results.md, %s/results.csv; plots: %s/*.svg\n", p.out,
