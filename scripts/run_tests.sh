@@ -24,7 +24,7 @@ for t in "$@"; do
         "$t" > "$build/last-test.out" 2>&1; rc=$?
     fi
     cat "$build/last-test.out"
-    awk -v p="$phase" '$1 == "ok" || $1 == "FAIL" || $1 == "skip" {
+    awk -v p="$phase" '($1 == "ok" || $1 == "FAIL" || $1 == "skip") && $2 ~ "^[^/ ]+/[^ ]+$" {
         if ($1 == "FAIL" && $2 ~ /:[0-9]+:$/) next   # an assertion, not a case
         print p, $1, $2 }' "$build/last-test.out" >> "$log"
     if [ $rc -ne 0 ]; then
