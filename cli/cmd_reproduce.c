@@ -283,15 +283,8 @@ static int data_seen_before(const plan *p, int i)
 /* The data of run configuration c as l2rw_train_run prepares it. */
 static l2rw_status prepare_like_train(const l2rw_train_cfg *c, l2rw_data *d)
 {
-    l2rw_data_cfg dc = l2rw_data_cfg_default();
-    dc.data = c->data;
-    dc.noise = c->noise;
-    dc.imbalance = c->imbalance;
-    dc.train_size = c->train_size;
-    dc.val_per_class = c->val_size > 0 ? 0 : c->val_per_class;
-    dc.val_size = c->val_size;
+    l2rw_data_cfg dc = l2rw_train_data_cfg(c);
     dc.normalise = 0; /* cannot fail on what the runs' data hold */
-    dc.seed = c->seed;
     return l2rw_data_prepare(d, &dc);
 }
 

@@ -175,6 +175,10 @@ l2rw_train_cfg l2rw_train_cfg_default(void);
 /* Checks every option that can be checked without reading data (names,
  * specs, ranges) and returns L2RW_ERR_ARG naming the first bad one. */
 l2rw_status l2rw_train_check_cfg(const l2rw_train_cfg *cfg);
+/* The data configuration a run of cfg prepares its data with (spec,
+ * noise, imbalance, sizes, clean split, normalisation, seed), for
+ * preparing the same data outside the loop. */
+l2rw_data_cfg l2rw_train_data_cfg(const l2rw_train_cfg *cfg);
 
 /* Runs training. Validates the configuration, loads and prepares the
  * data, builds the net and reads the resume checkpoint before it creates

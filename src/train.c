@@ -242,9 +242,8 @@ static void run_free(run *r)
     free(r->w);
 }
 
-static l2rw_status prepare_data(run *r)
+l2rw_data_cfg l2rw_train_data_cfg(const l2rw_train_cfg *c)
 {
-    const l2rw_train_cfg *c = r->cfg;
     l2rw_data_cfg dc = l2rw_data_cfg_default();
     dc.data = c->data;
     dc.noise = c->noise;
@@ -254,6 +253,13 @@ static l2rw_status prepare_data(run *r)
     dc.val_size = c->val_size;
     dc.normalise = c->normalise;
     dc.seed = c->seed;
+    return dc;
+}
+
+static l2rw_status prepare_data(run *r)
+{
+    const l2rw_train_cfg *c = r->cfg;
+    const l2rw_data_cfg dc = l2rw_train_data_cfg(c);
     L2RW_TRY(l2rw_data_prepare(&r->data, &dc));
     if (r->data.train.n < 1)
         return l2rw__fail(L2RW_ERR_ARG, "train: no training examples left");
