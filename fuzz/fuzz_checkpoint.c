@@ -7,6 +7,7 @@
  * to DIR/checkpoint.l2rw. */
 #define _POSIX_C_SOURCE 200809L
 #include "model_io.h"
+#include "fuzz_crc_file.h"
 #include "train_internal.h"
 
 #include <stdio.h>
@@ -49,27 +50,6 @@ static void load(void)
     l2rw__state_free(&st);
     free(velocity);
     l2rw_record_free(rec);
-}
-
-/* Writes the input to path with its last 4 bytes replaced by the CRC of
- * the rest: a mutated file would otherwise stop at the checksum, and the
- * parser behind it would go unfuzzed (the checksum check is covered by
- * the unit tests). */
-static int write_input(const char *p, const uint8_t *data, size_t size)
-{
-    FILE *fp = fopen(p, "wb");
-    if (!fp) return 1;
-    size_t ok = fwrite(data, 1, size, fp);
-    if (size >= 4) {
-        uint32_t crc = l2rw_crc32(0, data, size - 4);
-        unsigned char b[4];
-        for (int i = 0; i < 4; i++) b[i] = (unsigned char)(crc >> 8 * i);
-        ok = ok == size && fseek(fp, (long)(size - 4), SEEK_SET) == 0 &&
-                     fwrite(b, 1, 4, fp) == 4
-                 ? size
-                 : 0;
-    }
-    return (fclose(fp) != 0) | (ok != size);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

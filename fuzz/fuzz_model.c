@@ -7,6 +7,7 @@
  * catches that). */
 #define _POSIX_C_SOURCE 200809L
 #include "model_io.h"
+#include "fuzz_crc_file.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,27 +23,6 @@ static void setup(void)
     snprintf(path, sizeof path, "/tmp/fuzz_model.%ld", (long)getpid());
     if (l2rw_net_create(&fixed, "mlp:4", 2, 1, 1, 2, 1, 1) != L2RW_OK)
         abort();
-}
-
-/* Writes the input to path with its last 4 bytes replaced by the CRC of
- * the rest: a mutated file would otherwise stop at the checksum, and the
- * parser behind it would go unfuzzed (the checksum check is covered by
- * the unit tests). */
-static int write_input(const char *p, const uint8_t *data, size_t size)
-{
-    FILE *fp = fopen(p, "wb");
-    if (!fp) return 1;
-    size_t ok = fwrite(data, 1, size, fp);
-    if (size >= 4) {
-        uint32_t crc = l2rw_crc32(0, data, size - 4);
-        unsigned char b[4];
-        for (int i = 0; i < 4; i++) b[i] = (unsigned char)(crc >> 8 * i);
-        ok = ok == size && fseek(fp, (long)(size - 4), SEEK_SET) == 0 &&
-                     fwrite(b, 1, 4, fp) == 4
-                 ? size
-                 : 0;
-    }
-    return (fclose(fp) != 0) | (ok != size);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
