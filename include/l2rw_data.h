@@ -373,8 +373,25 @@ typedef struct {
     uint64_t seed;
 } l2rw_data_cfg;
 
+/* Where the examples came from, when they are files of their own
+ * (image folders, label lists): the class names and each example's file,
+ * indexed by the example's id (l2rw_dataset.id, which subsets and splits
+ * keep). Every pointer is NULL (and every count 0) for data that have no
+ * names (IDX, CIFAR, CSV, .npy); val_files only when the clean set came
+ * from a source of its own, otherwise its ids are training ids. Owned by
+ * l2rw_data (freed by l2rw_data_free). */
+typedef struct {
+    int classes;
+    char **class_names;          /* [classes] */
+    int n_train, n_val, n_test;
+    char **train_files, **val_files, **test_files; /* [n_*] by id */
+} l2rw_sources;
+/* Frees the names and zeroes the struct; a zeroed struct is fine. */
+void l2rw_sources_free(l2rw_sources *s);
+
 typedef struct {
     l2rw_dataset train, val, test;
+    l2rw_sources sources;
     l2rw_noise noise;
     l2rw_imbalance imbalance;
     l2rw_norm norm;        /* c = 0 when normalise was 0 */

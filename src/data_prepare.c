@@ -14,9 +14,27 @@ l2rw_data_cfg l2rw_data_cfg_default(void)
     return c;
 }
 
+static void free_names(char **names, int n)
+{
+    if (!names) return;
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+void l2rw_sources_free(l2rw_sources *s)
+{
+    if (!s) return;
+    free_names(s->class_names, s->classes);
+    free_names(s->train_files, s->n_train);
+    free_names(s->val_files, s->n_val);
+    free_names(s->test_files, s->n_test);
+    memset(s, 0, sizeof *s);
+}
+
 void l2rw_data_free(l2rw_data *d)
 {
     if (!d) return;
+    l2rw_sources_free(&d->sources);
     l2rw_dataset_free(&d->train);
     l2rw_dataset_free(&d->val);
     l2rw_dataset_free(&d->test);
