@@ -587,6 +587,13 @@ const float *l2rw__net_last_input(const l2rw_net *net, int *dim)
     return a->y;
 }
 
+l2rw__net_view l2rw__net_view_of(const l2rw_net *net)
+{
+    l2rw__net_view v = {net->nodes, net->n_nodes, net->output, net->params,
+                        net->state};
+    return v;
+}
+
 void l2rw_net_predict(const l2rw_net *net, int32_t *pred)
 {
     if (!net->have_fwd) return;

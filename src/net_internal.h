@@ -25,4 +25,16 @@ l2rw_status l2rw__net_scores_each(l2rw_net *net, float *u);
  * to rounding, without a second backward through the layers. */
 l2rw_status l2rw__net_backward_each(l2rw_net *net, const float *w);
 
+/* The compiled graph, read-only, for exporters (onnx_export.c): node 0 is
+ * the input, creation order is a topological order, `output` is the logits
+ * node (nodes that are no ancestor of it take no part in a pass); each
+ * node's parameters are at params + p_off, its state at state + s_off. */
+struct l2rw__node;
+typedef struct {
+    const struct l2rw__node *nodes;
+    int n_nodes, output;
+    const float *params, *state;
+} l2rw__net_view;
+l2rw__net_view l2rw__net_view_of(const l2rw_net *net);
+
 #endif
