@@ -10,6 +10,7 @@
 #include "l2rw_data.h"
 #include "l2rw_train.h"
 #include "model_io.h"
+#include "testutil.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -27,60 +28,7 @@ enum {
     N_FEATURES = 4
 };
 
-static char tmpdir[256], csv_path[320], train_dir[320];
-
-static void path_in(char *out, size_t size, const char *name)
-{
-    snprintf(out, size, "%s/%s", tmpdir, name);
-}
-
-static int cli_available(void)
-{
-    if (getenv("L2RW_SANITIZED")) {
-        SKIP("runs the uninstrumented ./build/l2rw: the plain pass covers "
-             "it");
-        return 0;
-    }
-    if (access("./build/l2rw", X_OK) != 0) {
-        SKIP("./build/l2rw not built");
-        return 0;
-    }
-    return 1;
-}
-
-/* Runs ./build/l2rw ARGS; its stderr into msg. Returns the exit code. */
-static int run_cli(const char *args, char *msg, size_t size)
-{
-    char cmd[4096], errf[400];
-    path_in(errf, sizeof errf, "stderr.txt");
-    snprintf(cmd, sizeof cmd, "./build/l2rw %s >/dev/null 2>%s", args, errf);
-    int st = system(cmd);
-    msg[0] = 0;
-    FILE *fp = fopen(errf, "r");
-    if (fp) {
-        size_t n = fread(msg, 1, size - 1, fp);
-        msg[n] = 0;
-        fclose(fp);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    *len = (size_t)n;
-    return buf;
-}
+static char csv_path[320], train_dir[320];
 
 /* Writes buf[len] to path with a fresh CRC over all but its last 4
  * bytes, so that the file passes the checksum and reaches the parser. */
@@ -226,14 +174,14 @@ static void test_huge_arch_small_file(void)
               strstr(msg, "declares 150000001 parameters"),
           "declared: %s: %s", l2rw_strerror(s), msg);
 
-    if (!cli_available()) return;
+    if (!cli_available(0)) return;
     char args[1024];
     path_in(path, sizeof path, "resnet998.l2rw");
     snprintf(args, sizeof args, "eval --load %s --data csv:%s", path,
              csv_path);
-    int rc = run_cli(args, msg, sizeof msg);
-    CHECK(rc == EXIT_BAD_INPUT && strstr(msg, "model 'resnet998'"),
-          "eval resnet998: exit %d: %s", rc, msg);
+    cli_result cli = run_cli(args);
+    CHECK(cli.rc == EXIT_BAD_INPUT && strstr(cli.err, "model 'resnet998'"),
+          "eval resnet998: exit %d: %s", cli.rc, cli.err);
 }
 
 /* A valid mlp:8 model for the CSV data, its values in vals (caller
@@ -254,7 +202,7 @@ static float *mlp_values(fake_model *m, int c)
 /* Case 2: NaN or Inf parameters or state. */
 static void test_nonfinite_values(void)
 {
-    char path[400], msg[1024], args[1024];
+    char path[400], args[1024];
     fake_model m;
     float *v = mlp_values(&m, N_FEATURES);
     CHECK(v != NULL, "no mlp");
@@ -268,13 +216,13 @@ static void test_nonfinite_values(void)
               strstr(l2rw_last_error(), "parameter [3] is NaN"),
           "NaN: %s: %s", l2rw_strerror(s), l2rw_last_error());
     l2rw_net_free(net);
-    if (cli_available()) {
+    if (cli_available(0)) {
         snprintf(args, sizeof args, "eval --load %s --data csv:%s", path,
                  csv_path);
-        int rc = run_cli(args, msg, sizeof msg);
-        CHECK(rc == EXIT_BAD_INPUT && strstr(msg, path) &&
-                  strstr(msg, "parameter [3] is NaN"),
-              "eval NaN: exit %d: %s", rc, msg);
+        cli_result cli = run_cli(args);
+        CHECK(cli.rc == EXIT_BAD_INPUT && strstr(cli.err, path) &&
+                  strstr(cli.err, "parameter [3] is NaN"),
+              "eval NaN: exit %d: %s", cli.rc, cli.err);
     }
     free(v);
 
@@ -306,8 +254,8 @@ static void test_nonfinite_values(void)
  * count next to it: the model mismatch is reported, not the norm. */
 static void test_eval_model_before_norm(void)
 {
-    if (!cli_available()) return;
-    char dir[400], path[500], norm[500], msg[1024], args[1200];
+    if (!cli_available(0)) return;
+    char dir[400], path[500], norm[500], args[1200];
     path_in(dir, sizeof dir, "other-arch");
     mkdir(dir, 0700);
     snprintf(path, sizeof path, "%s/model.l2rw", dir);
@@ -322,12 +270,12 @@ static void test_eval_model_before_norm(void)
     CHECK_OK(l2rw_norm_save(&nm, norm));
     snprintf(args, sizeof args, "eval --load %s --data csv:%s", path,
              csv_path);
-    int rc = run_cli(args, msg, sizeof msg);
-    CHECK(rc == EXIT_BAD_INPUT && strstr(msg, path) &&
-              strstr(msg, "model 'mlp:8' takes inputs 3x1x1, the data has "
+    cli_result cli = run_cli(args);
+    CHECK(cli.rc == EXIT_BAD_INPUT && strstr(cli.err, path) &&
+              strstr(cli.err, "model 'mlp:8' takes inputs 3x1x1, the data has "
                           "4x1x1") &&
-              !strstr(msg, "norm"),
-          "eval of another shape: exit %d: %s", rc, msg);
+              !strstr(cli.err, "norm"),
+          "eval of another shape: exit %d: %s", cli.rc, cli.err);
     free(v);
 }
 
@@ -375,7 +323,9 @@ static void put64(unsigned char *b, uint64_t v)
 static int ckpt_parse(ckpt_bytes *k, const char *path)
 {
     enum { WINDOW_BYTES = 8 * 8 + 5 * 8, COUNT_BYTES = 8 + 8 + 4 + 8 };
-    k->buf = slurp(path, &k->len);
+    long len = 0;
+    k->buf = (unsigned char *)slurp(path, &len);
+    k->len = (size_t)len;
     if (!k->buf || k->len < 32) return 1;
     k->fp_at = L2RW_MAGIC_LEN + 4 + 4;
     k->fp_len = get32(k->buf + k->fp_at - 4);
@@ -483,7 +433,7 @@ static void test_ckpt_row_step(void)
 static void test_ckpt_step_past_length(void)
 {
     ckpt_bytes k;
-    char dir[400], conf[8192], msg[1024], args[600];
+    char dir[400], conf[8192], args[600];
     CHECK(have_checkpoint(&k), "no checkpoint in %s", train_dir);
     if (!k.buf) return;
     path_in(dir, sizeof dir, "past-length");
@@ -510,13 +460,13 @@ static void test_ckpt_step_past_length(void)
     CHECK(s == L2RW_ERR_FORMAT &&
               strstr(l2rw_last_error(), "no run length"),
           "no length (run): %s: %s", l2rw_strerror(s), l2rw_last_error());
-    if (cli_available()) {
+    if (cli_available(0)) {
         snprintf(args, sizeof args, "train --resume %s --quiet --no-plots",
                  dir);
-        int rc = run_cli(args, msg, sizeof msg);
-        CHECK(rc == EXIT_BAD_INPUT && strstr(msg, dir) &&
-                  strstr(msg, "field steps"),
-              "train --resume without length: exit %d: %s", rc, msg);
+        cli_result cli = run_cli(args);
+        CHECK(cli.rc == EXIT_BAD_INPUT && strstr(cli.err, dir) &&
+                  strstr(cli.err, "field steps"),
+              "train --resume without length: exit %d: %s", cli.rc, cli.err);
     }
     free(k.buf);
 }
@@ -526,7 +476,7 @@ static void test_ckpt_step_past_length(void)
 static void test_ckpt_values_blame_checkpoint(void)
 {
     ckpt_bytes k;
-    char dir[400], conf[8192], msg[1024], args[600];
+    char dir[400], conf[8192], args[600];
     CHECK(have_checkpoint(&k), "no checkpoint in %s", train_dir);
     if (!k.buf) return;
     /* a fine-tuning state its targets do not describe: used to say
@@ -576,13 +526,13 @@ static void test_ckpt_values_blame_checkpoint(void)
                   strstr(l2rw_last_error(), "field lr has the invalid value "
                                             "'nan'"),
               "lr=nan: %s: %s", l2rw_strerror(s), l2rw_last_error());
-        if (cli_available()) {
+        if (cli_available(0)) {
             snprintf(args, sizeof args, "train --resume %s --quiet "
                      "--no-plots", dir);
-            int rc = run_cli(args, msg, sizeof msg);
-            CHECK(rc == EXIT_BAD_INPUT && strstr(msg, dir) &&
-                      strstr(msg, "field lr") && !strstr(msg, "--lr"),
-                  "train --resume lr=nan: exit %d: %s", rc, msg);
+            cli_result cli = run_cli(args);
+            CHECK(cli.rc == EXIT_BAD_INPUT && strstr(cli.err, dir) &&
+                      strstr(cli.err, "field lr") && !strstr(cli.err, "--lr"),
+                  "train --resume lr=nan: exit %d: %s", cli.rc, cli.err);
         }
     }
     free(fp);

@@ -13,6 +13,7 @@
 #include "check.h"
 #include "common.h" /* l2rw_write_atomic */
 #include "l2rw.h"
+#include "testutil.h"
 
 #include <dirent.h>
 #include <stdint.h>
@@ -23,65 +24,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { SIDE = 8, CLASSES = 4, N_TRAIN = 400, N_TEST = 200 };
+enum { CLASSES = 4, N_TRAIN = 400, N_TEST = 200 };
 enum { MNIST_CLASSES = 10, MNIST_TRAIN = 300, MNIST_TEST = 100 };
-enum { STEPS = 20, MSG_SIZE = 4096 };
+enum { STEPS = 20 };
 
 /* Above any Linux pid_max (at most 2^22), so kill(pid, 0) says ESRCH:
  * the PID of a temporary file whose writer is surely gone. */
 #define DEAD_PID 2147480000L
 
-static char tmpdir[256];
 static char spec[2048];     /* idx: spec of the 4-class data */
 static char mnist_dir[320]; /* the same kind of data in MNIST's layout */
-
-static void put_be32(FILE *fp, uint32_t v)
-{
-    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 8), (unsigned char)v};
-    fwrite(b, 1, 4, fp);
-}
-
-/* An IDX image file and label file of n examples of `classes` classes,
- * each class a bright quadrant (classes beyond 4 share them) plus
- * noise. */
-static int write_idx(const char *img, const char *lab, int n, int classes,
-                     uint64_t seed)
-{
-    FILE *fi = fopen(img, "wb"), *fl = fopen(lab, "wb");
-    int bad = !fi || !fl;
-    if (!bad) {
-        put_be32(fi, 0x803);
-        put_be32(fi, (uint32_t)n);
-        put_be32(fi, SIDE);
-        put_be32(fi, SIDE);
-        put_be32(fl, 0x801);
-        put_be32(fl, (uint32_t)n);
-    }
-    uint64_t s = seed;
-    for (int i = 0; !bad && i < n; i++) {
-        int k = i % classes;
-        unsigned char px[SIDE * SIDE];
-        for (int p = 0; p < SIDE * SIDE; p++) {
-            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-            int r = p / SIDE, c = p % SIDE;
-            int quad = (r >= SIDE / 2) * 2 + (c >= SIDE / 2);
-            px[p] = (unsigned char)((int)(s >> 58) +
-                                    (quad == k % 4 ? 150 : 30));
-        }
-        fwrite(px, 1, sizeof px, fi);
-        unsigned char y = (unsigned char)k;
-        fwrite(&y, 1, 1, fl);
-    }
-    if (fi) bad |= ferror(fi) || fclose(fi) != 0;
-    if (fl) bad |= ferror(fl) || fclose(fl) != 0;
-    return bad;
-}
-
-static void path_in(char *out, size_t size, const char *name)
-{
-    snprintf(out, size, "%s/%s", tmpdir, name);
-}
 
 static int make_data(void)
 {
@@ -123,12 +75,6 @@ static l2rw_train_cfg base_cfg(const char *out, long steps)
     return c;
 }
 
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
 static int file_in(const char *dir, const char *name)
 {
     char p[1024];
@@ -157,80 +103,17 @@ static int n_entries(const char *dir)
     return n;
 }
 
-static char *slurp_len(const char *path, long *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    if (buf) buf[n] = 0;
-    if (len) *len = n;
-    return buf;
-}
-
-static char *slurp(const char *path) { return slurp_len(path, NULL); }
-
 /* Whether the file at path holds exactly len bytes of data. */
 static int file_equals(const char *path, const char *data, long len)
 {
     long n = 0;
-    char *now = slurp_len(path, &n);
+    char *now = slurp(path, &n);
     int same = now && n == len && memcmp(now, data, (size_t)len) == 0;
     free(now);
     return same;
 }
 
 /* ----------------------------------------------------------- the CLI */
-
-typedef struct {
-    int rc;                 /* exit status, -1 when killed */
-    int err_lines;          /* lines on stderr */
-    char out[MSG_SIZE];     /* stdout (start of) */
-    char err[MSG_SIZE];     /* stderr (start of) */
-} cli_result;
-
-/* Runs ./build/l2rw ARGS with stdout and stderr captured. */
-static cli_result run_cli(const char *args)
-{
-    cli_result r;
-    char cmd[10240], outf[512], errf[512];
-    path_in(outf, sizeof outf, "stdout.txt");
-    path_in(errf, sizeof errf, "stderr.txt");
-    snprintf(cmd, sizeof cmd, "./build/l2rw %s >%s 2>%s", args, outf, errf);
-    int st = system(cmd);
-    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    char *o = slurp(outf), *e = slurp(errf);
-    snprintf(r.out, sizeof r.out, "%s", o ? o : "");
-    snprintf(r.err, sizeof r.err, "%s", e ? e : "");
-    r.err_lines = 0;
-    for (const char *q = e; q && *q; q++) r.err_lines += *q == '\n';
-    free(o);
-    free(e);
-    return r;
-}
-
-/* The command-line cases run the uninstrumented ./build/l2rw: once, in
- * the plain pass. */
-static int cli_unavailable(void)
-{
-    if (getenv("L2RW_SANITIZED")) {
-        SKIP("runs the uninstrumented ./build/l2rw; the plain pass covers "
-             "it");
-        return 1;
-    }
-    if (access("./build/l2rw", X_OK) != 0) {
-        CHECK(0, "./build/l2rw not built");
-        return 1;
-    }
-    return 0;
-}
 
 /* `l2rw train` on the test data with the given options. */
 static cli_result train_cli(const char *opts)
@@ -249,7 +132,7 @@ static cli_result train_cli(const char *opts)
  * new run has started: bad input with --overwrite keeps the old run. */
 static void test_out_holds_run(void)
 {
-    if (cli_unavailable()) return;
+    if (!cli_available(1)) return;
     char out[512], opts[2048], ckpt[1024];
     path_in(out, sizeof out, "holds-run");
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.l2rw", out);
@@ -257,7 +140,7 @@ static void test_out_holds_run(void)
     cli_result r = train_cli(opts);
     CHECK(r.rc == 0, "first run: exit %d: %s", r.rc, r.err);
     long before_len = 0;
-    char *before = slurp_len(ckpt, &before_len);
+    char *before = slurp(ckpt, &before_len);
     CHECK(before != NULL, "no checkpoint after the first run");
 
     snprintf(opts, sizeof opts, "--steps %d --out %s --quiet --lr 0.02",
@@ -303,7 +186,7 @@ static void test_out_holds_run(void)
           "--overwrite: the new run's files are missing");
     char summary[1024];
     snprintf(summary, sizeof summary, "%s/summary.json", out);
-    char *sj = slurp(summary);
+    char *sj = slurp(summary, NULL);
     CHECK(sj && strstr(sj, "--overwrite"), "summary.json is not the new "
           "run's");
     free(sj);
@@ -351,7 +234,7 @@ static void test_resume_below_steps_done(void)
  * exits 0 saying the run is complete. */
 static void test_resume_below_steps_cli(void)
 {
-    if (cli_unavailable()) return;
+    if (!cli_available(1)) return;
     char dir[512], opts[2048];
     path_in(dir, sizeof dir, "cli-resume");
     snprintf(opts, sizeof opts, "--steps %d --out %s --quiet", STEPS, dir);
@@ -447,7 +330,7 @@ static void test_stale_temps_removed(void)
  * written: no --out, no table, no runs/, no gnuplot. */
 static void test_reproduce_refused_before_writing(void)
 {
-    if (cli_unavailable()) return;
+    if (!cli_available(1)) return;
     char out[512], args[2048];
     path_in(out, sizeof out, "reproduce-out");
     snprintf(args, sizeof args, "reproduce imbalance --quick --data mnist:%s "
@@ -475,7 +358,7 @@ static void test_reproduce_refused_before_writing(void)
  * limits; an overflow is out of range. */
 static void test_numbers(void)
 {
-    if (cli_unavailable()) return;
+    if (!cli_available(1)) return;
     enum { LONG_NUMBER = 300 };
     char lr[LONG_NUMBER + 1], tiny[LONG_NUMBER + 1], opts[4096], out[512];
     /* 0.0500...0 and 0.000...01, 300 characters each */

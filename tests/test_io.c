@@ -14,26 +14,7 @@
 #include "check.h"
 #include "l2rw.h"
 #include "model_io.h"
-
-static char dir[256];
-
-static void path_of(char *buf, size_t cap, const char *name)
-{
-    snprintf(buf, cap, "%s/%s", dir, name);
-}
-
-static int read_all(const char *path, unsigned char **buf, long *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return -1;
-    fseek(fp, 0, SEEK_END);
-    *len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    *buf = malloc((size_t)*len + 1);
-    int ok = *buf && fread(*buf, 1, (size_t)*len, fp) == (size_t)*len;
-    fclose(fp);
-    return ok ? 0 : -1;
-}
+#include "testutil.h"
 
 static int write_all(const char *path, const unsigned char *buf, long len)
 {
@@ -72,7 +53,7 @@ static void check_round_trip(const char *model, int c, int h, int w)
 {
     enum { K = 5 };
     char path[300];
-    path_of(path, sizeof path, "model.l2rw");
+    path_in(path, sizeof path, "model.l2rw");
     l2rw_net *a = NULL, *b = NULL, *d = NULL;
     CHECK_OK(l2rw_net_create(&a, model, c, h, w, K, N, 1));
     if (!a) return;
@@ -140,8 +121,8 @@ static void test_round_trip_wrn(void) { check_round_trip("wrn-10-1:0.3", 3, 8, 8
 static void test_refusals(void)
 {
     char path[300], bad[300];
-    path_of(path, sizeof path, "lenet.l2rw");
-    path_of(bad, sizeof bad, "bad.l2rw");
+    path_in(path, sizeof path, "lenet.l2rw");
+    path_in(bad, sizeof bad, "bad.l2rw");
     l2rw_net *net = NULL, *other = NULL;
     CHECK_OK(l2rw_net_create(&net, "lenet", 1, 28, 28, 10, 2, 5));
     if (!net) return;
@@ -163,16 +144,16 @@ static void test_refusals(void)
 
     /* a missing file */
     char missing[300];
-    path_of(missing, sizeof missing, "no-such-file.l2rw");
+    path_in(missing, sizeof missing, "no-such-file.l2rw");
     expect(l2rw_net_load(net, missing), L2RW_ERR_IO, missing, "missing");
     l2rw_net *nn = NULL;
     expect(l2rw_net_load_new(&nn, missing, 1), L2RW_ERR_IO, missing,
            "missing (load_new)");
     CHECK(nn == NULL, "load_new of a missing file returned a net");
 
-    unsigned char *buf = NULL;
     long len = 0;
-    CHECK(read_all(path, &buf, &len) == 0, "read back %s", path);
+    unsigned char *buf = (unsigned char *)slurp(path, &len);
+    CHECK(buf != NULL, "read back %s", path);
     if (!buf) {
         l2rw_net_free(net);
         return;
@@ -265,7 +246,7 @@ static l2rw_status write_forged(FILE *fp, void *ctx)
 static void test_forged(void)
 {
     char path[300];
-    path_of(path, sizeof path, "forged.l2rw");
+    path_in(path, sizeof path, "forged.l2rw");
     static const forged cases[] = {
         {2, "lenet", 10, 16},               /* future version */
         {1, "lenet", 10, (uint64_t)1 << 60}, /* absurd count */
@@ -310,18 +291,18 @@ static int temp_files_in(const char *d)
 static void test_atomic(void)
 {
     char path[300];
-    path_of(path, sizeof path, "atomic.l2rw");
+    path_in(path, sizeof path, "atomic.l2rw");
     l2rw_net *net = NULL;
     CHECK_OK(l2rw_net_create(&net, "mlp:4", 1, 2, 2, 3, 1, 1));
     if (!net) return;
     CHECK_OK(l2rw_net_save(net, path));
     CHECK_OK(l2rw_net_save(net, path)); /* over an existing file */
-    CHECK(temp_files_in(dir) == 0, "temporary file left after save");
+    CHECK(temp_files_in(tmpdir) == 0, "temporary file left after save");
     char nodir[300];
-    path_of(nodir, sizeof nodir, "no-such-dir/m.l2rw");
+    path_in(nodir, sizeof nodir, "no-such-dir/m.l2rw");
     CHECK(l2rw_net_save(net, nodir) == L2RW_ERR_IO, "save into a missing "
                                                     "directory");
-    CHECK(temp_files_in(dir) == 0, "temporary file left after a failure");
+    CHECK(temp_files_in(tmpdir) == 0, "temporary file left after a failure");
     remove(path);
     l2rw_net_free(net);
 }
@@ -346,7 +327,7 @@ static l2rw_status write_sample(FILE *fp, void *ctx)
 static void test_binio(void)
 {
     char path[300];
-    path_of(path, sizeof path, "sample.bin");
+    path_in(path, sizeof path, "sample.bin");
     static const char magic[L2RW_MAGIC_LEN] = "TESTMAGI";
     CHECK_OK(l2rw_write_atomic(path, write_sample, NULL));
     l2rw_breader r;
@@ -391,10 +372,10 @@ static void test_binio(void)
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/l2rw-test-io-XXXXXX",
+    snprintf(tmpdir, sizeof tmpdir, "%s/l2rw-test-io-XXXXXX",
              tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        CHECK(0, "cannot create a temporary directory in %s", dir);
+    if (!mkdtemp(tmpdir)) {
+        CHECK(0, "cannot create a temporary directory in %s", tmpdir);
         return CHECK_DONE("test_io");
     }
     RUN(test_round_trip_lenet);
@@ -404,6 +385,6 @@ int main(void)
     RUN(test_forged);
     RUN(test_atomic);
     RUN(test_binio);
-    rmdir(dir);
+    rmdir(tmpdir);
     return CHECK_DONE("test_io");
 }

@@ -13,20 +13,11 @@
 
 #include "check.h"
 #include "common.h"
+#include "falloc.h"
 #include "graph.h"
 #include "l2rw.h"
 #include "l2rw_reweight.h"
 #include "net_internal.h"
-
-static float *falloc(size_t n)
-{
-    float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) {
-        printf("out of memory\n");
-        exit(2);
-    }
-    return p;
-}
 
 static double max_abs_diff(const float *a, const float *b, size_t n,
                            double *scale)
@@ -100,7 +91,8 @@ static void compare_paths(l2rw_net *net, const char *what, int threads)
         CHECK(memcmp(u, u2, (size_t)n * sizeof *u) == 0,
               "%s: scores not deterministic", what);
     }
-    free(x), free(u_ref), free(u), free(wt), free(g_ref), free(u2);
+    l2rw__afree(x), l2rw__afree(u_ref), l2rw__afree(u);
+    l2rw__afree(wt), l2rw__afree(g_ref), l2rw__afree(u2);
 }
 
 /* One L2RW method step of LeNet (per-example path) against the same step
@@ -158,7 +150,8 @@ static void test_lenet_step(void)
     l2rw_method_free(mc);
     l2rw_sgd_free(oa), l2rw_sgd_free(ob);
     l2rw_net_free(a), l2rw_net_free(b);
-    free(x), free(vx), free(u), free(w), free(w2);
+    l2rw__afree(x), l2rw__afree(vx), l2rw__afree(u);
+    l2rw__afree(w), l2rw__afree(w2);
 }
 
 /* A zoo model: both paths with 1 and with 2 threads. */

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
 #include "l2rw.h"
+#include "testutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +19,6 @@ enum {
     N_TEST = 40,
     N_NOISE_RUNS = 16 /* 8 methods x 2 noises */
 };
-
-static char tmpdir[256];
 
 /* A CIFAR-10 binary file of n records, labels cycling over 0..9. */
 static int write_cifar(const char *path, int n, unsigned seed)
@@ -40,37 +39,6 @@ static int write_cifar(const char *path, int n, unsigned seed)
         }
     }
     return fclose(fp) != 0;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    char *buf = NULL;
-    if (fseek(fp, 0, SEEK_END) == 0) {
-        long n = ftell(fp);
-        if (n >= 0 && fseek(fp, 0, SEEK_SET) == 0 &&
-            (buf = malloc((size_t)n + 1)) != NULL) {
-            if (fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-                free(buf);
-                buf = NULL;
-            } else {
-                buf[n] = 0;
-            }
-        }
-    }
-    fclose(fp);
-    return buf;
-}
-
-/* Exit status of ./build/l2rw ARGS; its stderr goes to tmpdir/err.txt. */
-static int run_cli(const char *args)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "./build/l2rw %s >%s/out.txt 2>%s/err.txt",
-             args, tmpdir, tmpdir);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* The table rows of results.md ("| ..." lines), which hold no timing. */
@@ -114,22 +82,18 @@ static void check_summary(const char *out, const char *run, const char *key,
 {
     char path[512];
     snprintf(path, sizeof path, "%s/runs/%s/summary.json", out, run);
-    char *s = slurp(path);
+    char *s = slurp(path, NULL);
     CHECK(s && strstr(s, want), "%s: %s is not %s", path, key, want);
     free(s);
 }
 
-/* Set in main(): the cases run ./build/l2rw, which the sanitized pass
- * does not instrument. */
+/* Set in main(): the sanitized pass runs no case (they run ./build/l2rw,
+ * which it does not instrument) and needs no directory. */
 static int sanitized;
 
 static void test_cifar_noise(void)
 {
-    if (sanitized) {
-        SKIP("sanitized pass: runs the uninstrumented ./build/l2rw; the "
-             "plain pass covers it");
-        return;
-    }
+    if (cli_sanitized_pass()) return;
     char data[300], out[300], args[1024];
     make_data(data, sizeof data);
     snprintf(out, sizeof out, "%s/r", tmpdir);
@@ -137,22 +101,19 @@ static void test_cifar_noise(void)
              "reproduce noise --data cifar10:%s --model resnet8 --steps 2 "
              "--threads 1 --out %s",
              data, out);
-    int rc = run_cli(args);
-    snprintf(args, sizeof args, "%s/err.txt", tmpdir);
-    char *err = slurp(args);
-    CHECK(rc == 0, "reproduce noise on CIFAR: exit %d: %s", rc,
-          err ? err : "");
-    free(err);
+    cli_result cli = run_cli(args);
+    CHECK(cli.rc == 0, "reproduce noise on CIFAR: exit %d: %s", cli.rc,
+          cli.err);
 
     snprintf(args, sizeof args, "%s/results.md", out);
-    char *md = slurp(args);
+    char *md = slurp(args, NULL);
     CHECK(md && strstr(md, "resnet8"), "results.md does not name the model");
     CHECK(md && strstr(md, "| l2rw |") && strstr(md, "| plain+FT |") &&
               strstr(md, "| sce |"),
           "results.md lacks method rows:\n%s", md ? md : "(none)");
     free(md);
     snprintf(args, sizeof args, "%s/results.csv", out);
-    char *csv = slurp(args);
+    char *csv = slurp(args, NULL);
     CHECK(count_lines(csv) == 1 + N_NOISE_RUNS, "results.csv: %d lines",
           count_lines(csv));
     free(csv);
@@ -170,15 +131,15 @@ static void test_cifar_noise(void)
     /* the same command again resumes every run from its checkpoint and
      * gives the same table */
     snprintf(args, sizeof args, "%s/results.md", out);
-    char *md1 = slurp(args);
+    char *md1 = slurp(args, NULL);
     snprintf(args, sizeof args,
              "reproduce noise --data cifar10:%s --model resnet8 --steps 2 "
              "--threads 1 --out %s",
              data, out);
-    rc = run_cli(args);
-    CHECK(rc == 0, "reproduce again: exit %d", rc);
-    snprintf(args, sizeof args, "%s/out.txt", tmpdir);
-    char *log = slurp(args);
+    cli = run_cli(args);
+    CHECK(cli.rc == 0, "reproduce again: exit %d", cli.rc);
+    path_in(args, sizeof args, "stdout.txt");
+    char *log = slurp(args, NULL);
     int resumed = 0;
     for (const char *q = log; q && (q = strstr(q, ", resumed)")); q++)
         resumed++;
@@ -186,7 +147,7 @@ static void test_cifar_noise(void)
           N_NOISE_RUNS, log ? log : "");
     free(log);
     snprintf(args, sizeof args, "%s/results.md", out);
-    char *md2 = slurp(args);
+    char *md2 = slurp(args, NULL);
     char *t1 = table_rows(md1), *t2 = table_rows(md2);
     CHECK(t1 && t2 && t1[0] && !strcmp(t1, t2),
           "resumed table differs:\n%s\nvs\n%s", t1 ? t1 : "",
@@ -199,21 +160,14 @@ static void test_cifar_noise(void)
 
 static void test_bad_usage(void)
 {
-    if (sanitized) {
-        SKIP("sanitized pass: runs the uninstrumented ./build/l2rw; the "
-             "plain pass covers it");
-        return;
-    }
+    if (cli_sanitized_pass()) return;
     char args[1024];
     snprintf(args, sizeof args,
              "reproduce imbalance --data cifar10:%s/cifar --out %s/imb",
              tmpdir, tmpdir);
-    int rc = run_cli(args);
-    snprintf(args, sizeof args, "%s/err.txt", tmpdir);
-    char *err = slurp(args);
-    CHECK(rc == 2 && count_lines(err) == 1 && strstr(err, "imbalance"),
-          "imbalance on CIFAR: exit %d: %s", rc, err ? err : "");
-    free(err);
+    cli_result cli = run_cli(args);
+    CHECK(cli.rc == 2 && cli.err_lines == 1 && strstr(cli.err, "imbalance"),
+          "imbalance on CIFAR: exit %d: %s", cli.rc, cli.err);
     snprintf(args, sizeof args, "%s/imb", tmpdir);
     CHECK(access(args, F_OK) != 0, "imbalance on CIFAR left %s", args);
 }

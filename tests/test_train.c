@@ -12,6 +12,7 @@
 #include "binio.h" /* l2rw_crc32: checkpoints with a valid checksum */
 #include "check.h"
 #include "l2rw.h"
+#include "testutil.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -21,49 +22,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { SIDE = 8, CLASSES = 4, N_TRAIN = 400, N_TEST = 200, HALF = 20 };
+enum { CLASSES = 4, N_TRAIN = 400, N_TEST = 200, HALF = 20 };
 
-static char tmpdir[256];
 static char spec[2048];
-
-static void put_be32(FILE *fp, uint32_t v)
-{
-    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 8), (unsigned char)v};
-    fwrite(b, 1, 4, fp);
-}
-
-/* Writes an IDX image file and label file of n examples. */
-static int write_idx(const char *img, const char *lab, int n, uint64_t seed)
-{
-    FILE *fi = fopen(img, "wb"), *fl = fopen(lab, "wb");
-    if (!fi || !fl) return 1;
-    put_be32(fi, 0x803);
-    put_be32(fi, (uint32_t)n);
-    put_be32(fi, SIDE);
-    put_be32(fi, SIDE);
-    put_be32(fl, 0x801);
-    put_be32(fl, (uint32_t)n);
-    uint64_t s = seed;
-    for (int i = 0; i < n; i++) {
-        int k = i % CLASSES;
-        unsigned char px[SIDE * SIDE];
-        for (int p = 0; p < SIDE * SIDE; p++) {
-            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-            int r = p / SIDE, c = p % SIDE;
-            int quad = (r >= SIDE / 2) * 2 + (c >= SIDE / 2);
-            int v = (int)(s >> 58) + (quad == k ? 150 : 30);
-            px[p] = (unsigned char)v;
-        }
-        fwrite(px, 1, sizeof px, fi);
-        unsigned char y = (unsigned char)k;
-        fwrite(&y, 1, 1, fl);
-    }
-    int bad = ferror(fi) || ferror(fl);
-    bad |= fclose(fi) != 0;
-    bad |= fclose(fl) != 0;
-    return bad;
-}
 
 static int make_data(void)
 {
@@ -74,7 +35,9 @@ static int make_data(void)
     snprintf(b, sizeof b, "%s/train-lab", tmpdir);
     snprintf(c, sizeof c, "%s/test-img", tmpdir);
     snprintf(d, sizeof d, "%s/test-lab", tmpdir);
-    if (write_idx(a, b, N_TRAIN, 1) || write_idx(c, d, N_TEST, 2)) return 1;
+    if (write_idx(a, b, N_TRAIN, CLASSES, 1) ||
+        write_idx(c, d, N_TEST, CLASSES, 2))
+        return 1;
     snprintf(spec, sizeof spec, "idx:%s,%s;%s,%s", a, b, c, d);
     return 0;
 }
@@ -98,24 +61,6 @@ static l2rw_train_cfg base_cfg(const char *out, long steps)
     return c;
 }
 
-static char *slurp(const char *path, long *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    if (buf) buf[n] = 0;
-    if (len) *len = n;
-    return buf;
-}
-
 static int same_file(const char *dir1, const char *dir2, const char *name)
 {
     char p1[512], p2[512];
@@ -127,17 +72,6 @@ static int same_file(const char *dir1, const char *dir2, const char *name)
     free(a);
     free(b);
     return same;
-}
-
-static int exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-static void path_in(char *out, size_t size, const char *name)
-{
-    snprintf(out, size, "%s/%s", tmpdir, name);
 }
 
 /* Stops the run after `at` steps through the callback. */
@@ -550,37 +484,11 @@ static void test_bad_checkpoints(void)
     free(orig);
 }
 
-/* Runs the CLI; returns its exit status, *lines = lines on stderr. */
-static int run_cli_to(const char *args, const char *stdout_path, int *lines,
-                      char *first, size_t size)
-{
-    char cmd[4096], errf[512];
-    snprintf(errf, sizeof errf, "%s/stderr.txt", tmpdir);
-    snprintf(cmd, sizeof cmd, "./build/l2rw %s >%s 2>%s", args, stdout_path,
-             errf);
-    int st = system(cmd);
-    char *e = slurp(errf, NULL);
-    *lines = 0;
-    for (const char *q = e; q && *q; q++) *lines += *q == '\n';
-    snprintf(first, size, "%s", e ? e : "");
-    free(e);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int run_cli(const char *args, int *lines, char *first, size_t size)
-{
-    return run_cli_to(args, "/dev/null", lines, first, size);
-}
-
 static void test_cli(void)
 {
-    if (getenv("L2RW_SANITIZED")) { /* the plain pass covers it */
-        SKIP("sanitized pass: runs the uninstrumented ./build/l2rw; the "
-             "plain pass covers it");
-        return;
-    }
-    CHECK(access("./build/l2rw", X_OK) == 0, "./build/l2rw not built");
-    char out[512], resumed[512], args[4096], msg[1024];
+    if (cli_sanitized_pass()) return;
+    CHECK(access(TU_CLI, X_OK) == 0, TU_CLI " not built");
+    char out[512], resumed[512], args[4096];
     path_in(out, sizeof out, "cli-out");
     path_in(resumed, sizeof resumed, "resumed");
     const char *common = "--steps 4 --batch 20 "
@@ -609,12 +517,12 @@ static void test_cli(void)
         snprintf(args, sizeof args, "train --data '%s' %s --out %s %s %s",
                  spec, common, out, extra,
                  strstr(extra, "--model") ? "" : "--model mlp:16");
-        int lines, rc = run_cli(args, &lines, msg, sizeof msg);
-        CHECK(rc == 2, "'%s': exit %d", bad[i].extra, rc);
-        CHECK(lines == 1, "'%s': %d lines on stderr: %s", bad[i].extra,
-              lines, msg);
-        CHECK(strstr(msg, bad[i].needle) != NULL,
-              "'%s': message does not name it: %s", bad[i].extra, msg);
+        cli_result cli = run_cli(args);
+        CHECK(cli.rc == 2, "'%s': exit %d", bad[i].extra, cli.rc);
+        CHECK(cli.err_lines == 1, "'%s': %d lines on stderr: %s",
+              bad[i].extra, cli.err_lines, cli.err);
+        CHECK(strstr(cli.err, bad[i].needle) != NULL,
+              "'%s': message does not name it: %s", bad[i].extra, cli.err);
         CHECK(!exists(out), "'%s': out directory left behind",
               bad[i].extra);
     }
@@ -622,26 +530,31 @@ static void test_cli(void)
     snprintf(args, sizeof args, "train --data idx:%s/none,%s/none %s --out %s",
              tmpdir, tmpdir, common, out);
     strncat(args, " --model mlp:16", sizeof args - strlen(args) - 1);
-    int lines, rc = run_cli(args, &lines, msg, sizeof msg);
-    CHECK(rc == 2 && lines == 1 && !exists(out),
-          "missing data: exit %d, %d lines: %s", rc, lines, msg);
+    cli_result cli = run_cli(args);
+    CHECK(cli.rc == 2 && cli.err_lines == 1 && !exists(out),
+          "missing data: exit %d, %d lines: %s", cli.rc, cli.err_lines,
+          cli.err);
     /* unwritable out directory */
     snprintf(args, sizeof args, "train --data '%s' %s --out /proc/l2rw-x/y "
              "--model mlp:16", spec, common);
-    rc = run_cli(args, &lines, msg, sizeof msg);
-    CHECK(rc == 2 && lines == 1 && strstr(msg, "/proc/l2rw-x"),
-          "unwritable out: exit %d, %d lines: %s", rc, lines, msg);
+    cli = run_cli(args);
+    CHECK(cli.rc == 2 && cli.err_lines == 1 &&
+              strstr(cli.err, "/proc/l2rw-x"),
+          "unwritable out: exit %d, %d lines: %s", cli.rc, cli.err_lines,
+          cli.err);
     /* help lists defaults; a good run works */
-    rc = run_cli("train --help", &lines, msg, sizeof msg);
-    CHECK(rc == 0, "train --help: exit %d", rc);
-    rc = run_cli("--version", &lines, msg, sizeof msg);
-    CHECK(rc == 0, "--version: exit %d", rc);
-    rc = run_cli("frobnicate", &lines, msg, sizeof msg);
-    CHECK(rc == 2 && lines == 1, "unknown command: exit %d", rc);
+    cli = run_cli("train --help");
+    CHECK(cli.rc == 0, "train --help: exit %d", cli.rc);
+    cli = run_cli("--version");
+    CHECK(cli.rc == 0, "--version: exit %d", cli.rc);
+    cli = run_cli("frobnicate");
+    CHECK(cli.rc == 2 && cli.err_lines == 1, "unknown command: exit %d",
+          cli.rc);
     snprintf(args, sizeof args, "train --data '%s' %s --out %s --model mlp:16",
              spec, common, out);
-    rc = run_cli(args, &lines, msg, sizeof msg);
-    CHECK(rc == 0 && lines == 0, "good run: exit %d: %s", rc, msg);
+    cli = run_cli(args);
+    CHECK(cli.rc == 0 && cli.err_lines == 0, "good run: exit %d: %s", cli.rc,
+          cli.err);
     /* --resume DIR alone takes the run's length from the checkpoint (the
      * last one, at step 30): nothing left to do, where the default
      * --steps 3000 would train 2,970 more steps */
@@ -650,11 +563,11 @@ static void test_cli(void)
     snprintf(args, sizeof args, "train --data '%s' --model mlp:16 --batch 20 "
              "--val-per-class 5 --steps 30 --checkpoint-every 20 --no-plots "
              "--eval-every 0 --quiet --out %s", spec, alone);
-    rc = run_cli(args, &lines, msg, sizeof msg);
-    CHECK(rc == 0, "30-step run: exit %d: %s", rc, msg);
+    cli = run_cli(args);
+    CHECK(cli.rc == 0, "30-step run: exit %d: %s", cli.rc, cli.err);
     snprintf(args, sizeof args, "train --resume %s --quiet", alone);
-    rc = run_cli(args, &lines, msg, sizeof msg);
-    CHECK(rc == 0, "--resume alone: exit %d: %s", rc, msg);
+    cli = run_cli(args);
+    CHECK(cli.rc == 0, "--resume alone: exit %d: %s", cli.rc, cli.err);
     char sum_alone[600];
     snprintf(sum_alone, sizeof sum_alone, "%s/%s", alone, L2RW_FILE_SUMMARY);
     char *sa_text = slurp(sum_alone, NULL);
@@ -693,8 +606,8 @@ static void test_cli(void)
     /* the other options come from the checkpoint */
     snprintf(args, sizeof args, "train --resume %s --steps %ld "
              "--checkpoint-every 0 --quiet --no-plots", sig, stopped + 5);
-    rc = run_cli(args, &lines, msg, sizeof msg);
-    CHECK(rc == 0, "resume after SIGINT: exit %d: %s", rc, msg);
+    cli = run_cli(args);
+    CHECK(cli.rc == 0, "resume after SIGINT: exit %d: %s", cli.rc, cli.err);
     snprintf(sof, sizeof sof, "%s/%s", sig, L2RW_FILE_SUMMARY);
     sot = slurp(sof, NULL);
     char want[64];
@@ -707,8 +620,8 @@ static void test_cli(void)
     char ev[600], sm[600];
     snprintf(ev, sizeof ev, "%s/eval.txt", tmpdir);
     snprintf(args, sizeof args, "eval --load %s --data '%s'", p, spec);
-    rc = run_cli_to(args, ev, &lines, msg, sizeof msg);
-    CHECK(rc == 0, "eval: exit %d: %s", rc, msg);
+    cli = run_cli_to(args, ev, NULL);
+    CHECK(cli.rc == 0, "eval: exit %d: %s", cli.rc, cli.err);
     /* eval of the saved model gives the run's final accuracy */
     snprintf(sm, sizeof sm, "%s/%s", out, L2RW_FILE_SUMMARY);
     char *evt = slurp(ev, NULL), *smt = slurp(sm, NULL);
@@ -724,17 +637,20 @@ static void test_cli(void)
     snprintf(ck, sizeof ck, "%s/%s", out, L2RW_FILE_CHECKPOINT);
     CHECK(truncate(ck, 100) == 0, "cannot truncate %s", ck);
     snprintf(args, sizeof args, "train --resume %s --steps 8 --quiet", out);
-    rc = run_cli(args, &lines, msg, sizeof msg);
-    CHECK(rc == 2 && lines == 1 && strstr(msg, "checkpoint"),
-          "damaged checkpoint: exit %d, %d lines: %s", rc, lines, msg);
+    cli = run_cli(args);
+    CHECK(cli.rc == 2 && cli.err_lines == 1 && strstr(cli.err, "checkpoint"),
+          "damaged checkpoint: exit %d, %d lines: %s", cli.rc, cli.err_lines,
+          cli.err);
 
     /* reproduce: bad usage */
-    rc = run_cli("reproduce bogus", &lines, msg, sizeof msg);
-    CHECK(rc == 2 && lines == 1, "reproduce bogus: exit %d: %s", rc, msg);
+    cli = run_cli("reproduce bogus");
+    CHECK(cli.rc == 2 && cli.err_lines == 1, "reproduce bogus: exit %d: %s",
+          cli.rc, cli.err);
     snprintf(args, sizeof args, "reproduce noise --data cifar10:%s --out %s/r",
              tmpdir, tmpdir);
-    rc = run_cli(args, &lines, msg, sizeof msg);
-    CHECK(rc == 2 && lines == 1, "reproduce cifar10: exit %d: %s", rc, msg);
+    cli = run_cli(args);
+    CHECK(cli.rc == 2 && cli.err_lines == 1,
+          "reproduce cifar10: exit %d: %s", cli.rc, cli.err);
     snprintf(args, sizeof args, "%s/r", tmpdir);
     CHECK(!exists(args), "reproduce left %s behind", args);
 }
