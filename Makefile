@@ -49,7 +49,7 @@ $(DEPS_OK): scripts/deps.sh
 	@touch $@
 
 deps:
-	@$(DEPS_SH) fashion-mnist gnuplot
+	@$(DEPS_SH) fashion-mnist gnuplot node
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
@@ -88,13 +88,14 @@ $(BUILD)/san-tests/%: tests/%.c $(wildcard tests/*.h) $(SAN_OBJ)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests $< -o $@ $(SAN_OBJ) $(LIBS)
 
 # Real-data tests need Fashion-MNIST; plots need gnuplot; the README's C
-# programs are built with pkg-config (tests/examples.sh).
+# programs are built with pkg-config (tests/examples.sh); the ONNX export is
+# checked in ONNX Runtime from npm (tests/onnx.sh; skipped without node).
 test: all $(TESTS) $(SAN_TESTS)
 	@$(DEPS_SH) fashion-mnist gnuplot pkg-config
-	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh -- $(SAN_TESTS)
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh -- $(SAN_TESTS)
 
 test-fast: all $(TESTS)
-	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh --
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh --
 
 test-san: $(SAN_TESTS)
 	@sh scripts/run_tests.sh $(BUILD) -- $(SAN_TESTS)

@@ -9,5 +9,6 @@ int l2rw_cmd_eval(int argc, char **argv);      /* cmd_eval.c */
 int l2rw_cmd_bench(int argc, char **argv);     /* cmd_bench.c */
 int l2rw_cmd_check(int argc, char **argv);     /* cmd_check.c */
 int l2rw_cmd_reproduce(int argc, char **argv); /* cmd_reproduce.c */
+int l2rw_cmd_export(int argc, char **argv);    /* cmd_export.c */
 
 #endif

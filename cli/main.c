@@ -16,6 +16,8 @@ static const command commands[] = {
     {"train", l2rw_cmd_train,
      "train a network (--data SPEC --model NAME --method NAME ...)"},
     {"eval", l2rw_cmd_eval, "test a saved model (--load FILE --data SPEC)"},
+    {"export", l2rw_cmd_export,
+     "write a saved model as ONNX (--load FILE OUT.onnx)"},
     {"bench", l2rw_cmd_bench, "time plain and l2rw steps of a model"},
     {"check", l2rw_cmd_check, "self test of the built library"},
     {"reproduce", l2rw_cmd_reproduce,

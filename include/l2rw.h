@@ -169,6 +169,33 @@ l2rw_status l2rw_net_load(l2rw_net *net, const char *path);
 l2rw_status l2rw_net_load_new(l2rw_net **out, const char *path,
                               int max_batch);
 
+/* Export to ONNX (opset 17, IR version 8) for inference elsewhere: the
+ * eval-mode network (running batch-norm statistics, dropout as identity)
+ * with input "input" [N, C, H, W] (N a symbolic batch size), output
+ * "logits" [N, classes] and, unless probabilities is 0, "probabilities"
+ * (their softmax). Written atomically. */
+typedef struct {
+    /* Input normalisation x' = (x - mean[c]) / std[c] (l2rw_norm), or
+     * NULL for none; norm_channels must equal the net's input channels. */
+    const float *mean, *std;
+    int norm_channels;
+    int norm_in_graph; /* 1: Sub and Div nodes take raw inputs; 0: the
+                          model takes normalised inputs and states mean
+                          and std in its metadata_props */
+    int fold_bn;       /* 1: batch norms right after a conv (whose output
+                          nothing else reads) are folded into its weights;
+                          0: every batch norm is a BatchNormalization */
+    int probabilities; /* 1: also the "probabilities" output */
+    const char *producer; /* producer_name; NULL: "l2rw" */
+} l2rw_onnx_opts;
+
+/* No normalisation, fold_bn 1, norm_in_graph 1, probabilities 1. */
+l2rw_onnx_opts l2rw_onnx_opts_default(void);
+/* An operator without an ONNX counterpart in the exporter is
+ * L2RW_ERR_UNSUPPORTED naming it; opts may be NULL (the defaults). */
+l2rw_status l2rw_net_export_onnx(const l2rw_net *net, const char *path,
+                                 const l2rw_onnx_opts *opts);
+
 /* ------------------------------------------------------------- optimizer */
 
 #define L2RW_MAX_MILESTONES 16

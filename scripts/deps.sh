@@ -7,6 +7,10 @@
 # name the packages.
 #
 #   sh scripts/deps.sh [fashion-mnist] [gnuplot] [pkg-config] [torch] [clang]
+#                      [node]
+#
+# node: Node.js and npm, which tests/onnx.sh needs to install and run ONNX
+# Runtime (onnxruntime-node) on exported models.
 #
 # BLAS_CFLAGS and BLAS_LIBS (from the Makefile) are the flags the build
 # uses for OpenBLAS. We want Debian's OpenMP build of OpenBLAS
@@ -59,6 +63,7 @@ for extra in "$@"; do
     gnuplot) command -v gnuplot >/dev/null 2>&1 || need="$need gnuplot-nox" ;;
     torch) /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1 || need="$need python3-torch python3-numpy" ;;
     pkg-config) command -v pkg-config >/dev/null 2>&1 || need="$need pkgconf" ;;
+    node) command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need="$need nodejs npm" ;;
     clang) command -v clang >/dev/null 2>&1 && [ -n "$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null | grep /)" ] || need="$need clang libclang-rt-dev" ;;
     esac
 done
