@@ -16,6 +16,8 @@
 #include <omp.h>
 #else
 static int omp_get_thread_num(void) { return 0; }
+static int omp_get_max_threads(void) { return 1; }
+static void omp_set_num_threads(int n) { (void)n; }
 #endif
 
 /* Vectors of 16 floats where the compiler has vector extensions. The
@@ -55,7 +57,15 @@ static int l2rw__nt(size_t work) { return work < PAR_MIN ? 1 : l2rw_get_threads(
  * cannot race on OpenBLAS's (process-wide) thread count. */
 extern void openblas_set_num_threads(int);
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
-static void blas_serial_init(void) { openblas_set_num_threads(1); }
+static void blas_serial_init(void)
+{
+    /* OpenBLAS's OpenMP build also sets the calling thread's OpenMP count
+     * (omp_set_num_threads): give it back, or a thread that never set
+     * its count would run the rest of its work on one thread. */
+    const int omp = omp_get_max_threads();
+    openblas_set_num_threads(1);
+    omp_set_num_threads(omp);
+}
 static void blas_serial(void) { pthread_once(&blas_once, blas_serial_init); }
 
 void l2rw__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,

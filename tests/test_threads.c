@@ -37,6 +37,21 @@ static void test_count_is_per_thread(void)
           l2rw_get_threads());
 }
 
+/* A thread that never set its count uses OpenMP's (all cores): the first
+ * GEMM, which sets OpenBLAS serial, must not leave it at one. Runs first,
+ * before any other case has made a GEMM. */
+static void test_default_count_survives_blas(void)
+{
+    const int before = l2rw_get_threads();
+    l2rw_net *net = NULL;
+    float x[4 * 16] = {0};
+    CHECK_OK(l2rw_net_create(&net, "mlp:64", 16, 1, 1, 4, 4, 1));
+    if (net) CHECK_OK(l2rw_net_forward(net, x, 4, L2RW_MODE_EVAL, 0));
+    l2rw_net_free(net);
+    CHECK(l2rw_get_threads() == before, "count %d after the first GEMM, "
+          "%d before", l2rw_get_threads(), before);
+}
+
 /* ------------------------------------------------ two trainings at once */
 
 typedef struct {
@@ -183,6 +198,7 @@ int main(void)
         printf("cannot create a temporary directory\n");
         return 1;
     }
+    RUN(test_default_count_survives_blas);
     RUN(test_count_is_per_thread);
     RUN(test_concurrent_resnet_and_mlp);
     RUN(test_concurrent_two_resnets);
