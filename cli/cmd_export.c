@@ -114,7 +114,7 @@ int l2rw_cmd_export(int argc, char **argv)
     int rc = parse_args(&a, argc, argv, &done);
     if (done) return rc;
     l2rw_net *net = NULL;
-    if (l2rw_net_load_new(&net, a.load, 1) != L2RW_OK) return fail(a.load);
+    if (l2rw_net_load_new(&net, a.load, 1) != L2RW_OK) return fail(""); /* the message names the file */
     l2rw_norm nm;
     memset(&nm, 0, sizeof nm);
     int c;
@@ -128,7 +128,7 @@ int l2rw_cmd_export(int argc, char **argv)
         o.probabilities = !a.no_probs;
         l2rw_status s = l2rw_net_export_onnx(net, a.out, &o);
         if (s != L2RW_OK) {
-            fail(a.out);
+            fail("");
             status = s == L2RW_ERR_NOMEM ? 1 : 2; /* 2: the path, the model */
         } else
             printf("%s: model '%s' as ONNX (opset 17)%s%s\n", a.out,
