@@ -18,7 +18,7 @@ OMP_BLAS   = $(wildcard /usr/lib/$(MULTIARCH)/openblas-openmp/libopenblas.so)
 BLAS_CFLAGS = $(if $(OMP_BLAS),-I/usr/include/$(MULTIARCH)/openblas-openmp)
 BLAS_LIBS   = $(if $(OMP_BLAS),-L$(dir $(OMP_BLAS)) -Wl$(comma)-rpath$(comma)$(dir $(OMP_BLAS))) -lopenblas
 comma  := ,
-LIBS    = $(BLAS_LIBS) -lz -lm
+LIBS    = $(BLAS_LIBS) -lpng -ljpeg -lz -lm
 DEPS_SH = BLAS_CFLAGS='$(BLAS_CFLAGS)' BLAS_LIBS='$(BLAS_LIBS)' sh scripts/deps.sh
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -91,7 +91,7 @@ $(BUILD)/san-tests/%: tests/%.c $(wildcard tests/*.h) $(SAN_OBJ)
 # programs are built with pkg-config (tests/examples.sh); the ONNX export is
 # checked in ONNX Runtime from npm (tests/onnx.sh; skipped without node).
 test: all $(TESTS) $(SAN_TESTS)
-	@$(DEPS_SH) fashion-mnist gnuplot pkg-config
+	@$(DEPS_SH) fashion-mnist gnuplot pkg-config pil
 	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh -- $(SAN_TESTS)
 
 test-fast: all $(TESTS)

@@ -143,6 +143,16 @@ l2rw_status l2rw_load_npy(l2rw_dataset *out, const char *x_path,
  *   idx:IMAGES,LABELS[;TEST_IMAGES,TEST_LABELS]
  *   csv:FILE[;TEST_FILE][,label=NAME|INDEX][,header=0|1|auto]
  *   npy:X,Y[;TEST_X,TEST_Y]
+ *   folder:DIR[;TEST_DIR]    PNG/JPEG files, one sub-folder per class
+ *                            (class = position of its name in byte order)
+ *   list:FILE[;TEST_FILE]    lines "PATH LABEL" (LABEL a class index, or
+ *                            else every label is a class name)
+ * options for folder and list: ,size=HxW (resize; without it all images
+ * must have one size) ,channels=1|3 (default 3 when any image is colour)
+ * ,on-bad=skip|fail (corrupt and non-image files; default skip: listed in
+ * l2rw_sources) ,cache=1|0 (the decoded set is cached next to the data)
+ * ,root=DIR (list: relative paths; default the list file's folder),
+ * and frac, split-seed and (list, integer labels) classes as below.
  * options for idx, csv and npy: ,classes=K  ,frac=F (held-out test
  * fraction when no test file is given, default 0.2, 0 for none)
  * ,split-seed=S (default 0: the held-out part is a property of the data,
@@ -155,6 +165,16 @@ l2rw_status l2rw_load_npy(l2rw_dataset *out, const char *x_path,
  * train and test are zeroed first and freed on failure. */
 l2rw_status l2rw_data_load(const char *spec, l2rw_dataset *train,
                            l2rw_dataset *test);
+
+/* Progress of a long step (decoding images): done of total, called on
+ * the calling thread only. */
+typedef void (*l2rw_data_progress_fn)(void *ctx, long done, long total);
+
+/* spec with ",size=HxW" added (the CLI's --image-size HxW) into out;
+ * L2RW_ERR_ARG when spec is not folder: or list: data or hxw is not
+ * two positive integers. */
+l2rw_status l2rw_data_spec_set_size(const char *spec, const char *hxw,
+                                    char *out, size_t size);
 
 /* Seed of one pipeline stage: a hash of (seed, stage). */
 typedef enum {
@@ -255,6 +275,9 @@ l2rw_status l2rw_noise_apply(l2rw_dataset *d, const l2rw_noise *nz,
 
 /* ---------------------------------------------------------------- audit */
 
+/* Overlapping examples the audit lists by id (the counts are complete). */
+#define L2RW_AUDIT_OVERLAP_SHOWN 5
+
 /* What the data pipeline did, for the CLI to print and save. Arrays have
  * `classes` entries. */
 typedef struct {
@@ -267,11 +290,26 @@ typedef struct {
     double nominal_rate;     /* p of the noise */
     double expected_rate;    /* l2rw_noise_expected_rate on train */
     double effective_rate;   /* n_changed / n_train */
+    char **class_names;      /* [classes] or NULL (data without names) */
+    long n_decoded, n_cached;/* image files decoded now, read from the
+                                decoded-set cache (0 for other data) */
+    long n_bad_files;        /* image files skipped as corrupt */
     long *train_true;        /* training examples per true class */
     long *train_given;       /* training examples per observed label */
     long *changed;           /* changed labels per true class */
     long *val_count;         /* clean validation examples per class */
     long *test_count;        /* test examples per class */
+    /* --val-data only (val_data[0] != 0): the trusted set's source, whether
+     * its selection has equal class counts, and the clean examples that
+     * are also training examples: same raw pixels (exact, before
+     * normalisation) or the same file (when both name their files). The
+     * first few pairs are kept by id (val id, training id). */
+    char val_data[256];
+    int val_balanced;
+    long overlap_pixels, overlap_files;
+    int n_overlap_shown;
+    int32_t overlap_val_id[L2RW_AUDIT_OVERLAP_SHOWN];
+    int32_t overlap_train_id[L2RW_AUDIT_OVERLAP_SHOWN];
 } l2rw_audit;
 
 /* Fill from the final datasets (val and test may be NULL or empty). */
@@ -371,6 +409,19 @@ typedef struct {
     long val_size;         /* or N in total, balanced; both 0: none */
     int normalise;         /* 1: per-channel mean/std of train */
     uint64_t seed;
+    /* NULL: the clean set is split off the training set (step 3).
+     * A data spec: the clean set comes from the training part of that
+     * source instead (give frac=0 to an idx/csv/npy file to use all of
+     * it): checked against the training data like a test part (shape,
+     * classes), the --imbalance class selection applied, then
+     * val_per_class / val_size examples drawn from it as by
+     * l2rw_split_clean, or all of it when both are 0. It is never
+     * corrupted or subsampled and is normalised with the training
+     * statistics; examples it shares with the training set are reported
+     * in the audit (overlap_*), not removed. */
+    const char *val_data;
+    l2rw_data_progress_fn progress; /* image decoding, or NULL */
+    void *progress_ctx;
 } l2rw_data_cfg;
 
 /* Where the examples came from, when they are files of their own
@@ -378,13 +429,23 @@ typedef struct {
  * indexed by the example's id (l2rw_dataset.id, which subsets and splits
  * keep). Every pointer is NULL (and every count 0) for data that have no
  * names (IDX, CIFAR, CSV, .npy); val_files only when the clean set came
- * from a source of its own, otherwise its ids are training ids. Owned by
+ * from a source of its own, otherwise its ids are training ids (test_files
+ * likewise: NULL when the test part was held out of the training source).
+ * Owned by
  * l2rw_data (freed by l2rw_data_free). */
 typedef struct {
     int classes;
     char **class_names;          /* [classes] */
     int n_train, n_val, n_test;
     char **train_files, **val_files, **test_files; /* [n_*] by id */
+    /* Image data: files skipped as corrupt or not images (on-bad=skip),
+     * with why; how many files were decoded now and how many came from
+     * the decoded-set cache; why a cache could not be written (NULL when
+     * it was, or was not needed). */
+    int n_bad;
+    char **bad_files, **bad_reasons;   /* [n_bad] */
+    long n_decoded, n_cached;
+    char *cache_error;
 } l2rw_sources;
 /* Frees the names and zeroes the struct; a zeroed struct is fine. */
 void l2rw_sources_free(l2rw_sources *s);

@@ -6,7 +6,7 @@
 # with apt-get we install what is missing and say so; elsewhere we stop and
 # name the packages.
 #
-#   sh scripts/deps.sh [fashion-mnist] [gnuplot] [pkg-config] [torch] [clang]
+#   sh scripts/deps.sh [fashion-mnist] [gnuplot] [pkg-config] [torch] [pil] [clang]
 #                      [node]
 #
 # node: Node.js and npm, which tests/onnx.sh needs to install and run ONNX
@@ -54,6 +54,11 @@ else
 fi
 links '#include <zlib.h>
 int main(void) { return zlibVersion()[0] == 0; }' "" "-lz" || need="$need zlib1g-dev"
+links '#include <png.h>
+int main(void) { return png_access_version_number() == 0; }' "" "-lpng" || need="$need libpng-dev"
+links '#include <stdio.h>
+#include <jpeglib.h>
+int main(void) { struct jpeg_error_mgr e; return jpeg_std_error(&e) == 0; }' "" "-ljpeg" || need="$need libjpeg62-turbo-dev"
 links '#include <omp.h>
 int main(void) { return omp_get_max_threads() < 1; }' "-fopenmp" "-fopenmp" || need="$need libgomp1 libgcc-12-dev"
 
@@ -62,6 +67,7 @@ for extra in "$@"; do
     fashion-mnist) [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need="$need dataset-fashion-mnist" ;;
     gnuplot) command -v gnuplot >/dev/null 2>&1 || need="$need gnuplot-nox" ;;
     torch) /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1 || need="$need python3-torch python3-numpy" ;;
+    pil) /usr/bin/python3 -c 'import PIL' >/dev/null 2>&1 || need="$need python3-pil" ;;
     pkg-config) command -v pkg-config >/dev/null 2>&1 || need="$need pkgconf" ;;
     node) command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need="$need nodejs npm" ;;
     clang) command -v clang >/dev/null 2>&1 && [ -n "$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null | grep /)" ] || need="$need clang libclang-rt-dev" ;;

@@ -1,14 +1,24 @@
 /* The corruption audit: what the data pipeline produced (class counts,
  * labels changed per class, achieved against expected noise rate), as
  * text or JSON. */
+#define _POSIX_C_SOURCE 200809L
 #include "data_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+static void free_class_names(l2rw_audit *a)
+{
+    for (int k = 0; a->class_names && k < a->classes; k++)
+        free(a->class_names[k]);
+    free(a->class_names);
+    a->class_names = NULL;
+}
+
 void l2rw_audit_free(l2rw_audit *a)
 {
     if (!a) return;
+    free_class_names(a);
     free(a->train_true);
     free(a->train_given);
     free(a->changed);
@@ -69,6 +79,24 @@ l2rw_status l2rw_audit_compute(l2rw_audit *a, const l2rw_dataset *train,
     return L2RW_OK;
 }
 
+l2rw_status l2rw__audit_sources(l2rw_audit *a, const l2rw_sources *src)
+{
+    free_class_names(a);
+    a->n_decoded = src->n_decoded;
+    a->n_cached = src->n_cached;
+    a->n_bad_files = src->n_bad;
+    if (!src->class_names || src->classes != a->classes) return L2RW_OK;
+    a->class_names = l2rw__calloc((size_t)a->classes, sizeof *a->class_names);
+    for (int k = 0; a->class_names && k < a->classes; k++)
+        if (!(a->class_names[k] = strdup(src->class_names[k]))) {
+            free_class_names(a);
+            break;
+        }
+    if (!a->class_names)
+        return l2rw__fail(L2RW_ERR_NOMEM, "audit: out of memory");
+    return L2RW_OK;
+}
+
 static void json_str(FILE *fp, const char *s)
 {
     fputc('"', fp);
@@ -86,6 +114,42 @@ static void json_arr(FILE *fp, const char *key, const long *v, int K)
     fprintf(fp, "  \"%s\": [", key);
     for (int k = 0; k < K; k++) fprintf(fp, "%s%ld", k ? ", " : "", v[k]);
     fprintf(fp, "]");
+}
+
+/* --val-data: the trusted set's source and what it shares with the
+ * training set (overlap is reported, not removed). */
+static void json_val_source(const l2rw_audit *a, FILE *fp)
+{
+    if (!a->val_data[0]) return;
+    fprintf(fp, ",\n  \"val_data\": ");
+    json_str(fp, a->val_data);
+    fprintf(fp, ",\n  \"val_balanced\": %s,\n  \"overlap\": {\"pixels\": "
+                "%ld, \"files\": %ld, \"first\": [",
+            a->val_balanced ? "true" : "false", a->overlap_pixels,
+            a->overlap_files);
+    for (int i = 0; i < a->n_overlap_shown; i++)
+        fprintf(fp, "%s{\"val_id\": %d, \"train_id\": %d}", i ? ", " : "",
+                (int)a->overlap_val_id[i], (int)a->overlap_train_id[i]);
+    fprintf(fp, "]}");
+}
+
+/* Image data: the class names, and whether the decoded-set cache was
+ * used (files decoded now vs read from the cache). */
+static void print_json_images(const l2rw_audit *a, FILE *fp)
+{
+    if (a->class_names) {
+        fprintf(fp, ",\n  \"class_names\": [");
+        for (int k = 0; k < a->classes; k++) {
+            fprintf(fp, "%s", k ? ", " : "");
+            json_str(fp, a->class_names[k]);
+        }
+        fprintf(fp, "]");
+    }
+    if (a->n_decoded || a->n_cached)
+        fprintf(fp, ",\n  \"images_decoded\": %ld,\n  \"images_cached\": "
+                    "%ld,\n  \"cache_used\": %s,\n  \"images_skipped\": %ld",
+                a->n_decoded, a->n_cached, a->n_cached ? "true" : "false",
+                a->n_bad_files);
 }
 
 static void print_json(const l2rw_audit *a, FILE *fp)
@@ -118,6 +182,8 @@ static void print_json(const l2rw_audit *a, FILE *fp)
     json_arr(fp, "val_count", a->val_count, a->classes);
     fprintf(fp, ",\n");
     json_arr(fp, "test_count", a->test_count, a->classes);
+    json_val_source(a, fp);
+    print_json_images(a, fp);
     fprintf(fp, "\n}\n");
 }
 
@@ -131,6 +197,15 @@ static void print_text(const l2rw_audit *a, FILE *fp)
                 "rate %.4f (expected %.4f, nominal %.4f)\n",
             a->noise, a->n_hit, a->n_train, a->n_changed, a->effective_rate,
             a->expected_rate, a->nominal_rate);
+    if (a->val_data[0])
+        fprintf(fp, "clean set from %s%s: %ld also in the training set by "
+                    "pixels, %ld by file (reported, not removed)\n",
+                a->val_data, a->val_balanced ? "" : " (unbalanced)",
+                a->overlap_pixels, a->overlap_files);
+    if (a->n_decoded || a->n_cached)
+        fprintf(fp, "images: %ld decoded, %ld from the cache, %ld skipped "
+                    "as bad files\n", a->n_decoded, a->n_cached,
+                a->n_bad_files);
     fprintf(fp, "class  train(true) train(given) changed  rate    val   "
                 "test\n");
     for (int k = 0; k < a->classes; k++)
@@ -139,6 +214,8 @@ static void print_text(const l2rw_audit *a, FILE *fp)
                 a->train_true[k] ? (double)a->changed[k] / a->train_true[k]
                                  : 0.0,
                 a->val_count[k], a->test_count[k]);
+    for (int k = 0; a->class_names && k < a->classes; k++)
+        fprintf(fp, "class %d: %s\n", k, a->class_names[k]);
 }
 
 l2rw_status l2rw_audit_fprint(const l2rw_audit *a, FILE *fp,

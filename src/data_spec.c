@@ -15,7 +15,8 @@ enum { SPEC_MAX_POS = 2, SPEC_GROUPS = 2, SPEC_PATH = 4096,
        MNIST_CLASSES = 10 };
 
 typedef enum {
-    K_FASHION, K_MNIST, K_CIFAR10, K_CIFAR100, K_IDX, K_CSV, K_NPY
+    K_FASHION, K_MNIST, K_CIFAR10, K_CIFAR100, K_IDX, K_CSV, K_NPY,
+    K_FOLDER, K_LIST
 } spec_kind;
 
 static const struct {
@@ -25,7 +26,8 @@ static const struct {
     {"fashion-mnist", K_FASHION}, {"mnist", K_MNIST},
     {"cifar10", K_CIFAR10},       {"cifar100", K_CIFAR100},
     {"idx", K_IDX},               {"csv", K_CSV},
-    {"npy", K_NPY},
+    {"npy", K_NPY},               {"folder", K_FOLDER},
+    {"list", K_LIST},
 };
 
 typedef struct {
@@ -38,6 +40,7 @@ typedef struct {
     uint64_t split_seed;
     l2rw_csv_opts csv;
     l2rw_cifar_kind cifar;
+    l2rw__image_opts img;
 } spec;
 
 /* The files a part (training or test) of a spec was read from, named in
@@ -66,15 +69,68 @@ static l2rw_status parse_long(const char *v, long lo, long hi, long *out,
     return L2RW_OK;
 }
 
+/* "HxW", both in [1, 65536]. */
+static l2rw_status parse_size(const char *v, int *h, int *w, const char *s)
+{
+    char *end, *end2;
+    errno = 0;
+    long hh = strtol(v, &end, 10), ww = 0;
+    end2 = end; /* not a number after the 'x': *end2 is non-zero */
+    if (*end == 'x' && end > v && end[1]) ww = strtol(end + 1, &end2, 10);
+    if (*end != 'x' || errno || *end2 || hh < 1 || hh > 65536 || ww < 1 ||
+        ww > 65536)
+        return l2rw__fail(L2RW_ERR_ARG, "data spec '%s': size=%s is not "
+                          "HxW (height x width, e.g. 32x32)", s, v);
+    *h = (int)hh;
+    *w = (int)ww;
+    return L2RW_OK;
+}
+
+/* The options of folder: and list: data (l2rw_data.h). */
+static l2rw_status set_image_option(spec *sp, const char *k, const char *v,
+                                    const char *s)
+{
+    l2rw__image_opts *o = &sp->img;
+    if (!strcmp(k, "size")) return parse_size(v, &o->h, &o->w, s);
+    if (!strcmp(k, "channels") && (!strcmp(v, "1") || !strcmp(v, "3"))) {
+        o->channels = *v - '0';
+    } else if (!strcmp(k, "on-bad") && !strcmp(v, "skip")) {
+        o->on_bad = L2RW__ON_BAD_SKIP;
+    } else if (!strcmp(k, "on-bad") && !strcmp(v, "fail")) {
+        o->on_bad = L2RW__ON_BAD_FAIL;
+    } else if (!strcmp(k, "cache") && (!strcmp(v, "0") || !strcmp(v, "1"))) {
+        o->cache = *v - '0';
+    } else if (!strcmp(k, "root") && sp->kind == K_LIST && *v) {
+        o->root = v;
+    } else {
+        return l2rw__fail(L2RW_ERR_ARG, "data spec '%s': bad option %s=%s "
+                          "(folder and list take size=HxW, channels=1|3, "
+                          "on-bad=skip|fail, cache=0|1; list also root=DIR)",
+                          s, k, v);
+    }
+    return L2RW_OK;
+}
+
+static int is_image_option(const spec *sp, const char *k)
+{
+    static const char *keys[] = {"size", "channels", "on-bad", "cache",
+                                 "root"};
+    if (sp->kind != K_FOLDER && sp->kind != K_LIST) return 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (!strcmp(k, keys[i])) return 1;
+    return 0;
+}
+
 static l2rw_status set_option(spec *sp, char *tok, const char *s)
 {
     char *eq = strchr(tok, '=');
     *eq = 0;
     const char *k = tok, *v = eq + 1;
     long x = 0;
+    if (is_image_option(sp, k)) return set_image_option(sp, k, v, s);
     if (!strcmp(k, "classes")) {
         L2RW_TRY(parse_long(v, 1, L2RW__MAX_CLASSES, &x, s, k));
-        sp->classes = sp->csv.classes = (int)x;
+        sp->classes = sp->csv.classes = sp->img.classes = (int)x;
     } else if (!strcmp(k, "frac")) {
         char *end;
         sp->frac = strtod(v, &end);
@@ -271,15 +327,15 @@ static l2rw_status check_no_gap(const l2rw_dataset *train,
  * from the training labels. */
 static l2rw_status check_parts(l2rw_dataset *train, const part_files *tf,
                                l2rw_dataset *test, const part_files *sf,
-                               int classes_given)
+                               int classes_given, const char *part)
 {
     if (test->n > 0 && (test->c != train->c || test->h != train->h ||
                         test->w != train->w))
-        return l2rw__fail(L2RW_ERR_SHAPE, "%s: test examples are %dx%dx%d "
+        return l2rw__fail(L2RW_ERR_SHAPE, "%s: %s examples are %dx%dx%d "
                           "(channels x height x width) but the training "
-                          "examples in %s are %dx%dx%d", sf->x, test->c,
-                          test->h, test->w, tf->x, train->c, train->h,
-                          train->w);
+                          "examples in %s are %dx%dx%d", sf->x, part,
+                          test->c, test->h, test->w, tf->x, train->c,
+                          train->h, train->w);
     if (classes_given && (train->classes != classes_given ||
                           test->classes != classes_given))
         return l2rw__fail(L2RW_ERR_LABEL, "%s: %d classes but %s has %d "
@@ -290,6 +346,24 @@ static l2rw_status check_parts(l2rw_dataset *train, const part_files *tf,
         L2RW_TRY(check_no_gap(train, test, train->classes, tf, sf));
     test->classes = train->classes;
     return L2RW_OK;
+}
+
+l2rw_status l2rw__data_check_part(l2rw_dataset *train, const char *train_src,
+                                  l2rw_dataset *part, const char *part_src,
+                                  const char *what)
+{
+    part_files *pf = calloc(2, sizeof *pf); /* 16 KB: off the stack */
+    if (!pf) return l2rw__fail(L2RW_ERR_NOMEM, "out of memory");
+    set_files(&pf[0], train_src, train_src);
+    set_files(&pf[1], part_src, part_src);
+    /* The training part's class count is the given one: the part's own
+     * (inferred from fewer labels, say) gives way to it, and its labels
+     * must lie in it. */
+    part->classes = train->classes;
+    l2rw_status st = check_parts(train, &pf[0], part, &pf[1],
+                                 train->classes, what);
+    free(pf);
+    return st;
 }
 
 /* The class count a spec fixes (0: inferred from the training labels). */
@@ -328,15 +402,43 @@ static l2rw_status load_dir(spec *sp, const char *s, l2rw_dataset *train,
     return l2rw_load_cifar_dir(train, test, dir, sp->cifar);
 }
 
+/* folder: and list: data; without a test folder or list, the held-out
+ * part (frac) comes from the training files, as for idx, csv and npy. */
+static l2rw_status load_images(spec *sp, const char *s, l2rw_dataset *train,
+                               l2rw_dataset *test, l2rw_sources *src,
+                               part_files *pf)
+{
+    const char *form = sp->kind == K_LIST
+                           ? "list:FILE[;TEST_FILE][,options]"
+                           : "folder:DIR[;TEST_DIR][,options]";
+    L2RW_TRY(need_pos(sp, 0, 1, s, form));
+    if (sp->ngroups == 2) L2RW_TRY(need_pos(sp, 1, 1, s, form));
+    const char *tr = sp->pos[0][0];
+    const char *te = sp->ngroups == 2 ? sp->pos[1][0] : NULL;
+    set_files(&pf[0], tr, tr);
+    set_files(&pf[1], te ? te : tr, te ? te : tr);
+    L2RW_TRY(l2rw__image_load(sp->kind == K_LIST, tr, te, &sp->img, train,
+                              test, src));
+    if (te) return L2RW_OK;
+    l2rw_dataset_free(test);
+    double frac = sp->frac < 0 ? 0.2 : sp->frac;
+    return l2rw_split_fraction(train, test, frac, sp->split_seed);
+}
+
 static l2rw_status load_spec(spec *sp, const char *s, l2rw_dataset *train,
-                             l2rw_dataset *test)
+                             l2rw_dataset *test, l2rw_sources *src)
 {
     part_files *pf = calloc(2, sizeof *pf); /* 16 KB: off the stack */
     if (!pf) return l2rw__fail(L2RW_ERR_NOMEM, "out of memory");
     l2rw_status st;
+    int classes = fixed_classes(sp);
     if (sp->kind == K_FASHION || sp->kind == K_MNIST ||
         sp->kind == K_CIFAR10 || sp->kind == K_CIFAR100) {
         st = load_dir(sp, s, train, test, &pf[0], &pf[1]);
+    } else if (sp->kind == K_FOLDER || sp->kind == K_LIST) {
+        st = load_images(sp, s, train, test, src, pf);
+        /* Named classes (folders, names in a list) fix the count. */
+        if (src->class_names) classes = src->classes;
     } else {
         st = load_files(sp, 0, train, &pf[0], s);
         if (st == L2RW_OK && sp->ngroups == 2) {
@@ -349,7 +451,7 @@ static l2rw_status load_spec(spec *sp, const char *s, l2rw_dataset *train,
         }
     }
     if (st == L2RW_OK)
-        st = check_parts(train, &pf[0], test, &pf[1], fixed_classes(sp));
+        st = check_parts(train, &pf[0], test, &pf[1], classes, "test");
     free(pf);
     return st;
 }
@@ -357,11 +459,37 @@ static l2rw_status load_spec(spec *sp, const char *s, l2rw_dataset *train,
 l2rw_status l2rw_data_load(const char *s, l2rw_dataset *train,
                            l2rw_dataset *test)
 {
+    return l2rw__data_load(s, train, test, NULL, NULL, NULL);
+}
+
+l2rw_status l2rw_data_spec_set_size(const char *spec, const char *hxw,
+                                    char *out, size_t size)
+{
+    int h, w;
+    if (!spec || !hxw || !out)
+        return l2rw__fail(L2RW_ERR_ARG, "image size: NULL argument");
+    if (strncmp(spec, "folder:", 7) && strncmp(spec, "list:", 5))
+        return l2rw__fail(L2RW_ERR_ARG, "an image size applies to folder: "
+                          "and list: data, not '%s'", spec);
+    L2RW_TRY(parse_size(hxw, &h, &w, spec));
+    if ((size_t)snprintf(out, size, "%s,size=%dx%d", spec, h, w) >= size)
+        return l2rw__fail(L2RW_ERR_ARG, "data spec '%s': too long", spec);
+    return L2RW_OK;
+}
+
+l2rw_status l2rw__data_load(const char *s, l2rw_dataset *train,
+                            l2rw_dataset *test, l2rw_sources *src_out,
+                            l2rw_data_progress_fn progress, void *progress_ctx)
+{
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
+    if (src_out) memset(src_out, 0, sizeof *src_out);
     if (!s || !*s) return l2rw__fail(L2RW_ERR_ARG, "empty data spec");
     spec sp;
     memset(&sp, 0, sizeof sp);
+    sp.img.cache = 1;
+    sp.img.progress = progress;
+    sp.img.progress_ctx = progress_ctx;
     sp.frac = -1; /* not given */
     sp.csv = l2rw_csv_opts_default();
     sp.cifar = L2RW_CIFAR10;
@@ -374,7 +502,8 @@ l2rw_status l2rw_data_load(const char *s, l2rw_dataset *train,
     if (i == nk)
         return l2rw__fail(L2RW_ERR_ARG, "data spec '%s': unknown kind '%.*s'"
                           " (expected fashion-mnist, mnist, cifar10, "
-                          "cifar100, idx, csv or npy)", s, (int)kl, s);
+                          "cifar100, idx, csv, npy, folder or list)", s,
+                          (int)kl, s);
     sp.kind = kinds[i].kind;
     if (sp.kind == K_CIFAR100) sp.cifar = L2RW_CIFAR100_FINE;
     char *rest = strdup(colon ? colon + 1 : "");
@@ -384,11 +513,16 @@ l2rw_status l2rw_data_load(const char *s, l2rw_dataset *train,
         st = l2rw__fail(L2RW_ERR_ARG, "data spec '%s': nothing after ':'",
                         s);
     if (st == L2RW_OK && colon) st = tokenize(&sp, rest, s);
-    if (st == L2RW_OK) st = load_spec(&sp, s, train, test);
+    l2rw_sources src_own; /* the names, when the caller wants none */
+    memset(&src_own, 0, sizeof src_own);
+    l2rw_sources *src = src_out ? src_out : &src_own;
+    if (st == L2RW_OK) st = load_spec(&sp, s, train, test, src);
     free(rest);
+    l2rw_sources_free(&src_own);
     if (st != L2RW_OK) {
         l2rw_dataset_free(train);
         l2rw_dataset_free(test);
+        l2rw_sources_free(src);
     }
     return st;
 }
