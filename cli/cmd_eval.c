@@ -56,7 +56,7 @@ static int model_fits(const l2rw_net *net, const char *load,
 int l2rw_cmd_eval(int argc, char **argv)
 {
     const char *load = NULL, *data = NULL, *norm = NULL, *imb = "none",
-               *split = "test";
+               *split = "test", *image_size = NULL;
     int batch = 500, threads = 0;
     opt_def opts[] = {
         {"load", OPT_STR, &load, "FILE", "model file (required)", 1, 0, 0},
@@ -69,6 +69,8 @@ int l2rw_cmd_eval(int argc, char **argv)
          "keep the classes of a training --imbalance A,B:SHARE", 1, 0, 0},
         {"split", OPT_STR, &split, "test|train", "which part of the data", 1,
          0, 0},
+        {"image-size", OPT_STR, &image_size, "HxW",
+         "resize folder: and list: images, as in training", 1, 0, 0},
         {"batch", OPT_INT, &batch, "N", "evaluation batch", 1, 65536, 0},
         {"threads", OPT_INT, &threads, "T", "threads (0 = all cores)", 0,
          1024, 0},
@@ -85,6 +87,13 @@ int l2rw_cmd_eval(int argc, char **argv)
                                 "required (try --help)");
     if (strcmp(split, "test") && strcmp(split, "train"))
         return opts_usage_error("l2rw eval: --split must be test or train");
+    static char sized[8192];
+    if (image_size) {
+        if (l2rw_data_spec_set_size(data, image_size, sized, sizeof sized) !=
+            L2RW_OK)
+            return fail("--image-size");
+        data = sized;
+    }
     if (threads > 0) l2rw_set_threads(threads);
 
     l2rw_imbalance im;

@@ -190,11 +190,40 @@ static void end_line(progress_ctx *c)
     }
 }
 
+/* Image files skipped as bad (on-bad=skip) are named on stderr, even
+ * with --quiet, the first few of them; data.json counts them all. */
+static void warn_sources(const l2rw_sources *s)
+{
+    enum { BAD_SHOWN = 20 };
+    for (int i = 0; i < s->n_bad && i < BAD_SHOWN; i++)
+        fprintf(stderr, "l2rw train: warning: skipped %s: %s\n",
+                s->bad_files[i], s->bad_reasons[i]);
+    if (s->n_bad > BAD_SHOWN)
+        fprintf(stderr, "l2rw train: warning: and %d more skipped files\n",
+                s->n_bad - BAD_SHOWN);
+    if (s->cache_error)
+        fprintf(stderr, "l2rw train: warning: %s\n", s->cache_error);
+}
+
+/* "decoding images: done/total" on stderr for sets that take a while:
+ * redrawn on a terminal, one line at the end otherwise. */
+static void on_decode(void *ctx, long done, long total)
+{
+    enum { DECODE_SHOWN_FROM = 2000 };
+    const int tty = isatty(STDERR_FILENO);
+    (void)ctx;
+    if (total <= DECODE_SHOWN_FROM || (!tty && done < total)) return;
+    fprintf(stderr, "%sdecoding images: %ld/%ld%s", tty ? "\r" : "", done,
+            total, done == total ? "\n" : "");
+}
+
 static int on_progress(const l2rw_train_progress *p, void *vctx)
 {
     progress_ctx *c = vctx;
     if (p->event == L2RW_EVENT_START && c->overwrite_dir)
         remove_old_run(c->overwrite_dir);
+    if (p->event == L2RW_EVENT_START && p->data)
+        warn_sources(&p->data->sources);
     if (c->quiet) return 0;
     switch (p->event) {
     case L2RW_EVENT_START:
@@ -277,9 +306,13 @@ int l2rw_cmd_train(int argc, char **argv)
 {
     l2rw_train_cfg cfg = l2rw_train_cfg_default();
     const char *lr_steps = NULL;
+    const char *image_size = NULL;
     int quiet = 0, no_plots = 0, no_normalise = 0, overwrite = 0;
     double epochs = 0;
     opt_def opts[] = {
+        {"image-size", OPT_STR, &image_size, "HxW",
+         "resize folder: and list: images (size=HxW in the data spec)", 1,
+         0, 0},
         {"data", OPT_STR, &cfg.data, "SPEC",
          "fashion-mnist[:DIR] mnist:DIR cifar10:DIR cifar100:DIR idx:.. "
          "csv:.. npy:.. (required)", 1, 0, 0},
@@ -370,6 +403,17 @@ int l2rw_cmd_train(int argc, char **argv)
     if (!cfg.data)
         return opts_usage_error("l2rw train: --data SPEC is required (try "
                                "--help)");
+    static char sized[8192];
+    if (image_size) {
+        if (l2rw_data_spec_set_size(cfg.data, image_size, sized,
+                                    sizeof sized) != L2RW_OK) {
+            snprintf(err, sizeof err, "l2rw train: --image-size: %s",
+                     l2rw_last_error());
+            return opts_usage_error(err);
+        }
+        cfg.data = sized;
+    }
+    cfg.data_progress = quiet ? NULL : on_decode;
     int steps_seen = 0, epochs_seen = 0, vpc_seen = 0;
     for (int i = 0; i < n_opts; i++) {
         if (!strcmp(opts[i].name, "steps")) steps_seen = opts[i].seen;

@@ -89,6 +89,13 @@ void l2rw_net_free(l2rw_net *net);
 
 const char *l2rw_net_model(const l2rw_net *net);
 int l2rw_net_classes(const l2rw_net *net);
+/* Names of the net's classes (a folder: data set's class folders), saved
+ * with it by l2rw_net_save and read back by the loaders: names[0..k),
+ * k = l2rw_net_classes(net), copied; names NULL clears them. */
+l2rw_status l2rw_net_set_class_names(l2rw_net *net,
+                                     const char *const *names, int k);
+/* Name of class k, or NULL when the net has none or k is out of range. */
+const char *l2rw_net_class_name(const l2rw_net *net, int k);
 int l2rw_net_max_batch(const l2rw_net *net);
 void l2rw_net_input_shape(const l2rw_net *net, int *c, int *h, int *w);
 

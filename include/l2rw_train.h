@@ -111,6 +111,8 @@ typedef struct {
     int val_per_class;       /* clean validation set: K per class */
     long val_size;           /* or N in total (wins when > 0) */
     int normalise;           /* 1 */
+    l2rw_data_progress_fn data_progress; /* image decoding, or NULL */
+    void *data_progress_ctx;
     /* model and method */
     const char *model;       /* "lenet" */
     const char *method;      /* "l2rw" */

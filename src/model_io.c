@@ -1,11 +1,14 @@
 /* Model files: save and load a network's parameters and batch-norm
  * statistics, and the checked binary I/O (binio.h) they are built on.
  *
- * Model file, version 1 (integers and floats little-endian):
+ * Model file, version 2 (integers and floats little-endian):
  *   "L2RWNET\n"   magic
- *   u32           format version (1)
+ *   u32           format version (2)
  *   net section   (model_io.h: name, input shape, classes, counts, data)
- *   u32           CRC-32 of every byte before it */
+ *   u32           class names: 0 (none) or the class count, then that
+ *                 many strings (l2rw_net_set_class_names)
+ *   u32           CRC-32 of every byte before it
+ * Version 1 files (no class names section) are still read. */
 #define _POSIX_C_SOURCE 200809L
 #include "model_io.h"
 
@@ -18,7 +21,8 @@
 static const char model_magic[L2RW_MAGIC_LEN] = {'L', '2', 'R', 'W',
                                                  'N', 'E', 'T', '\n'};
 enum {
-    MODEL_FORMAT_VERSION = 1,
+    MODEL_FORMAT_VERSION = 2,
+    MODEL_FIRST_NAMES_VERSION = 2, /* the first with class names */
     IO_CHUNK = 1 << 16,        /* bytes per buffered conversion */
     MAX_DIM = 1 << 16,         /* input side / channels / classes */
     MAX_STR = 65535
@@ -514,6 +518,64 @@ typedef struct {
     const char *path;
 } save_ctx;
 
+static l2rw_status write_class_names(l2rw_bwriter *w, const l2rw_net *net)
+{
+    const int k = l2rw_net_classes(net);
+    const int named = l2rw_net_class_name(net, 0) != NULL;
+    L2RW_TRY(l2rw__bw_u32(w, named ? (uint32_t)k : 0));
+    for (int i = 0; named && i < k; i++)
+        L2RW_TRY(l2rw__bw_str(w, l2rw_net_class_name(net, i)));
+    return L2RW_OK;
+}
+
+/* The class names section into names[count] (malloc'd strings; *names
+ * NULL when the file has none). */
+static l2rw_status read_class_names(l2rw_breader *r, int classes,
+                                    char ***names)
+{
+    uint32_t n;
+    *names = NULL;
+    L2RW_TRY(l2rw__br_u32(r, &n, "class name count"));
+    if (n == 0) return L2RW_OK;
+    if (n != (uint32_t)classes)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: %u class names for %d "
+                          "classes", r->path, n, classes);
+    char **v = l2rw__calloc(n, sizeof *v), buf[MAX_STR + 1];
+    if (!v) return l2rw__fail(L2RW_ERR_NOMEM, "%s: out of memory", r->path);
+    l2rw_status s = L2RW_OK;
+    for (uint32_t i = 0; s == L2RW_OK && i < n; i++) {
+        s = l2rw__br_str(r, buf, sizeof buf, "class name");
+        if (s == L2RW_OK && !(v[i] = malloc(strlen(buf) + 1)))
+            s = l2rw__fail(L2RW_ERR_NOMEM, "%s: out of memory", r->path);
+        if (s == L2RW_OK) memcpy(v[i], buf, strlen(buf) + 1);
+    }
+    if (s == L2RW_OK) {
+        *names = v;
+        return L2RW_OK;
+    }
+    for (uint32_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+    return s;
+}
+
+/* The tail of a model file: class names (version 2) and the checksum;
+ * the names go to net on success. */
+static l2rw_status read_tail(l2rw_breader *r, uint32_t version, int classes,
+                             l2rw_net *net)
+{
+    char **names = NULL;
+    l2rw_status s = L2RW_OK;
+    if (version >= MODEL_FIRST_NAMES_VERSION)
+        s = read_class_names(r, classes, &names);
+    if (s == L2RW_OK) s = l2rw__br_end(r);
+    if (s == L2RW_OK && net)
+        s = l2rw_net_set_class_names(net, (const char *const *)names,
+                                     names ? classes : 0);
+    for (int i = 0; names && i < classes; i++) free(names[i]);
+    free(names);
+    return s;
+}
+
 static l2rw_status write_model(FILE *fp, void *ctx)
 {
     const save_ctx *sc = ctx;
@@ -521,6 +583,7 @@ static l2rw_status write_model(FILE *fp, void *ctx)
     L2RW_TRY(l2rw__bw_begin(&w, fp, sc->path, model_magic));
     L2RW_TRY(l2rw__bw_u32(&w, MODEL_FORMAT_VERSION));
     L2RW_TRY(l2rw__net_write(&w, sc->net));
+    L2RW_TRY(write_class_names(&w, sc->net));
     return l2rw__bw_end(&w);
 }
 
@@ -534,15 +597,16 @@ l2rw_status l2rw_net_save(const l2rw_net *net, const char *path)
 
 /* Opens a model file and reads up to the data. */
 static l2rw_status open_model(l2rw_breader *r, const char *path,
-                              l2rw_net_header *h)
+                              l2rw_net_header *h, uint32_t *version_out)
 {
     L2RW_TRY(l2rw__br_open(r, path, model_magic, "model file"));
-    uint32_t version;
+    uint32_t version = 0;
     l2rw_status s = l2rw__br_u32(r, &version, "format version");
-    if (s == L2RW_OK && version != MODEL_FORMAT_VERSION)
+    *version_out = version;
+    if (s == L2RW_OK && (version < 1 || version > MODEL_FORMAT_VERSION))
         s = l2rw__fail(L2RW_ERR_FORMAT,
                        "%s: model format version %u, this build reads "
-                       "version %d",
+                       "versions 1 to %d",
                        path, version, MODEL_FORMAT_VERSION);
     if (s == L2RW_OK) s = l2rw__net_read_header(r, h);
     if (s != L2RW_OK) l2rw__br_close(r);
@@ -555,7 +619,8 @@ l2rw_status l2rw_net_load(l2rw_net *net, const char *path)
         return l2rw__fail(L2RW_ERR_ARG, "net_load: NULL argument");
     l2rw_breader r;
     l2rw_net_header h;
-    L2RW_TRY(open_model(&r, path, &h));
+    uint32_t version;
+    L2RW_TRY(open_model(&r, path, &h, &version));
     l2rw_status s = l2rw__net_check_arch(&h, net, path);
     /* Read into scratch buffers so a failure leaves the net untouched. */
     float *p = NULL, *st = NULL;
@@ -566,7 +631,7 @@ l2rw_status l2rw_net_load(l2rw_net *net, const char *path)
             s = l2rw__fail(L2RW_ERR_NOMEM, "%s: out of memory", path);
     }
     if (s == L2RW_OK) s = l2rw__net_read_data(&r, &h, p, st);
-    if (s == L2RW_OK) s = l2rw__br_end(&r);
+    if (s == L2RW_OK) s = read_tail(&r, version, h.classes, net);
     if (s == L2RW_OK) {
         memcpy(l2rw_net_params(net), p, (size_t)h.num_params * sizeof *p);
         memcpy(l2rw_net_state(net), st, (size_t)h.num_state * sizeof *st);
@@ -588,7 +653,8 @@ l2rw_status l2rw_net_load_new(l2rw_net **out, const char *path,
                           max_batch);
     l2rw_breader r;
     l2rw_net_header h;
-    L2RW_TRY(open_model(&r, path, &h));
+    uint32_t version;
+    L2RW_TRY(open_model(&r, path, &h, &version));
     l2rw_net *net = NULL;
     /* The counts first: the net is only built for a file that holds it. */
     l2rw_status s = l2rw__net_check_counts(&h, path);
@@ -603,7 +669,7 @@ l2rw_status l2rw_net_load_new(l2rw_net **out, const char *path,
     if (s == L2RW_OK)
         s = l2rw__net_read_data(&r, &h, l2rw_net_params(net),
                                 l2rw_net_state(net));
-    if (s == L2RW_OK) s = l2rw__br_end(&r);
+    if (s == L2RW_OK) s = read_tail(&r, version, h.classes, net);
     l2rw__br_close(&r);
     if (s != L2RW_OK) {
         l2rw_net_free(net);

@@ -229,7 +229,46 @@ struct l2rw_net {
     float *capture;
     double *capture_u; /* [max_batch] score accumulators */
     int have_capture;
+    char **class_names; /* [classes] or NULL: l2rw_net_set_class_names */
 };
+
+static void free_class_names(l2rw_net *net)
+{
+    for (int k = 0; net->class_names && k < net->classes; k++)
+        free(net->class_names[k]);
+    free(net->class_names);
+    net->class_names = NULL;
+}
+
+l2rw_status l2rw_net_set_class_names(l2rw_net *net,
+                                     const char *const *names, int k)
+{
+    if (!net) return l2rw__fail(L2RW_ERR_ARG, "class names: NULL net");
+    if (names && k != net->classes)
+        return l2rw__fail(L2RW_ERR_ARG, "class names: %d names for a net "
+                          "of %d classes", k, net->classes);
+    char **copy = names ? l2rw__calloc((size_t)k, sizeof *copy) : NULL;
+    if (names && !copy)
+        return l2rw__fail(L2RW_ERR_NOMEM, "class names: out of memory");
+    for (int i = 0; names && i < k; i++) {
+        size_t n = strlen(names[i] ? names[i] : "") + 1;
+        if (!(copy[i] = malloc(n))) {
+            while (i--) free(copy[i]);
+            free(copy);
+            return l2rw__fail(L2RW_ERR_NOMEM, "class names: out of memory");
+        }
+        memcpy(copy[i], names[i] ? names[i] : "", n);
+    }
+    free_class_names(net);
+    net->class_names = copy;
+    return L2RW_OK;
+}
+
+const char *l2rw_net_class_name(const l2rw_net *net, int k)
+{
+    if (!net || !net->class_names || k < 0 || k >= net->classes) return NULL;
+    return net->class_names[k];
+}
 
 void l2rw_net_free(l2rw_net *net)
 {
@@ -245,6 +284,7 @@ void l2rw_net_free(l2rw_net *net)
     free(net->slots);
     free(net->nodes);
     free(net->live);
+    free_class_names(net);
     free(net->model);
     l2rw__afree(net->params);
     l2rw__afree(net->grads);

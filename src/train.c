@@ -253,6 +253,8 @@ l2rw_data_cfg l2rw_train_data_cfg(const l2rw_train_cfg *c)
     dc.val_size = c->val_size;
     dc.normalise = c->normalise;
     dc.seed = c->seed;
+    dc.progress = c->data_progress;
+    dc.progress_ctx = c->data_progress_ctx;
     return dc;
 }
 
@@ -304,6 +306,11 @@ static l2rw_status build_model(run *r)
     if (c->eval_batch > mb) mb = c->eval_batch;
     L2RW_TRY(l2rw_net_create(&r->net, c->model, t->c, t->h, t->w,
                              t->classes, mb, c->seed));
+    /* Folder data name their classes: the model file keeps the names. */
+    const l2rw_sources *src = &r->data.sources;
+    if (src->class_names && src->classes == t->classes)
+        L2RW_TRY(l2rw_net_set_class_names(
+            r->net, (const char *const *)src->class_names, src->classes));
     L2RW_TRY(l2rw_sgd_create(&r->opt, r->net, &c->sgd));
     l2rw_method_cfg mc = l2rw_method_cfg_default();
     L2RW_TRY(l2rw_method_parse(c->method, &mc.method));

@@ -913,6 +913,90 @@ static void test_prepare_audit(void)
     l2rw_data_free(&d);
 }
 
+/* ------------------------------------------------------- model names */
+
+static void test_model_class_names(void)
+{
+    l2rw_net *net, *back;
+    char path[512];
+    pathf(path, sizeof path, "named.l2rw");
+    CHECK_OK(l2rw_net_create(&net, "mlp:4", 1, 2, 2, 3, 4, 1));
+    const char *names[] = {"a_cat", "b dog", "\xc3\xa9l\xc3\xa9phant"};
+    CHECK(l2rw_net_set_class_names(net, names, 2) == L2RW_ERR_ARG,
+          "names must match the class count");
+    CHECK(l2rw_net_class_name(net, 0) == NULL, "no names yet");
+    CHECK_OK(l2rw_net_set_class_names(net, names, 3));
+    CHECK_OK(l2rw_net_save(net, path));
+    CHECK_OK(l2rw_net_load_new(&back, path, 4));
+    for (int k = 0; k < 3 && back; k++)
+        CHECK(l2rw_net_class_name(back, k) &&
+                  !strcmp(l2rw_net_class_name(back, k), names[k]),
+              "name %d", k);
+    CHECK(back && l2rw_net_class_name(back, 3) == NULL, "out of range");
+    l2rw_net_free(back);
+
+    /* A version 1 file (no names section) still loads, without names. */
+    CHECK_OK(l2rw_net_set_class_names(net, NULL, 0));
+    CHECK_OK(l2rw_net_save(net, path));
+    size_t len;
+    unsigned char *b = read_all(path, &len);
+    CHECK(b && len > 20 && b[8] == 2, "version 2 written");
+    if (!b || len <= 20) return;
+    b[8] = 1;
+    size_t body = len - 8; /* without the empty names count and the CRC */
+    uint32_t crc = l2rw_crc32(0, b, body);
+    for (int i = 0; i < 4; i++) b[body + i] = (unsigned char)(crc >> (8 * i));
+    FILE *fp = fopen(path, "wb");
+    CHECK(fp && fwrite(b, 1, body + 4, fp) == body + 4, "write v1");
+    if (fp) fclose(fp);
+    free(b);
+    CHECK_OK(l2rw_net_load_new(&back, path, 4));
+    CHECK(back && l2rw_net_class_name(back, 0) == NULL, "v1: no names");
+    CHECK_OK(l2rw_net_set_class_names(net, names, 3));
+    CHECK_OK(l2rw_net_load(net, path));
+    CHECK(l2rw_net_class_name(net, 0) == NULL, "loaded over: names gone");
+    l2rw_net_free(back);
+    l2rw_net_free(net);
+}
+
+/* The command line end to end: --image-size, class names in data.json
+ * and in the saved model. */
+static void test_cli_train(void)
+{
+    if (access("./build/l2rw", X_OK) != 0) {
+        SKIP("./build/l2rw not built");
+        return;
+    }
+    char out[512], cmd[2048], dir[512];
+    pathf(out, sizeof out, "run");
+    pathf(dir, sizeof dir, "many");
+    snprintf(cmd, sizeof cmd, "./build/l2rw train --data folder:%s "
+             "--image-size 8x8 --model mlp:8 --steps 3 --val-per-class 2 "
+             "--batch 8 --eval-every 0 --no-plots --quiet --out %s "
+             ">%s.log 2>&1", dir, out, out);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    char path[600];
+    snprintf(path, sizeof path, "%s/data.json", out);
+    size_t len;
+    char *json = (char *)read_all(path, &len);
+    CHECK(json && strstr(json, "\"class_names\": [\"a\", \"b\"]"),
+          "data.json class names");
+    free(json);
+    snprintf(path, sizeof path, "%s/model.l2rw", out);
+    l2rw_net *net = NULL;
+    CHECK_OK(l2rw_net_load_new(&net, path, 1));
+    CHECK(net && l2rw_net_class_name(net, 1) &&
+              !strcmp(l2rw_net_class_name(net, 1), "b"),
+          "model class names");
+    int c, h, w;
+    if (net) l2rw_net_input_shape(net, &c, &h, &w);
+    CHECK(net && c == 3 && h == 8 && w == 8, "input 3x8x8");
+    l2rw_net_free(net);
+    snprintf(cmd, sizeof cmd, "./build/l2rw train --data csv:x.csv "
+             "--image-size 8x8 --steps 1 >/dev/null 2>&1");
+    CHECK(system(cmd) != 0, "--image-size needs image data");
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof tmp, "/tmp/l2rw-images-XXXXXX");
@@ -932,6 +1016,8 @@ int main(void)
     RUN(test_cache_elsewhere);
     RUN(test_threads);
     RUN(test_prepare_audit);
+    RUN(test_model_class_names);
+    RUN(test_cli_train);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "chmod -R u+w %s; rm -rf %s", tmp, tmp);
     if (system(cmd) != 0) printf("could not remove %s\n", tmp);
