@@ -7,6 +7,7 @@
  * `l2rw train --out DIR` writes it) is applied when present. */
 #define _POSIX_C_SOURCE 200809L
 #include "cmds.h"
+#include "model_load.h"
 #include "opts.h"
 
 #include "l2rw.h"
@@ -14,43 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static int fail(const char *what)
 {
     fprintf(stderr, "l2rw eval: %s%s%s\n", what, *what ? ": " : "",
             l2rw_last_error());
     return 2;
-}
-
-/* dir of path + "/norm.txt" when that file exists, else "". */
-static void default_norm(const char *model, char *out, size_t size)
-{
-    const char *slash = strrchr(model, '/');
-    int len = slash ? (int)(slash - model) : 1;
-    snprintf(out, size, "%.*s/%s", len, slash ? model : ".", L2RW_FILE_NORM);
-    if (access(out, R_OK) != 0) out[0] = 0;
-}
-
-/* 1 when net takes d's inputs and predicts its classes; else says why. */
-static int model_fits(const l2rw_net *net, const char *load,
-                      const l2rw_dataset *d)
-{
-    int c, h, w;
-    l2rw_net_input_shape(net, &c, &h, &w);
-    if (c != d->c || h != d->h || w != d->w) {
-        fprintf(stderr, "l2rw eval: %s: model '%s' takes inputs %dx%dx%d, "
-                "the data has %dx%dx%d\n", load, l2rw_net_model(net), c, h, w,
-                d->c, d->h, d->w);
-        return 0;
-    }
-    if (d->classes > l2rw_net_classes(net)) {
-        fprintf(stderr, "l2rw eval: %s: model '%s' predicts %d classes, the "
-                "data has %d\n", load, l2rw_net_model(net),
-                l2rw_net_classes(net), d->classes);
-        return 0;
-    }
-    return 1;
 }
 
 int l2rw_cmd_eval(int argc, char **argv)
@@ -98,11 +68,9 @@ int l2rw_cmd_eval(int argc, char **argv)
 
     l2rw_imbalance im;
     if (l2rw_imbalance_parse(&im, imb) != L2RW_OK) return fail("--imbalance");
-    l2rw_net *net = NULL;
-    if (l2rw_net_load_new(&net, load, batch) != L2RW_OK) return fail("");
+    cli_model model;
+    if (cli_model_load(&model, "l2rw eval", load, batch)) return 2;
     l2rw_dataset train, test;
-    l2rw_norm nm;
-    memset(&nm, 0, sizeof nm);
     int status = 2;
     if (l2rw_data_load(data, &train, &test) != L2RW_OK) {
         fail("");
@@ -114,24 +82,15 @@ int l2rw_cmd_eval(int argc, char **argv)
         goto done;
     }
     l2rw_dataset *d = strcmp(split, "train") ? &test : &train;
-    /* The model against the data first: a model of another architecture
-     * is the error to report, not the channels of its norm.txt. */
-    if (!model_fits(net, load, d)) goto done;
-    char norm_path[4096];
-    if (norm) snprintf(norm_path, sizeof norm_path, "%s", norm);
-    else default_norm(load, norm_path, sizeof norm_path);
-    if (norm_path[0] && (l2rw_norm_load(&nm, norm_path) != L2RW_OK ||
-                         l2rw_norm_apply(&nm, d) != L2RW_OK)) {
-        fail("");
-        goto done;
-    }
+    if (cli_model_prepare(&model, "l2rw eval", load, norm, d)) goto done;
+    const char *norm_path = model.norm_path;
     if (d->n == 0) {
         fprintf(stderr, "l2rw eval: the %s split of %s is empty\n", split,
                 data);
         goto done;
     }
     double acc, loss;
-    if (l2rw_evaluate(net, d, batch, &acc, &loss) != L2RW_OK) {
+    if (l2rw_evaluate(model.net, d, batch, &acc, &loss) != L2RW_OK) {
         fail("");
         status = 1;
         goto done;
@@ -141,9 +100,8 @@ int l2rw_cmd_eval(int argc, char **argv)
            norm_path, 100.0 * acc, loss);
     status = 0;
 done:
-    l2rw_norm_free(&nm);
+    cli_model_free(&model);
     l2rw_dataset_free(&train);
     l2rw_dataset_free(&test);
-    l2rw_net_free(net);
     return status;
 }

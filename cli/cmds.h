@@ -9,6 +9,8 @@ int l2rw_cmd_eval(int argc, char **argv);      /* cmd_eval.c */
 int l2rw_cmd_bench(int argc, char **argv);     /* cmd_bench.c */
 int l2rw_cmd_check(int argc, char **argv);     /* cmd_check.c */
 int l2rw_cmd_reproduce(int argc, char **argv); /* cmd_reproduce.c */
+int l2rw_cmd_suspects(int argc, char **argv);  /* cmd_suspects.c */
+int l2rw_cmd_predict(int argc, char **argv);   /* cmd_predict.c */
 int l2rw_cmd_export(int argc, char **argv);    /* cmd_export.c */
 
 #endif

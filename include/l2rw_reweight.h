@@ -300,6 +300,15 @@ void l2rw_record_arrays(l2rw_record *r, double **weight_sum, int64_t **seen,
  * never-seen examples last with empty weight fields; true_label and
  * corrupted are empty when the true labels are unknown. */
 l2rw_status l2rw_record_save(const l2rw_record *r, const char *path);
+/* Same, naming what the data's sources know (NULL or a zeroed struct:
+ * the plain file above): with class names, a column given_class (the
+ * given label's name); with training files, a last column file (the
+ * example's file, by its id). Both are quoted as RFC 4180 says when they
+ * hold a comma, quote, CR or LF. An id without a name leaves the field
+ * empty. Readers should find columns by their header name: columns may
+ * be added, never renamed. */
+l2rw_status l2rw_record_save_named(const l2rw_record *r, const char *path,
+                                   const l2rw_sources *src);
 /* Area under the ROC curve of the mean weight separating clean
  * (y == y_true, positive) from corrupted examples, over the examples
  * seen at least once; ties count 1/2 (Mann-Whitney U / (P N)). No true

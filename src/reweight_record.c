@@ -278,34 +278,89 @@ static int cmp_row(const void *a, const void *b)
 typedef struct {
     const l2rw_record *r;
     const row_key *rows;
+    const l2rw_sources *src; /* NULL: no name columns */
 } csv_job;
+
+/* The name columns the sources allow. */
+static int has_class_names(const l2rw_sources *src)
+{
+    return src && src->class_names && src->classes > 0;
+}
+
+static int has_files(const l2rw_sources *src)
+{
+    return src && src->train_files && src->n_train > 0;
+}
+
+/* A CSV field, quoted (RFC 4180: quotes doubled) only when it must be,
+ * so that plain names stay readable; NULL is an empty field. */
+static void put_field(FILE *fp, const char *v)
+{
+    if (!v) return;
+    if (!strpbrk(v, ",\"\r\n")) {
+        fputs(v, fp);
+        return;
+    }
+    fputc('"', fp);
+    for (; *v; v++) {
+        if (*v == '"') fputc('"', fp);
+        fputc(*v, fp);
+    }
+    fputc('"', fp);
+}
+
+static const char *name_of(char **names, int n, int32_t i)
+{
+    return names && i >= 0 && i < n ? names[i] : NULL;
+}
+
+static void write_names(FILE *fp, const l2rw_record *r, int i,
+                        const l2rw_sources *src)
+{
+    if (has_class_names(src)) {
+        fputc(',', fp);
+        put_field(fp, name_of(src->class_names, src->classes, r->y[i]));
+    }
+    if (has_files(src)) {
+        fputc(',', fp);
+        put_field(fp, name_of(src->train_files, src->n_train, r->id[i]));
+    }
+}
+
+static void write_row(FILE *fp, const l2rw_record *r, int i,
+                      const l2rw_sources *src)
+{
+    fprintf(fp, "%d,%d,", (int)r->id[i], (int)r->y[i]);
+    if (r->y_true)
+        fprintf(fp, "%d,%d,", (int)r->y_true[i], r->y[i] != r->y_true[i]);
+    else
+        fputs(",,", fp);
+    if (r->seen[i])
+        fprintf(fp, "%.9g,%.9g,%lld", r->wsum[i] / (double)r->seen[i],
+                (double)r->zeros[i] / (double)r->seen[i],
+                (long long)r->seen[i]);
+    else
+        fputs(",,0", fp);
+    write_names(fp, r, i, src);
+    fputc('\n', fp);
+}
 
 static l2rw_status write_csv(FILE *fp, void *ctx)
 {
     const csv_job *job = ctx;
     const l2rw_record *r = job->r;
     fprintf(fp, "id,given_label,true_label,corrupted,mean_weight,"
-                "zero_weight_share,seen\n");
-    for (int k = 0; k < r->n; k++) {
-        int i = job->rows[k].idx;
-        fprintf(fp, "%d,%d,", (int)r->id[i], (int)r->y[i]);
-        if (r->y_true)
-            fprintf(fp, "%d,%d,", (int)r->y_true[i], r->y[i] != r->y_true[i]);
-        else
-            fputs(",,", fp);
-        if (r->seen[i])
-            fprintf(fp, "%.9g,%.9g,%lld\n", r->wsum[i] / (double)r->seen[i],
-                    (double)r->zeros[i] / (double)r->seen[i],
-                    (long long)r->seen[i]);
-        else
-            fputs(",,0\n", fp);
-    }
+                "zero_weight_share,seen%s%s\n",
+            has_class_names(job->src) ? ",given_class" : "",
+            has_files(job->src) ? ",file" : "");
+    for (int k = 0; k < r->n; k++) write_row(fp, r, job->rows[k].idx, job->src);
     if (ferror(fp))
         return l2rw__fail(L2RW_ERR_IO, "examples.csv: write failed");
     return L2RW_OK;
 }
 
-l2rw_status l2rw_record_save(const l2rw_record *r, const char *path)
+l2rw_status l2rw_record_save_named(const l2rw_record *r, const char *path,
+                                   const l2rw_sources *src)
 {
     if (!r || !path)
         return l2rw__fail(L2RW_ERR_ARG, "record save: NULL argument");
@@ -318,10 +373,15 @@ l2rw_status l2rw_record_save(const l2rw_record *r, const char *path)
         rows[i].idx = i;
     }
     qsort(rows, (size_t)r->n, sizeof *rows, cmp_row);
-    csv_job job = {r, rows};
+    csv_job job = {r, rows, src};
     l2rw_status s = l2rw_write_atomic(path, write_csv, &job);
     free(rows);
     return s;
+}
+
+l2rw_status l2rw_record_save(const l2rw_record *r, const char *path)
+{
+    return l2rw_record_save_named(r, path, NULL);
 }
 
 /* ------------------------------------------------------------------- AUC */
