@@ -195,15 +195,16 @@ static int load_data(const char *data, const char *imb, l2rw_data *d)
     return 0;
 }
 
-/* Class names: the data's; NULL when it does not name them all. */
+/* Class names: the model's (saved from its training data), else the
+ * data's; NULL when neither has all of them. */
 static char **class_names(const l2rw_net *net, const l2rw_sources *src,
                           int k)
 {
     char **names = calloc((size_t)k, sizeof *names);
-    (void)net;
     for (int j = 0; names && j < k; j++) {
-        const char *n = NULL;
-        if (src->class_names && j < src->classes) n = src->class_names[j];
+        const char *n = l2rw_net_class_name(net, j);
+        if (!n && src->class_names && j < src->classes)
+            n = src->class_names[j];
         if (!n) {
             free(names);
             return NULL;

@@ -217,6 +217,22 @@ static void on_decode(void *ctx, long done, long total)
             total, done == total ? "\n" : "");
 }
 
+/* --val-data: the trusted set's balance and what it shares with the
+ * training set (reported, not removed: the user decides). */
+static void print_val_source(const l2rw_audit *a)
+{
+    if (!a->val_data[0]) return;
+    printf("clean set from %s: %ld examples, %s; %ld also in the training "
+           "set by pixels, %ld by file%s", a->val_data, a->n_val,
+           a->val_balanced ? "balanced" : "UNBALANCED (class counts differ: "
+           "see data.json val_count)", a->overlap_pixels, a->overlap_files,
+           a->n_overlap_shown ? " (val id/train id:" : "");
+    for (int i = 0; i < a->n_overlap_shown; i++)
+        printf(" %d/%d", (int)a->overlap_val_id[i],
+               (int)a->overlap_train_id[i]);
+    printf("%s\n", a->n_overlap_shown ? "; not removed)" : "");
+}
+
 static int on_progress(const l2rw_train_progress *p, void *vctx)
 {
     progress_ctx *c = vctx;
@@ -233,6 +249,7 @@ static int on_progress(const l2rw_train_progress *p, void *vctx)
                    "noise %s (%.1f%% of labels changed)\n",
                    a->n_train, a->n_val, a->n_test, a->classes, a->noise,
                    100.0 * a->effective_rate);
+            print_val_source(a);
         }
         if (already_complete(p))
             printf("the run in %s is already complete (%ld of %ld steps): "
@@ -332,6 +349,10 @@ int l2rw_cmd_train(int argc, char **argv)
         {"val-size", OPT_LONG, &cfg.val_size, "N",
          "clean validation examples in total, balanced (wins over "
          "--val-per-class; 0 = use it)", 0, 1e300, 0},
+        {"val-data", OPT_STR, &cfg.val_data, "SPEC",
+         "the clean set from its own data (any --data spec; its training "
+         "part) instead of the training data; --val-per-class 0 takes all "
+         "of it", 1, 0, 0},
         {"batch", OPT_INT, &cfg.batch, "N", "training batch", 1, 65536, 0},
         {"val-batch", OPT_INT, &cfg.val_batch, "M",
          "validation batch of l2rw (whole clean set when smaller)", 1, 65536,

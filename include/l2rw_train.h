@@ -110,6 +110,9 @@ typedef struct {
     long train_size;         /* 0: all */
     int val_per_class;       /* clean validation set: K per class */
     long val_size;           /* or N in total (wins when > 0) */
+    const char *val_data;    /* NULL, or the clean set's own data spec
+                                (l2rw_data_cfg.val_data; both sizes 0:
+                                all of it) */
     int normalise;           /* 1 */
     l2rw_data_progress_fn data_progress; /* image decoding, or NULL */
     void *data_progress_ctx;

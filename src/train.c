@@ -100,7 +100,8 @@ l2rw_status l2rw_train_check_cfg(const l2rw_train_cfg *c)
                                         "must be >= 0");
     if (c->threads < 0)
         return l2rw__fail(L2RW_ERR_ARG, "train: threads must be >= 0");
-    if ((m == L2RW_METHOD_L2RW || c->finetune_clean > 0) &&
+    /* with a clean set of its own, sizes 0 take all of it */
+    if ((m == L2RW_METHOD_L2RW || c->finetune_clean > 0) && !c->val_data &&
         c->val_per_class == 0 && c->val_size == 0)
         return l2rw__fail(L2RW_ERR_ARG, "train: %s needs a clean validation "
                           "set (--val-per-class K or --val-size N)",
@@ -251,6 +252,7 @@ l2rw_data_cfg l2rw_train_data_cfg(const l2rw_train_cfg *c)
     dc.train_size = c->train_size;
     dc.val_per_class = c->val_size > 0 ? 0 : c->val_per_class;
     dc.val_size = c->val_size;
+    dc.val_data = c->val_data;
     dc.normalise = c->normalise;
     dc.seed = c->seed;
     dc.progress = c->data_progress;
@@ -616,7 +618,7 @@ static l2rw_status write_outputs(run *r, l2rw_train_result *res,
         L2RW_TRY(l2rw_norm_save(&r->data.norm, path));
     }
     join(path, o, L2RW_FILE_EXAMPLES);
-    L2RW_TRY(l2rw_record_save(r->record, path));
+    L2RW_TRY(l2rw_record_save_named(r->record, path, &r->data.sources));
     l2rw__summary sm = {r->cfg, res, &r->data, r->total, r->batch,
                         r->val_batch, acc_before_ft};
     join(path, o, L2RW_FILE_SUMMARY);

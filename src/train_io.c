@@ -91,6 +91,11 @@ l2rw_status l2rw__train_fingerprint(const l2rw_train_cfg *c, char *buf,
         (double)c->sgd.weight_decay, ms,
         c->sgd.n_milestones ? (double)c->sgd.decay : 0.0,
         (unsigned long long)c->seed, c->eval_every, c->eval_batch);
+    /* only when given, so that checkpoints from before --val-data keep
+     * their fingerprint */
+    if (k >= 0 && (size_t)k < size && c->val_data)
+        k += snprintf(buf + k, size - (size_t)k, "val-data=%s\n",
+                      c->val_data);
     if (k < 0 || (size_t)k >= size)
         return l2rw__fail(L2RW_ERR_ARG, "train: configuration text too long");
     return L2RW_OK;
