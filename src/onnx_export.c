@@ -19,6 +19,7 @@
  * or a flatten); the engine's per-example shape (c, h, w) of a 2-D tensor
  * is (c, 1, 1). Field numbers are onnx.proto's (onnx/onnx.in.proto). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -531,6 +532,48 @@ static l2rw_status norm_metadata(l2rw_pb *head, const l2rw_onnx_opts *o)
     return s;
 }
 
+/* s as the body of a JSON string: quote, backslash and control
+ * characters escaped (names come from folder names, anything goes). */
+static size_t json_escape(char *out, const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++) {
+        const unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') out[n++] = '\\', out[n++] = (char)ch;
+        else if (ch < 0x20) n += (size_t)sprintf(out + n, "\\u%04x", ch);
+        else out[n++] = (char)ch;
+    }
+    return n;
+}
+
+/* The class names as a JSON array of strings ("class_names"): a list a
+ * caller parses with any JSON reader, whatever the names contain. */
+static l2rw_status class_metadata(l2rw_pb *head, const l2rw_net *net)
+{
+    const int k = l2rw_net_classes(net);
+    size_t size = 3;
+    for (int c = 0; c < k; c++) {
+        const char *name = l2rw_net_class_name(net, c);
+        if (!name) return L2RW_OK; /* the net has none */
+        size += 6 * strlen(name) + 3; /* worst case \u00XX, quotes, comma */
+    }
+    char *json = malloc(size);
+    if (!json) return l2rw__fail(L2RW_ERR_NOMEM, "onnx export: out of memory");
+    size_t n = 0;
+    json[n++] = '[';
+    for (int c = 0; c < k; c++) {
+        if (c) json[n++] = ',';
+        json[n++] = '"';
+        n += json_escape(json + n, l2rw_net_class_name(net, c));
+        json[n++] = '"';
+    }
+    json[n++] = ']';
+    json[n] = '\0';
+    metadata(head, "class_names", json);
+    free(json);
+    return L2RW_OK;
+}
+
 /* Every ModelProto field but the graph. */
 static l2rw_status model_head(l2rw_pb *head, const l2rw_net *net,
                               const l2rw_onnx_opts *o)
@@ -551,6 +594,7 @@ static l2rw_status model_head(l2rw_pb *head, const l2rw_net *net,
                                            : "caller: (x - mean) / std per channel";
     metadata(head, "input_normalisation", where);
     if (o->mean && !o->norm_in_graph) L2RW_TRY(norm_metadata(head, o));
+    L2RW_TRY(class_metadata(head, net));
     return l2rw__pb_status(head, "onnx export");
 }
 

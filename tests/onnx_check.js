@@ -115,6 +115,14 @@ async function main() {
     else bad(`ir_version ${info.ir}, opset ${info.opset} (want 8, 17)`);
     if (info.meta.l2rw_model === meta.model) ok(`metadata l2rw_model ${meta.model}`);
     else bad(`metadata l2rw_model '${info.meta.l2rw_model}', want '${meta.model}'`);
+    const names = fs.existsSync(path.join(fixDir, 'names.json'))
+        ? JSON.parse(fs.readFileSync(path.join(fixDir, 'names.json'), 'utf8')) : null;
+    if (names) {
+        let got = null;
+        try { got = JSON.parse(info.meta.class_names); } catch (e) { /* reported below */ }
+        if (JSON.stringify(got) === JSON.stringify(names)) ok(`metadata class_names of ${names.length} classes`);
+        else bad(`metadata class_names '${info.meta.class_names}', want ${JSON.stringify(names)}`);
+    }
     if (mode === 'meta') {
         const mean = (info.meta.mean || '').split(',').map(Number);
         const std = (info.meta.std || '').split(',').map(Number);

@@ -254,6 +254,30 @@ static void test_export_errors(void)
     l2rw_net_free(net);
 }
 
+/* Class names go into the metadata as a JSON array, escaped. */
+static void test_class_names(void)
+{
+    l2rw_net *net;
+    CHECK_OK(l2rw_net_create(&net, "mlp:4", 2, 1, 1, 3, 1, 1));
+    if (!net) return;
+    char path[256];
+    tmp_path(path, sizeof path, "names.onnx");
+    CHECK_OK(l2rw_net_export_onnx(net, path, NULL));
+    size_t len;
+    unsigned char *d = read_all(path, &len);
+    CHECK(d && count_of(d, len, "class_names") == 0, "no names, no key");
+    free(d);
+    const char *names[3] = {"T-shirt", "a,b", "say \"hi\"\\"};
+    CHECK_OK(l2rw_net_set_class_names(net, names, 3));
+    CHECK_OK(l2rw_net_export_onnx(net, path, NULL));
+    d = read_all(path, &len);
+    CHECK(d && count_of(d, len, "[\"T-shirt\",\"a,b\",\"say \\\"hi\\\"\\\\\"]") == 1,
+          "class_names [\"T-shirt\",\"a,b\",\"say \\\"hi\\\"\\\\\"]");
+    free(d);
+    remove(path);
+    l2rw_net_free(net);
+}
+
 static void test_deterministic(void)
 {
     l2rw_net *net;
@@ -290,6 +314,11 @@ static const fixture FIXTURES[] = {
     {"resnet20", "resnet20", 3, 16, 16},
     {"wrn-10-2", "wrn-10-2:0.3", 3, 32, 32},
 };
+
+/* lenet's fixture names its classes: the export states them. */
+static const char *const FASHION[FIX_CLASSES] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
 static float uniform(l2rw_rng *r, double lo, double hi)
 {
@@ -387,6 +416,9 @@ static int write_fixture(const fixture *fx, const char *root, l2rw_rng *r)
                         FIX_N, FIX_SEED) != L2RW_OK)
         return 0;
     randomise(net, r);
+    if (strcmp(fx->label, "lenet") == 0 &&
+        l2rw_net_set_class_names(net, FASHION, FIX_CLASSES) != L2RW_OK)
+        return 0;
     int ok = join(path, sizeof path, dir, "model.l2rw") &&
              l2rw_net_save(net, path) == L2RW_OK &&
              fixture_data(fx, net, dir, r);
@@ -395,6 +427,14 @@ static int write_fixture(const fixture *fx, const char *root, l2rw_rng *r)
                        "\"w\": %d, \"classes\": %d}\n",
                        fx->model, FIX_N, fx->c, fx->h, fx->w, FIX_CLASSES);
     ok = ok && write_bytes(dir, "meta.json", meta, (size_t)len);
+    if (ok && l2rw_net_class_name(net, 0)) { /* plain names: no escapes */
+        char names[512] = "[";
+        for (int k = 0; k < FIX_CLASSES; k++)
+            snprintf(names + strlen(names), sizeof names - strlen(names),
+                     "%s\"%s\"", k ? "," : "", l2rw_net_class_name(net, k));
+        strcat(names, "]");
+        ok = write_bytes(dir, "names.json", names, strlen(names));
+    }
     l2rw_net_free(net);
     return ok;
 }
@@ -428,6 +468,7 @@ int main(int argc, char **argv)
     RUN(test_model_header);
     RUN(test_fold_counts);
     RUN(test_export_errors);
+    RUN(test_class_names);
     RUN(test_deterministic);
     return CHECK_DONE("test_onnx");
 }
