@@ -390,7 +390,7 @@ int l2rw_cmd_suspects(int argc, char **argv)
          "how many of the least trusted examples (0 = every one ranked)", 0,
          1e18, 0},
         {"out", OPT_STR, &out, "FILE",
-         "CSV of the listed examples (default RUN_DIR/suspects.csv)", 1, 0,
+         "CSV of the listed examples (none = RUN_DIR/suspects.csv)", 1, 0,
          0},
     };
     char err[OPTS_ERR_MAX];

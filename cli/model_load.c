@@ -56,8 +56,9 @@ int cli_model_prepare(cli_model *m, const char *prog, const char *path,
     if (!model_fits(m->net, prog, path, d)) return 2;
     if (norm) snprintf(m->norm_path, sizeof m->norm_path, "%s", norm);
     else default_norm(path, m->norm_path, sizeof m->norm_path);
-    if (m->norm_path[0] && (l2rw_norm_load(&m->norm, m->norm_path) != L2RW_OK ||
-                            l2rw_norm_apply(&m->norm, d) != L2RW_OK))
+    if (m->norm_path[0] &&
+        (l2rw_norm_load(&m->norm, m->norm_path) != L2RW_OK ||
+         l2rw_norm_apply(&m->norm, d) != L2RW_OK))
         return fail(prog);
     return 0;
 }

@@ -150,7 +150,7 @@ static l2rw_status relabel_by_name(l2rw_dataset *pool,
             s = l2rw__fail(L2RW_ERR_LABEL, "clean set %s: example %d has "
                            "class '%s', which the training data does not "
                            "have", spec, (int)pool->id[i],
-                           j < 0 && k >= 0 && k < vsrc->classes
+                           k >= 0 && k < vsrc->classes
                                ? vsrc->class_names[k] : "?");
         if (j < 0) continue;
         pool->y[i] = pool->y_true[i] = j;

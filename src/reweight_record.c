@@ -353,7 +353,8 @@ static l2rw_status write_csv(FILE *fp, void *ctx)
                 "zero_weight_share,seen%s%s\n",
             has_class_names(job->src) ? ",given_class" : "",
             has_files(job->src) ? ",file" : "");
-    for (int k = 0; k < r->n; k++) write_row(fp, r, job->rows[k].idx, job->src);
+    for (int k = 0; k < r->n; k++)
+        write_row(fp, r, job->rows[k].idx, job->src);
     if (ferror(fp))
         return l2rw__fail(L2RW_ERR_IO, "examples.csv: write failed");
     return L2RW_OK;

@@ -118,7 +118,8 @@ static void test_val_data_overlap(void)
     CHECK_OK(l2rw_data_prepare(&d, &c));
     long want = 0;
     for (int i = 0; i < d.val.n; i++)
-        for (int j = 0; j < d.train.n; j++) want += d.train.id[j] == d.val.id[i];
+        for (int j = 0; j < d.train.n; j++)
+            want += d.train.id[j] == d.val.id[i];
     CHECK(d.val.n == 20 && d.train.n == 100, "val %d train %d", d.val.n,
           d.train.n);
     CHECK(d.audit.overlap_pixels == want, "overlap %ld, want %ld",
