@@ -614,12 +614,15 @@ static void decode_parallel(decode_job *j)
 
 static l2rw_status job_alloc(decode_job *j, int n)
 {
-    j->slots = l2rw__calloc((size_t)n, j->dim);
-    j->state = l2rw__calloc((size_t)n, 1);
-    j->colour = l2rw__calloc((size_t)n, 1);
-    j->why = l2rw__calloc((size_t)n, sizeof *j->why);
-    j->fh = l2rw__calloc((size_t)n, sizeof *j->fh);
-    j->fw = l2rw__calloc((size_t)n, sizeof *j->fw);
+    /* One more than needed: a test folder of empty class folders has
+     * no files, and calloc(0) may be NULL. */
+    const size_t m = (size_t)n + 1;
+    j->slots = l2rw__calloc(m, j->dim);
+    j->state = l2rw__calloc(m, 1);
+    j->colour = l2rw__calloc(m, 1);
+    j->why = l2rw__calloc(m, sizeof *j->why);
+    j->fh = l2rw__calloc(m, sizeof *j->fh);
+    j->fw = l2rw__calloc(m, sizeof *j->fw);
     if (!j->slots || !j->state || !j->colour || !j->why || !j->fh || !j->fw)
         return l2rw__fail(L2RW_ERR_NOMEM, "images: out of memory for %d "
                           "images of %zu bytes", n, j->dim);

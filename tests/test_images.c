@@ -604,6 +604,15 @@ static void test_test_folder(void)
     l2rw_dataset_free(&tr);
     l2rw_dataset_free(&te);
     l2rw_sources_free(&src);
+    /* A test folder whose class folders are all empty: no test data. */
+    mkdirs("tt0/a_cat");
+    spec_of(spec, sizeof spec, "folder:%s;%s,cache=0", "tree", "tt0");
+    load(spec, &tr, &te, &src, L2RW_OK);
+    CHECK(te.n == 0 && tr.n == 5, "empty test folder: %d", te.n);
+    l2rw_dataset_free(&tr);
+    l2rw_dataset_free(&te);
+    l2rw_sources_free(&src);
+    spec_of(spec, sizeof spec, "folder:%s;%s,cache=0", "tree", "tt");
     mkdirs("tt/zebra");
     CHECK(write_flat("tt/zebra/q.png", 7, 5, 99), "write");
     load(spec, &tr, &te, &src, L2RW_ERR_LABEL);
