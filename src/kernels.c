@@ -68,6 +68,22 @@ static void blas_serial_init(void)
 }
 static void blas_serial(void) { pthread_once(&blas_once, blas_serial_init); }
 
+/* cblas_sgemm on the calling thread only. OpenBLAS's OpenMP build takes
+ * its thread count from the caller's OpenMP count at every call (and runs
+ * serially inside an active parallel region), so a call from outside our
+ * parallel regions would start a team of its own: the caller's count is
+ * 1 for the call. It is a per-thread setting, so this does not race. */
+static void sgemm1(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n,
+                   int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc)
+{
+    const int omp = omp_get_max_threads();
+    if (omp != 1) omp_set_num_threads(1);
+    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta,
+                c, ldc);
+    if (omp != 1) omp_set_num_threads(omp);
+}
+
 void l2rw__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                 const float *a, int lda, const float *b, int ldb, float beta,
                 float *c, int ldc)
@@ -89,8 +105,7 @@ void l2rw__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
     if (nt > dim / 8) nt = dim / 8 > 0 ? dim / 8 : 1;
     blas_serial();
     if (nt <= 1) {
-        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb,
-                    beta, c, ldc);
+        sgemm1(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     } else {
         /* Blocks of 8 rows/columns, contiguous per thread. */
         const int blocks = (dim + 7) / 8;
@@ -102,12 +117,12 @@ void l2rw__gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
             if (hi <= lo) continue;
             if (split_rows) {
                 const float *ap = trans_a ? a + lo : a + (size_t)lo * lda;
-                cblas_sgemm(CblasRowMajor, ta, tb, hi - lo, n, k, alpha, ap,
-                            lda, b, ldb, beta, c + (size_t)lo * ldc, ldc);
+                sgemm1(ta, tb, hi - lo, n, k, alpha, ap, lda, b, ldb, beta,
+                       c + (size_t)lo * ldc, ldc);
             } else {
                 const float *bp = trans_b ? b + (size_t)lo * ldb : b + lo;
-                cblas_sgemm(CblasRowMajor, ta, tb, m, hi - lo, k, alpha, a,
-                            lda, bp, ldb, beta, c + lo, ldc);
+                sgemm1(ta, tb, m, hi - lo, k, alpha, a, lda, bp, ldb, beta,
+                       c + lo, ldc);
             }
         }
     }
@@ -565,18 +580,18 @@ void l2rw__conv_fwd(const l2rw__conv_shape *s, int n, float *y, float *ty,
         float *colsx = ty && tx ? cols + (size_t)K * P : cols;
         float *yi = y + i * out_sz;
         im2col1(colsx, x + i * in_sz, s, pbuf, masks);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, P, K, 1.0f,
-                    W, K, colsx, P, 0.0f, yi, P);
+        sgemm1(CblasNoTrans, CblasNoTrans, oc, P, K, 1.0f, W, K, colsx, P,
+               0.0f, yi, P);
         if (b) add_rows(yi, b, oc, (size_t)P);
         if (!ty) continue;
         float *tyi = ty + i * out_sz;
         if (tx) {
             im2col1(cols, tx + i * in_sz, s, pbuf, masks);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, P,
-                        2 * K, 1.0f, w2, 2 * K, cols, P, 0.0f, tyi, P);
+            sgemm1(CblasNoTrans, CblasNoTrans, oc, P, 2 * K, 1.0f, w2, 2 * K,
+                   cols, P, 0.0f, tyi, P);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, P, K,
-                        1.0f, tW, K, colsx, P, 0.0f, tyi, P);
+            sgemm1(CblasNoTrans, CblasNoTrans, oc, P, K, 1.0f, tW, K, colsx, P,
+                   0.0f, tyi, P);
         }
         if (tb) add_rows(tyi, tb, oc, (size_t)P);
     }
@@ -606,12 +621,12 @@ void l2rw__conv_bwd(const l2rw__conv_shape *s, int n, float *dW, float *db,
         for (int i = 0; i < n; i++) {
             const float *dyi = dy + i * out_sz;
             im2col1(cols, x + i * in_sz, s, pbuf, masks);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, K, P,
-                        1.0f, dyi, P, cols, P, first ? 0.0f : 1.0f, pw, K);
+            sgemm1(CblasNoTrans, CblasTrans, oc, K, P, 1.0f, dyi, P, cols, P,
+                   first ? 0.0f : 1.0f, pw, K);
             first = 0;
             if (!dx) continue;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, oc,
-                        1.0f, W, K, dyi, P, 0.0f, cols, P);
+            sgemm1(CblasTrans, CblasNoTrans, K, P, oc, 1.0f, W, K, dyi, P,
+                   0.0f, cols, P);
             col2im1(dx + i * in_sz, cols, s, acc, pbuf, masks);
         }
         if (first) /* no example for this thread */
@@ -649,14 +664,14 @@ void l2rw__conv_bwd_each(const l2rw__conv_shape *s, int n, float *G,
         const float *dyi = dy + i * out_sz;
         float *Gi = G + (size_t)i * ldg;
         im2col1(cols, x + i * in_sz, s, pbuf, masks);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, K, P, 1.0f,
-                    dyi, P, cols, P, 0.0f, Gi, K);
+        sgemm1(CblasNoTrans, CblasTrans, oc, K, P, 1.0f, dyi, P, cols, P, 0.0f,
+               Gi, K);
         if (bias)
             for (int o = 0; o < oc; o++)
                 Gi[nw + o] = (float)row_sum(dyi + (size_t)o * P, (size_t)P);
         if (!dx) continue;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, oc, 1.0f,
-                    W, K, dyi, P, 0.0f, cols, P);
+        sgemm1(CblasTrans, CblasNoTrans, K, P, oc, 1.0f, W, K, dyi, P, 0.0f,
+               cols, P);
         col2im1(dx + i * in_sz, cols, s, acc, pbuf, masks);
     }
 }
