@@ -248,7 +248,7 @@ static void test_forged(void)
     char path[300];
     path_in(path, sizeof path, "forged.l2rw");
     static const forged cases[] = {
-        {2, "lenet", 10, 16},               /* future version */
+        {3, "lenet", 10, 16},               /* future version */
         {1, "lenet", 10, (uint64_t)1 << 60}, /* absurd count */
         {1, "lenet", 10, 16},               /* count below the model's */
         {1, "lenet", -3, 16},               /* negative classes */
