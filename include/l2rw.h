@@ -225,8 +225,73 @@ void l2rw_sgd_free(l2rw_sgd *opt);
 float l2rw_sgd_lr(const l2rw_sgd *opt, long step);
 /* params -= lr(step) * (velocity = momentum*velocity + grad + wd*params) */
 l2rw_status l2rw_sgd_step(l2rw_sgd *opt, l2rw_net *net, long step);
-/* Velocity buffer (num_params floats), for checkpoints. */
+/* Velocity buffer (num_params floats), for checkpoints; AdamW's first
+ * moment m. */
 float *l2rw_sgd_velocity(l2rw_sgd *opt);
+
+/* Beyond SGD: AdamW, a cosine schedule, warm-up and gradient clipping,
+ * on the same l2rw_sgd handle (so l2rw_sgd_step, l2rw_sgd_lr and every
+ * method step take it). A zero-initialised l2rw_optim_cfg is SGD with
+ * the step schedule of l2rw_sgd_cfg, no warm-up, no clipping: exactly
+ * l2rw_sgd_create, bit for bit. */
+typedef enum {
+    L2RW_OPTIM_SGD = 0, /* heavy-ball SGD, L2 weight decay in the gradient */
+    L2RW_OPTIM_ADAMW    /* Loshchilov & Hutter: decoupled weight decay,
+                           bias-corrected moments; ignores momentum */
+} l2rw_optim_kind;
+
+typedef enum {
+    L2RW_LR_STEP = 0, /* lr * decay^(milestones passed), l2rw_sgd_cfg */
+    L2RW_LR_COSINE    /* after the warm-up, lr_min + (lr - lr_min) *
+                         (1 + cos(pi * p)) / 2, p from 0 to 1 over the
+                         steps [warmup, total_steps); lr_min afterwards */
+} l2rw_lr_schedule;
+
+typedef struct {
+    l2rw_optim_kind kind;
+    float beta1, beta2, eps; /* AdamW: moment decays in [0, 1), eps > 0 */
+    l2rw_lr_schedule schedule;
+    long warmup_steps;       /* linear warm-up (either schedule): step s <
+                                N runs at lr * (s + 1) / N, so the first
+                                step is lr / N, never a wasted 0 */
+    float lr_min;            /* cosine: the final rate, in [0, lr] */
+    long total_steps;        /* cosine: the run's length (> 0) */
+    float clip_grad_norm;    /* > 0: the gradient (as given, before weight
+                                decay) is scaled so that its global L2 norm
+                                is at most this; 0: no clipping */
+} l2rw_optim_cfg;
+
+/* Zero-initialised but with AdamW's usual beta1 0.9, beta2 0.999,
+ * eps 1e-8 (ignored by SGD). */
+l2rw_optim_cfg l2rw_optim_cfg_default(l2rw_optim_kind kind);
+/* "sgd" | "adamw" and "step" | "cosine"; others are L2RW_ERR_ARG. */
+l2rw_status l2rw_optim_parse(const char *name, l2rw_optim_kind *out);
+const char *l2rw_optim_name(l2rw_optim_kind kind);
+l2rw_status l2rw_lr_schedule_parse(const char *name, l2rw_lr_schedule *out);
+const char *l2rw_lr_schedule_name(l2rw_lr_schedule s);
+/* Checks both configurations (as create does) without a net. */
+l2rw_status l2rw_optim_check(const l2rw_sgd_cfg *cfg,
+                             const l2rw_optim_cfg *ext);
+/* ext NULL: l2rw_sgd_create. AdamW:
+ *   t <- t + 1 (updates made, not steps: an l2rw step that skips its
+ *   update leaves t and the moments alone)
+ *   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+ *   p <- p - lr(step) * (m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps)
+ *                         + wd * p) */
+l2rw_status l2rw_optim_create(l2rw_sgd **out, const l2rw_net *net,
+                              const l2rw_sgd_cfg *cfg,
+                              const l2rw_optim_cfg *ext);
+/* The extended configuration the optimizer was made with. */
+l2rw_optim_cfg l2rw_optim_config(const l2rw_sgd *opt);
+/* AdamW's second moment v (num_params floats), NULL for SGD. */
+float *l2rw_optim_second_moment(l2rw_sgd *opt);
+/* Updates made (AdamW's t), for checkpoints. */
+long l2rw_optim_updates(const l2rw_sgd *opt);
+l2rw_status l2rw_optim_set_updates(l2rw_sgd *opt, long t);
+/* L2 norm of the last step's gradient before clipping, computed in
+ * double over fixed blocks in a fixed order (the same for any thread
+ * count); NaN when clipping is off or before the first step. */
+double l2rw_optim_grad_norm(const l2rw_sgd *opt);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -127,6 +127,14 @@ typedef struct {
     long steps;              /* > 0, or 0 to use epochs */
     double epochs;           /* used when steps == 0 */
     l2rw_sgd_cfg sgd;        /* lr, momentum, weight decay, schedule */
+    l2rw_optim_cfg optim;    /* SGD or AdamW, step or cosine schedule,
+                                warm-up, clipping (total_steps is set by
+                                the loop: the run's main-phase steps) */
+    int no_divergence_check; /* 1: train on when the loss diverges (else
+                                the run fails with L2RW_ERR_NUMERIC: the
+                                mean loss of 50 steps above 3x its
+                                minimum and 1.5 ln(classes); the last
+                                checkpoint stays that of before) */
     long finetune_clean;     /* steps on the clean set after training */
     float finetune_lr;       /* 0: the last learning rate of the schedule */
     uint64_t seed;

@@ -1,25 +1,100 @@
-/* SGD with heavy-ball momentum, L2 weight decay and a step schedule.
- * Shapes: params, grads, velocity are flat [num_params] buffers.
+/* Optimizers: SGD with heavy-ball momentum and L2 weight decay, AdamW
+ * (decoupled weight decay), a step or cosine learning-rate schedule with
+ * linear warm-up, and gradient clipping by global norm.
+ * Shapes: params, grads, velocity (AdamW: m), v are flat [num_params].
  *
+ * SGD:
  *   v <- momentum * v + (g + wd * p)
  *   p <- p - lr(step) * v
  *   lr(step) = lr * decay^(number of milestones m with m <= step)
- *
  * This is PyTorch's SGD (dampening 0, no Nesterov), so runs compare
- * step for step. */
+ * step for step.
+ *
+ * AdamW (Loshchilov & Hutter), with t the number of updates made:
+ *   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+ *   p <- p - lr(step) * (m_hat / (sqrt(v_hat) + eps) + wd * p)
+ *   m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
+ *
+ * Clipping (clip_grad_norm = C > 0): g is scaled by C / ||g|| when
+ * ||g|| > C, before either update (weight decay is not clipped, as with
+ * PyTorch's clip_grad_norm_ followed by the optimizer). */
 #include "common.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Parameters below which one thread updates the buffer. */
 enum { OPTIM_PARALLEL_MIN = 1 << 15 };
+/* The gradient norm sums blocks of this many squares, each in double in
+ * index order, then the block sums in block order: a fixed order, so the
+ * norm (and the clipped step) is the same for every thread count. */
+enum { NORM_BLOCK = 1 << 13 };
+
+static const double PI = 3.14159265358979323846; /* M_PI is not C11 */
 
 struct l2rw_sgd {
     l2rw_sgd_cfg cfg;
+    l2rw_optim_cfg ext;
     size_t n;
-    float *velocity;
+    float *velocity;   /* SGD velocity, AdamW first moment */
+    float *second;     /* AdamW second moment, NULL for SGD */
+    double *blocks;    /* clipping: one partial sum per block */
+    long updates;      /* steps that updated the parameters (AdamW's t) */
+    double grad_norm;  /* of the last step, before clipping; NaN */
 };
+
+static const char *const optim_names[] = {"sgd", "adamw"};
+static const char *const schedule_names[] = {"step", "cosine"};
+
+l2rw_optim_cfg l2rw_optim_cfg_default(l2rw_optim_kind kind)
+{
+    l2rw_optim_cfg c;
+    memset(&c, 0, sizeof c);
+    c.kind = kind;
+    c.beta1 = 0.9f;
+    c.beta2 = 0.999f;
+    c.eps = 1e-8f;
+    return c;
+}
+
+/* Index of name in names[n], or -1. */
+static int name_index(const char *name, const char *const *names, int n)
+{
+    for (int i = 0; name && i < n; i++)
+        if (!strcmp(name, names[i])) return i;
+    return -1;
+}
+
+l2rw_status l2rw_optim_parse(const char *name, l2rw_optim_kind *out)
+{
+    int i = name_index(name, optim_names, 2);
+    if (i < 0)
+        return l2rw__fail(L2RW_ERR_ARG, "unknown optimizer '%s' (sgd, "
+                          "adamw)", name ? name : "");
+    *out = (l2rw_optim_kind)i;
+    return L2RW_OK;
+}
+
+const char *l2rw_optim_name(l2rw_optim_kind kind)
+{
+    return kind == L2RW_OPTIM_ADAMW ? optim_names[1] : optim_names[0];
+}
+
+l2rw_status l2rw_lr_schedule_parse(const char *name, l2rw_lr_schedule *out)
+{
+    int i = name_index(name, schedule_names, 2);
+    if (i < 0)
+        return l2rw__fail(L2RW_ERR_ARG, "unknown learning-rate schedule "
+                          "'%s' (step, cosine)", name ? name : "");
+    *out = (l2rw_lr_schedule)i;
+    return L2RW_OK;
+}
+
+const char *l2rw_lr_schedule_name(l2rw_lr_schedule s)
+{
+    return s == L2RW_LR_COSINE ? schedule_names[1] : schedule_names[0];
+}
 
 static l2rw_status check_cfg(const l2rw_sgd_cfg *c)
 {
@@ -49,25 +124,55 @@ static l2rw_status check_cfg(const l2rw_sgd_cfg *c)
     return L2RW_OK;
 }
 
-l2rw_status l2rw_sgd_create(l2rw_sgd **out, const l2rw_net *net,
-                            const l2rw_sgd_cfg *cfg)
+static l2rw_status check_adamw(const l2rw_optim_cfg *e)
 {
-    if (!out || !net || !cfg)
-        return l2rw__fail(L2RW_ERR_ARG, "sgd: NULL argument");
-    *out = NULL;
+    if (!(e->beta1 >= 0.0f && e->beta1 < 1.0f))
+        return l2rw__fail(L2RW_ERR_ARG, "adamw: beta1 must be in [0, 1), "
+                          "got %g", (double)e->beta1);
+    if (!(e->beta2 >= 0.0f && e->beta2 < 1.0f))
+        return l2rw__fail(L2RW_ERR_ARG, "adamw: beta2 must be in [0, 1), "
+                          "got %g", (double)e->beta2);
+    if (!(e->eps > 0.0f) || !isfinite(e->eps))
+        return l2rw__fail(L2RW_ERR_ARG, "adamw: eps must be > 0, got %g",
+                          (double)e->eps);
+    return L2RW_OK;
+}
+
+static l2rw_status check_schedule(const l2rw_sgd_cfg *c,
+                                  const l2rw_optim_cfg *e)
+{
+    if (e->schedule != L2RW_LR_STEP && e->schedule != L2RW_LR_COSINE)
+        return l2rw__fail(L2RW_ERR_ARG, "optimizer: unknown schedule %d",
+                          (int)e->schedule);
+    if (e->warmup_steps < 0)
+        return l2rw__fail(L2RW_ERR_ARG, "optimizer: warm-up steps must be "
+                          ">= 0, got %ld", e->warmup_steps);
+    if (e->schedule != L2RW_LR_COSINE) return L2RW_OK;
+    if (e->total_steps < 1)
+        return l2rw__fail(L2RW_ERR_ARG, "optimizer: the cosine schedule "
+                          "needs the run's length (total steps > 0)");
+    if (!(e->lr_min >= 0.0f && e->lr_min <= c->lr))
+        return l2rw__fail(L2RW_ERR_ARG, "optimizer: the final rate of the "
+                          "cosine schedule must be in [0, lr = %g], got %g",
+                          (double)c->lr, (double)e->lr_min);
+    return L2RW_OK;
+}
+
+l2rw_status l2rw_optim_check(const l2rw_sgd_cfg *cfg,
+                             const l2rw_optim_cfg *ext)
+{
+    if (!cfg) return l2rw__fail(L2RW_ERR_ARG, "optimizer: NULL argument");
     L2RW_TRY(check_cfg(cfg));
-    l2rw_sgd *o = calloc(1, sizeof *o);
-    if (!o) return l2rw__fail(L2RW_ERR_NOMEM, "sgd: out of memory");
-    o->cfg = *cfg;
-    o->n = l2rw_net_num_params(net);
-    o->velocity = l2rw__aalloc(o->n, sizeof(float));
-    if (!o->velocity) {
-        free(o);
-        return l2rw__fail(L2RW_ERR_NOMEM,
-                          "sgd: cannot allocate velocity of %zu floats",
-                          l2rw_net_num_params(net));
-    }
-    *out = o;
+    if (!ext) return L2RW_OK;
+    if (ext->kind != L2RW_OPTIM_SGD && ext->kind != L2RW_OPTIM_ADAMW)
+        return l2rw__fail(L2RW_ERR_ARG, "optimizer: unknown kind %d",
+                          (int)ext->kind);
+    if (ext->kind == L2RW_OPTIM_ADAMW) L2RW_TRY(check_adamw(ext));
+    L2RW_TRY(check_schedule(cfg, ext));
+    if (!(ext->clip_grad_norm >= 0.0f) || !isfinite(ext->clip_grad_norm))
+        return l2rw__fail(L2RW_ERR_ARG, "optimizer: the clipping norm must "
+                          "be >= 0 (0: none), got %g",
+                          (double)ext->clip_grad_norm);
     return L2RW_OK;
 }
 
@@ -75,20 +180,202 @@ void l2rw_sgd_free(l2rw_sgd *opt)
 {
     if (!opt) return;
     l2rw__afree(opt->velocity);
+    l2rw__afree(opt->second);
+    free(opt->blocks);
     free(opt);
+}
+
+/* The buffers the kind and clipping need, zeroed. */
+static l2rw_status alloc_state(l2rw_sgd *o)
+{
+    o->velocity = l2rw__aalloc(o->n, sizeof(float));
+    if (o->ext.kind == L2RW_OPTIM_ADAMW)
+        o->second = l2rw__aalloc(o->n, sizeof(float));
+    if (o->ext.clip_grad_norm > 0.0f)
+        o->blocks = calloc(o->n / NORM_BLOCK + 1, sizeof *o->blocks);
+    if (!o->velocity || (o->ext.kind == L2RW_OPTIM_ADAMW && !o->second) ||
+        (o->ext.clip_grad_norm > 0.0f && !o->blocks))
+        return l2rw__fail(L2RW_ERR_NOMEM, "optimizer: cannot allocate its "
+                          "state for %zu parameters", o->n);
+    return L2RW_OK;
+}
+
+l2rw_status l2rw_optim_create(l2rw_sgd **out, const l2rw_net *net,
+                              const l2rw_sgd_cfg *cfg,
+                              const l2rw_optim_cfg *ext)
+{
+    if (!out || !net || !cfg)
+        return l2rw__fail(L2RW_ERR_ARG, "sgd: NULL argument");
+    *out = NULL;
+    L2RW_TRY(l2rw_optim_check(cfg, ext));
+    l2rw_sgd *o = calloc(1, sizeof *o);
+    if (!o) return l2rw__fail(L2RW_ERR_NOMEM, "sgd: out of memory");
+    o->cfg = *cfg;
+    if (ext) o->ext = *ext; /* else all zero: SGD, step schedule */
+    o->n = l2rw_net_num_params(net);
+    o->grad_norm = NAN;
+    l2rw_status s = alloc_state(o);
+    if (s != L2RW_OK) {
+        l2rw_sgd_free(o);
+        return s;
+    }
+    *out = o;
+    return L2RW_OK;
+}
+
+l2rw_status l2rw_sgd_create(l2rw_sgd **out, const l2rw_net *net,
+                            const l2rw_sgd_cfg *cfg)
+{
+    return l2rw_optim_create(out, net, cfg, NULL);
+}
+
+/* The step schedule, as repeated float multiplication (as a step
+ * scheduler does), so the rate equals what a PyTorch MultiStepLR run
+ * reaches. */
+static float step_lr(const l2rw_sgd_cfg *c, long step)
+{
+    float lr = c->lr;
+    for (int i = 0; i < c->n_milestones; i++)
+        if (step >= c->milestones[i]) lr *= c->decay;
+    return lr;
+}
+
+/* Cosine from lr at the end of the warm-up to lr_min at total_steps (in
+ * double, then rounded once; PyTorch's CosineAnnealingLR with
+ * T_max = total - warmup). */
+static float cosine_lr(const l2rw_sgd_cfg *c, const l2rw_optim_cfg *e,
+                       long step)
+{
+    long span = e->total_steps - e->warmup_steps;
+    double p = span > 0 ? (double)(step - e->warmup_steps) / (double)span
+                        : 1.0;
+    if (p < 0.0) p = 0.0;
+    if (p > 1.0) p = 1.0;
+    const double lo = e->lr_min, hi = c->lr;
+    return (float)(lo + (hi - lo) * 0.5 * (1.0 + cos(PI * p)));
 }
 
 float l2rw_sgd_lr(const l2rw_sgd *opt, long step)
 {
-    /* Repeated float multiplication, as a step scheduler does, so the
-     * rate equals what a PyTorch MultiStepLR run reaches. */
-    float lr = opt->cfg.lr;
-    for (int i = 0; i < opt->cfg.n_milestones; i++)
-        if (step >= opt->cfg.milestones[i]) lr *= opt->cfg.decay;
+    const l2rw_optim_cfg *e = &opt->ext;
+    float lr = e->schedule == L2RW_LR_COSINE ? cosine_lr(&opt->cfg, e, step)
+                                             : step_lr(&opt->cfg, step);
+    if (step < e->warmup_steps)
+        lr = (float)((double)lr * (double)(step + 1) /
+                     (double)e->warmup_steps);
     return lr;
 }
 
 float *l2rw_sgd_velocity(l2rw_sgd *opt) { return opt->velocity; }
+
+l2rw_optim_cfg l2rw_optim_config(const l2rw_sgd *opt) { return opt->ext; }
+
+float *l2rw_optim_second_moment(l2rw_sgd *opt) { return opt->second; }
+
+long l2rw_optim_updates(const l2rw_sgd *opt) { return opt->updates; }
+
+l2rw_status l2rw_optim_set_updates(l2rw_sgd *opt, long t)
+{
+    if (!opt || t < 0)
+        return l2rw__fail(L2RW_ERR_ARG, "optimizer: bad update count %ld", t);
+    opt->updates = t;
+    return L2RW_OK;
+}
+
+double l2rw_optim_grad_norm(const l2rw_sgd *opt) { return opt->grad_norm; }
+
+/* ||g|| in double, blocks in a fixed order (see NORM_BLOCK). */
+static double grad_norm(l2rw_sgd *opt, const float *restrict g)
+{
+    const long n = (long)opt->n, nb = n / NORM_BLOCK + 1;
+    double *restrict part = opt->blocks;
+#pragma omp parallel for schedule(static) if (n >= OPTIM_PARALLEL_MIN)
+    for (long b = 0; b < nb; b++) {
+        const long lo = b * NORM_BLOCK;
+        const long hi = lo + NORM_BLOCK < n ? lo + NORM_BLOCK : n;
+        double s = 0.0;
+        for (long i = lo; i < hi; i++) s += (double)g[i] * (double)g[i];
+        part[b] = s;
+    }
+    double s = 0.0;
+    for (long b = 0; b < nb; b++) s += part[b];
+    return sqrt(s);
+}
+
+/* The factor that brings the gradient's norm down to the clipping
+ * norm (1 when clipping is off or the norm is within it). */
+static l2rw_status clip_scale(l2rw_sgd *opt, const float *g, long step,
+                              float *scale)
+{
+    *scale = 1.0f;
+    if (!(opt->ext.clip_grad_norm > 0.0f)) return L2RW_OK;
+    opt->grad_norm = grad_norm(opt, g);
+    /* a non-finite gradient would be scaled to 0 and hide the problem */
+    if (!isfinite(opt->grad_norm))
+        return l2rw__fail(L2RW_ERR_NUMERIC, "optimizer step %ld: the "
+                          "gradient is NaN or Inf", step);
+    if (opt->grad_norm > (double)opt->ext.clip_grad_norm)
+        *scale = (float)((double)opt->ext.clip_grad_norm / opt->grad_norm);
+    return L2RW_OK;
+}
+
+/* SGD; returns NaN exactly when a parameter became non-finite. */
+static float sgd_update(l2rw_sgd *opt, l2rw_net *net, float lr, float scale)
+{
+    const float mu = opt->cfg.momentum, wd = opt->cfg.weight_decay;
+    float *restrict p = l2rw_net_params(net);
+    const float *restrict g = l2rw_net_grads(net);
+    float *restrict v = opt->velocity;
+    const long n = (long)opt->n;
+    const int clip = scale != 1.0f; /* unclipped: today's exact arithmetic */
+    /* x - x is 0 for finite x and NaN otherwise, so `bad` is NaN exactly
+     * when a parameter became non-finite, whatever the reduction order. */
+    float bad = 0.0f;
+    /* Each element is updated on its own, so the result does not depend
+     * on the thread count; small nets skip the cost of a team. */
+#pragma omp parallel for simd schedule(static) reduction(+ : bad) \
+    if (n >= OPTIM_PARALLEL_MIN)
+    for (long i = 0; i < n; i++) {
+        float gi = clip ? g[i] * scale : g[i];
+        float vi = mu * v[i] + (gi + wd * p[i]);
+        float pi = p[i] - lr * vi;
+        v[i] = vi;
+        p[i] = pi;
+        bad += pi - pi;
+    }
+    return bad;
+}
+
+/* AdamW with the update count already advanced; NaN as sgd_update. */
+static float adamw_update(l2rw_sgd *opt, l2rw_net *net, float lr,
+                          float scale)
+{
+    const float b1 = opt->ext.beta1, b2 = opt->ext.beta2;
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2, eps = opt->ext.eps;
+    const float wd = opt->cfg.weight_decay;
+    /* bias corrections in double: b2^t stays accurate for large t */
+    const float bc1 = (float)(1.0 / (1.0 - pow(b1, (double)opt->updates)));
+    const float bc2 = (float)(1.0 / (1.0 - pow(b2, (double)opt->updates)));
+    float *restrict p = l2rw_net_params(net);
+    const float *restrict g = l2rw_net_grads(net);
+    float *restrict m = opt->velocity, *restrict v = opt->second;
+    const long n = (long)opt->n;
+    float bad = 0.0f;
+#pragma omp parallel for simd schedule(static) reduction(+ : bad) \
+    if (n >= OPTIM_PARALLEL_MIN)
+    for (long i = 0; i < n; i++) {
+        float gi = g[i] * scale;
+        float mi = b1 * m[i] + c1 * gi;
+        float vi = b2 * v[i] + c2 * (gi * gi);
+        float u = (mi * bc1) / (sqrtf(vi * bc2) + eps) + wd * p[i];
+        float pi = p[i] - lr * u;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi;
+        bad += pi - pi;
+    }
+    return bad;
+}
 
 l2rw_status l2rw_sgd_step(l2rw_sgd *opt, l2rw_net *net, long step)
 {
@@ -101,30 +388,17 @@ l2rw_status l2rw_sgd_step(l2rw_sgd *opt, l2rw_net *net, long step)
     if (step < 0)
         return l2rw__fail(L2RW_ERR_ARG, "sgd: negative step %ld", step);
     const float lr = l2rw_sgd_lr(opt, step);
-    const float mu = opt->cfg.momentum, wd = opt->cfg.weight_decay;
-    float *restrict p = l2rw_net_params(net);
-    const float *restrict g = l2rw_net_grads(net);
-    float *restrict v = opt->velocity;
-    const long n = (long)opt->n;
-    /* x - x is 0 for finite x and NaN otherwise, so `bad` is NaN exactly
-     * when a parameter became non-finite, whatever the reduction order. */
-    float bad = 0.0f;
-    /* Each element is updated on its own, so the result does not depend
-     * on the thread count; small nets skip the cost of a team. */
-#pragma omp parallel for simd schedule(static) reduction(+ : bad) \
-    if (n >= OPTIM_PARALLEL_MIN)
-    for (long i = 0; i < n; i++) {
-        float vi = mu * v[i] + (g[i] + wd * p[i]);
-        float pi = p[i] - lr * vi;
-        v[i] = vi;
-        p[i] = pi;
-        bad += pi - pi;
-    }
+    float scale;
+    L2RW_TRY(clip_scale(opt, l2rw_net_grads(net), step, &scale));
+    opt->updates++;
+    float bad = opt->ext.kind == L2RW_OPTIM_ADAMW
+                    ? adamw_update(opt, net, lr, scale)
+                    : sgd_update(opt, net, lr, scale);
     if (bad != 0.0f)
         return l2rw__fail(L2RW_ERR_NUMERIC,
-                          "sgd step %ld: a parameter became NaN or Inf "
+                          "%s step %ld: a parameter became NaN or Inf "
                           "(non-finite gradient or divergent learning rate "
                           "%g)",
-                          step, (double)lr);
+                          l2rw_optim_name(opt->ext.kind), step, (double)lr);
     return L2RW_OK;
 }

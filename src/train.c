@@ -44,6 +44,7 @@ l2rw_train_cfg l2rw_train_cfg_default(void)
     c.sgd.momentum = 0.9f;
     c.sgd.weight_decay = 5e-4f;
     c.sgd.decay = 0.1f;
+    c.optim = l2rw_optim_cfg_default(L2RW_OPTIM_SGD);
     c.seed = 1;
     c.eval_every = 500;
     c.eval_batch = 500;
@@ -57,6 +58,23 @@ static double now_seconds(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The optimizer's options (the run's length is not known yet: a stand-in
+ * for the cosine check). The cosine schedule ends at lr_min, where
+ * fine-tuning with the main optimizer would run: at 0 it would do
+ * nothing. */
+static l2rw_status check_optim(const l2rw_train_cfg *c)
+{
+    l2rw_optim_cfg o = c->optim;
+    o.total_steps = 1;
+    L2RW_TRY(l2rw_optim_check(&c->sgd, &o));
+    if (o.schedule == L2RW_LR_COSINE && c->finetune_clean > 0 &&
+        c->finetune_lr == 0 && o.lr_min == 0)
+        return l2rw__fail(L2RW_ERR_ARG, "train: --finetune-clean after "
+                          "--lr-schedule cosine with --lr-min 0 would run "
+                          "at rate 0: give --finetune-lr or --lr-min");
+    return L2RW_OK;
 }
 
 l2rw_status l2rw_train_check_cfg(const l2rw_train_cfg *c)
@@ -95,6 +113,7 @@ l2rw_status l2rw_train_check_cfg(const l2rw_train_cfg *c)
         return l2rw__fail(L2RW_ERR_ARG, "train: momentum must be in [0, 1)");
     if (!(c->sgd.weight_decay >= 0) || !isfinite(c->sgd.weight_decay))
         return l2rw__fail(L2RW_ERR_ARG, "train: weight decay must be >= 0");
+    L2RW_TRY(check_optim(c));
     if (!(c->finetune_lr >= 0) || !isfinite(c->finetune_lr))
         return l2rw__fail(L2RW_ERR_ARG, "train: fine-tuning learning rate "
                                         "must be >= 0");
@@ -313,7 +332,9 @@ static l2rw_status build_model(run *r)
     if (src->class_names && src->classes == t->classes)
         L2RW_TRY(l2rw_net_set_class_names(
             r->net, (const char *const *)src->class_names, src->classes));
-    L2RW_TRY(l2rw_sgd_create(&r->opt, r->net, &c->sgd));
+    l2rw_optim_cfg oc = c->optim;
+    oc.total_steps = r->total;
+    L2RW_TRY(l2rw_optim_create(&r->opt, r->net, &c->sgd, &oc));
     l2rw_method_cfg mc = l2rw_method_cfg_default();
     L2RW_TRY(l2rw_method_parse(c->method, &mc.method));
     L2RW_TRY(l2rw_meta_params_parse(c->meta_params, &mc.meta_params));
@@ -367,9 +388,16 @@ static l2rw_status resume(run *r)
 {
     char path[PATH_SIZE];
     join(path, r->cfg->resume_dir, L2RW_FILE_CHECKPOINT);
-    L2RW_TRY(l2rw__checkpoint_load(path, r->fingerprint, &r->st, r->record,
-                                   r->net, l2rw_sgd_velocity(r->opt),
-                                   l2rw_net_num_params(r->net)));
+    L2RW_TRY(l2rw__checkpoint_load_opt(path, r->fingerprint, &r->st,
+                                       r->record, r->net, r->opt));
+    /* the cosine schedule spans the run: another length is another
+     * trajectory from step 0 on */
+    if (r->cfg->optim.schedule == L2RW_LR_COSINE &&
+        r->st.ckpt_total != r->total)
+        return l2rw__fail(L2RW_ERR_ARG, "%s: the cosine schedule spans its "
+                          "run of %ld steps; this run has %ld (give --steps "
+                          "%ld)", path, r->st.ckpt_total, r->total,
+                          r->st.ckpt_total);
     return check_finetune_resume(r, path);
 }
 
@@ -429,9 +457,7 @@ static l2rw_status save_checkpoint(run *r)
     join(path, r->out, L2RW_FILE_CHECKPOINT);
     r->st.seconds = r->seconds_before + (now_seconds() - r->t_start);
     L2RW_TRY(l2rw__checkpoint_save(path, r->fingerprint, r->targets, &r->st,
-                                   r->record, r->net,
-                                   l2rw_sgd_velocity(r->opt),
-                                   l2rw_net_num_params(r->net)));
+                                   r->record, r->net, r->opt));
     l2rw_train_progress p;
     progress_base(r, L2RW_EVENT_CHECKPOINT, &p);
     p.path = path;
@@ -465,6 +491,18 @@ static l2rw_status evaluate_row(run *r, int *stop)
     return L2RW_OK;
 }
 
+/* A NaN or Inf (in a loss or a parameter) is the end of a divergence:
+ * say so, and what to try. */
+static l2rw_status diverged_numeric(const run *r, l2rw_status s)
+{
+    if (s != L2RW_ERR_NUMERIC) return s;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", l2rw_last_error());
+    return l2rw__fail(s, "training diverged at step %ld: %s; try --lr %g or "
+                      "--clip-grad-norm 1", r->st.step + 1, msg,
+                      (double)r->cfg->sgd.lr / 10);
+}
+
 /* One main-phase step. */
 static l2rw_status train_step(run *r)
 {
@@ -493,9 +531,13 @@ static l2rw_status train_step(run *r)
         L2RW_TRY(l2rw_gather(v, r->vidx, nv, r->vx, r->vy, NULL, NULL));
     }
     l2rw_step_stats st;
-    L2RW_TRY(l2rw_method_step(r->method, r->net, r->opt, s, x, r->y,
-                              r->y_true, n, nv ? r->vx : NULL,
-                              nv ? r->vy : NULL, nv, &st, r->w));
+    L2RW_TRY(diverged_numeric(r, l2rw_method_step(
+                                     r->method, r->net, r->opt, s, x, r->y,
+                                     r->y_true, n, nv ? r->vx : NULL,
+                                     nv ? r->vy : NULL, nv, &st, r->w)));
+    if (!r->cfg->no_divergence_check)
+        L2RW_TRY(l2rw__diverge_add(&r->st.diverge, st.mean_loss, s + 1,
+                                   t->classes, r->cfg->sgd.lr));
     L2RW_TRY(l2rw_record_add(r->record, r->idx, n, r->w));
     l2rw_stats_window_add(&r->st.total, &st);
     l2rw_stats_window_add(&r->st.since_eval, &st);
@@ -580,6 +622,17 @@ static l2rw_status run_phase(run *r, phase ph, int *stop)
  * replaces it, so that the checkpoint always holds the velocity of the
  * optimizer in use. resumed: the velocity in r->opt is that of a
  * checkpoint written during fine-tuning, so it moves to the new one. */
+/* The state of a checkpoint, read into src, to the optimizer dst of the
+ * same kind. */
+static void move_state(l2rw_sgd *dst, l2rw_sgd *src, size_t n)
+{
+    memcpy(l2rw_sgd_velocity(dst), l2rw_sgd_velocity(src), n * sizeof(float));
+    if (l2rw_optim_second_moment(dst))
+        memcpy(l2rw_optim_second_moment(dst), l2rw_optim_second_moment(src),
+               n * sizeof(float));
+    l2rw_optim_set_updates(dst, l2rw_optim_updates(src));
+}
+
 static l2rw_status enter_finetune(run *r, int resumed)
 {
     const l2rw_train_cfg *c = r->cfg;
@@ -594,11 +647,12 @@ static l2rw_status enter_finetune(run *r, int resumed)
     l2rw_sgd_cfg sc = c->sgd;
     sc.lr = c->finetune_lr;
     sc.n_milestones = 0;
+    l2rw_optim_cfg oc = c->optim; /* the same kind and clipping */
+    oc.schedule = L2RW_LR_STEP;   /* a constant rate */
+    oc.warmup_steps = 0;
     l2rw_sgd *own;
-    L2RW_TRY(l2rw_sgd_create(&own, r->net, &sc));
-    if (resumed)
-        memcpy(l2rw_sgd_velocity(own), l2rw_sgd_velocity(r->opt),
-               l2rw_net_num_params(r->net) * sizeof(float));
+    L2RW_TRY(l2rw_optim_create(&own, r->net, &sc, &oc));
+    if (resumed) move_state(own, r->opt, l2rw_net_num_params(r->net));
     l2rw_sgd_free(r->opt);
     r->opt = own;
     return L2RW_OK;

@@ -16,7 +16,24 @@
 l2rw_status l2rw__record_write(l2rw_bwriter *w, const l2rw_record *r);
 l2rw_status l2rw__record_read(l2rw_breader *br, l2rw_record *r);
 
-/* Everything a checkpoint holds besides the net and the velocity. */
+/* Divergence detector of the main phase (train_diverge.c): the mean
+ * training loss of the last DIVERGE_WINDOW steps against the lowest such
+ * mean so far. Kept in checkpoints so that a resumed run stops where an
+ * uninterrupted one would. */
+enum { DIVERGE_WINDOW = 50 };
+typedef struct {
+    long seen;                     /* steps fed */
+    double recent[DIVERGE_WINDOW]; /* loss of step k at k % DIVERGE_WINDOW */
+    double min_mean;               /* lowest full-window mean; 0 before */
+} l2rw__diverge;
+
+/* Feeds the loss of one step (steps done = `step`); L2RW_ERR_NUMERIC
+ * with the message of the rule when the run has diverged. lr: the run's
+ * base rate, for the suggestion. */
+l2rw_status l2rw__diverge_add(l2rw__diverge *d, double loss, long step,
+                              int classes, float lr);
+
+/* Everything a checkpoint holds besides the net and the optimizer. */
 typedef struct {
     long step;                   /* main-phase steps done */
     long ft_step;                /* fine-tune steps done; > 0 only once the
@@ -28,6 +45,8 @@ typedef struct {
     l2rw_stats_window since_eval;
     long n_rows, cap_rows;
     l2rw_metrics_row *rows;
+    l2rw__diverge diverge;
+    long ckpt_total;             /* loaded: the checkpoint's run length */
 } l2rw__train_state;
 
 void l2rw__state_free(l2rw__train_state *st);
@@ -45,19 +64,29 @@ l2rw_status l2rw__train_fingerprint(const l2rw_train_cfg *cfg, char *buf,
 l2rw_status l2rw__train_targets(const l2rw_train_cfg *c, long total,
                                 char *buf, size_t size);
 
-/* Checkpoint file: fingerprint, targets, state, example record, net section,
- * velocity (of the optimizer of the current phase). Its size does not
- * depend on the number of steps, only on the rows of metrics.csv. */
+/* Checkpoint file: fingerprint, targets, state, example record, net
+ * section, the optimizer of the current phase (kind, update count,
+ * AdamW's hyper-parameters, velocity or moments), the divergence
+ * detector. Its size does not depend on the number of steps, only on the
+ * rows of metrics.csv. */
 l2rw_status l2rw__checkpoint_save(const char *path, const char *fingerprint,
                                   const char *targets,
                                   const l2rw__train_state *st,
                                   const l2rw_record *record,
-                                  const l2rw_net *net, const float *velocity,
-                                  size_t n_velocity);
+                                  const l2rw_net *net, const l2rw_sgd *opt);
 /* Reads a checkpoint written for the same fingerprint into st, the
- * record, the net and the velocity; another fingerprint is L2RW_ERR_ARG
- * naming the first option that differs; another format version, a
- * truncated or damaged file is L2RW_ERR_FORMAT naming the file. */
+ * record, the net and the optimizer (its state; its configuration must
+ * be the checkpoint's); another fingerprint is L2RW_ERR_ARG naming the
+ * first option that differs; another format version, a truncated or
+ * damaged file is L2RW_ERR_FORMAT naming the file. Version 3 (SGD only,
+ * no update count, no detector) is read too. */
+l2rw_status l2rw__checkpoint_load_opt(const char *path,
+                                      const char *fingerprint,
+                                      l2rw__train_state *st,
+                                      l2rw_record *record, l2rw_net *net,
+                                      l2rw_sgd *opt);
+/* The same for an SGD run, into a bare velocity buffer (the fuzz target
+ * reads checkpoints so). */
 l2rw_status l2rw__checkpoint_load(const char *path, const char *fingerprint,
                                   l2rw__train_state *st, l2rw_record *record,
                                   l2rw_net *net, float *velocity,

@@ -1,6 +1,6 @@
 /* Files of the training loop: checkpoints, metrics.csv, summary.json.
  *
- * Checkpoint, version 3 (binio.h conventions, little-endian):
+ * Checkpoint, version 4 (binio.h conventions, little-endian):
  *   "L2RWCKPT"  magic
  *   u32         version
  *   str         fingerprint (train_internal.h)
@@ -11,11 +11,18 @@
  *   2 stats windows (total, since the last evaluation), fixed field order
  *   u32 rows; 8 f64 per metrics row (step as f64 is exact below 2^53)
  *   example record (l2rw__record_write: fixed size, n_train entries)
- *   net section (model_io.h); f32 velocity [num_params]
+ *   net section (model_io.h)
+ *   optimizer: u32 kind (l2rw_optim_kind); i64 updates made (AdamW's t);
+ *     f32 beta1, beta2, eps; f32 velocity (AdamW: first moment m)
+ *     [num_params]; AdamW only: f32 second moment v [num_params]
+ *   divergence detector: i64 steps seen; f64 lowest mean; f64 losses
+ *     [DIVERGE_WINDOW]
  *   u32         CRC-32
- * Version 1 kept a log of every step's weights instead of the record (it
- * grew with the run), version 2 had no targets; both are refused with a
- * message saying so. */
+ * Version 3 ended with the f32 velocity after the net section (SGD
+ * only); it is still read (update count 0, empty detector: an SGD run
+ * does not use the count). Version 1 kept a log of every step's weights
+ * instead of the record (it grew with the run), version 2 had no
+ * targets; both are refused with a message saying so. */
 #define _POSIX_C_SOURCE 200809L
 #include "model_io.h"
 #include "train_internal.h"
@@ -28,7 +35,8 @@
 
 static const char ckpt_magic[L2RW_MAGIC_LEN] = {'L', '2', 'R', 'W',
                                                 'C', 'K', 'P', 'T'};
-enum { CKPT_VERSION = 3, FINGERPRINT_MAX = 8192, TARGETS_MAX = 1024 };
+enum { CKPT_VERSION = 4, CKPT_VERSION_SGD = 3, FINGERPRINT_MAX = 8192,
+       TARGETS_MAX = 1024 };
 
 /* Steps are stored in metrics rows as f64, exact up to 2^53; a value
  * outside [0, 2^53] or with a fraction cannot come from a run and would
@@ -64,6 +72,30 @@ l2rw_status l2rw__state_add_row(l2rw__train_state *st,
 
 /* ------------------------------------------------------------ fingerprint */
 
+/* The optimizer's options beyond SGD's, only those not at their SGD
+ * value, so that the fingerprints of SGD runs (and their version-3
+ * checkpoints) stay what they were; a resume with other options then
+ * differs on the line of the first of them. */
+static int optim_text(const l2rw_optim_cfg *o, char *buf, size_t size)
+{
+    int k = 0;
+    if (o->kind != L2RW_OPTIM_SGD)
+        k = snprintf(buf, size, "optimizer=%s\nbeta1=%a\nbeta2=%a\neps=%a\n",
+                     l2rw_optim_name(o->kind), (double)o->beta1,
+                     (double)o->beta2, (double)o->eps);
+    if (k >= 0 && (size_t)k < size && o->schedule != L2RW_LR_STEP)
+        k += snprintf(buf + k, size - (size_t)k,
+                      "lr-schedule=%s\nlr-min=%a\n",
+                      l2rw_lr_schedule_name(o->schedule), (double)o->lr_min);
+    if (k >= 0 && (size_t)k < size && o->warmup_steps > 0)
+        k += snprintf(buf + k, size - (size_t)k, "lr-warmup=%ld\n",
+                      o->warmup_steps);
+    if (k >= 0 && (size_t)k < size && o->clip_grad_norm > 0)
+        k += snprintf(buf + k, size - (size_t)k, "clip-grad-norm=%a\n",
+                      (double)o->clip_grad_norm);
+    return k;
+}
+
 l2rw_status l2rw__train_fingerprint(const l2rw_train_cfg *c, char *buf,
                                     size_t size)
 {
@@ -96,6 +128,10 @@ l2rw_status l2rw__train_fingerprint(const l2rw_train_cfg *c, char *buf,
     if (k >= 0 && (size_t)k < size && c->val_data)
         k += snprintf(buf + k, size - (size_t)k, "val-data=%s\n",
                       c->val_data);
+    if (k >= 0 && (size_t)k < size) {
+        int o = optim_text(&c->optim, buf + k, size - (size_t)k);
+        k = o < 0 ? o : k + o;
+    }
     if (k < 0 || (size_t)k >= size)
         return l2rw__fail(L2RW_ERR_ARG, "train: configuration text too long");
     return L2RW_OK;
@@ -123,8 +159,11 @@ static void first_difference(const char *a, const char *b, char *out,
         size_t la = ea ? (size_t)(ea - a) : strlen(a);
         size_t lb = eb ? (size_t)(eb - b) : strlen(b);
         if (la != lb || memcmp(a, b, la) != 0) {
+            /* a line only one side has is an option at its default on
+             * the other (see optim_text) */
             snprintf(out, size, "the checkpoint has %.*s, this run %.*s",
-                     (int)la, a, (int)lb, b);
+                     la ? (int)la : 9, la ? a : "(default)",
+                     lb ? (int)lb : 9, lb ? b : "(default)");
             return;
         }
         if (!ea || !eb) break;
@@ -237,9 +276,33 @@ typedef struct {
     const l2rw__train_state *st;
     const l2rw_record *record;
     const l2rw_net *net;
-    const float *velocity;
-    size_t n_velocity;
+    const l2rw_sgd *opt;
 } ckpt_ctx;
+
+/* The optimizer section: kind, update count, AdamW's hyper-parameters,
+ * the velocity (or first moment), AdamW's second moment. */
+static l2rw_status bw_optim(l2rw_bwriter *w, const l2rw_sgd *opt, size_t n)
+{
+    const l2rw_optim_cfg o = l2rw_optim_config(opt);
+    const float hyper[] = {o.beta1, o.beta2, o.eps};
+    l2rw_sgd *mut = (l2rw_sgd *)opt; /* the buffer getters are not const */
+    L2RW_TRY(l2rw__bw_u32(w, (uint32_t)o.kind));
+    L2RW_TRY(l2rw__bw_i64(w, l2rw_optim_updates(opt)));
+    L2RW_TRY(l2rw__write_floats(w, hyper, 3));
+    L2RW_TRY(l2rw__write_floats(w, l2rw_sgd_velocity(mut), n));
+    if (o.kind == L2RW_OPTIM_ADAMW)
+        L2RW_TRY(l2rw__write_floats(w, l2rw_optim_second_moment(mut), n));
+    return L2RW_OK;
+}
+
+static l2rw_status bw_diverge(l2rw_bwriter *w, const l2rw__diverge *d)
+{
+    L2RW_TRY(l2rw__bw_i64(w, d->seen));
+    L2RW_TRY(bw_f64(w, d->min_mean));
+    for (int i = 0; i < DIVERGE_WINDOW; i++)
+        L2RW_TRY(bw_f64(w, d->recent[i]));
+    return L2RW_OK;
+}
 
 static l2rw_status ckpt_write(FILE *fp, void *vctx)
 {
@@ -261,7 +324,8 @@ static l2rw_status ckpt_write(FILE *fp, void *vctx)
         L2RW_TRY(bw_row(&w, &st->rows[i]));
     L2RW_TRY(l2rw__record_write(&w, c->record));
     L2RW_TRY(l2rw__net_write(&w, c->net));
-    L2RW_TRY(l2rw__write_floats(&w, c->velocity, c->n_velocity));
+    L2RW_TRY(bw_optim(&w, c->opt, l2rw_net_num_params(c->net)));
+    L2RW_TRY(bw_diverge(&w, &st->diverge));
     return l2rw__bw_end(&w);
 }
 
@@ -269,23 +333,25 @@ l2rw_status l2rw__checkpoint_save(const char *path, const char *fingerprint,
                                   const char *targets,
                                   const l2rw__train_state *st,
                                   const l2rw_record *record,
-                                  const l2rw_net *net, const float *velocity,
-                                  size_t n_velocity)
+                                  const l2rw_net *net, const l2rw_sgd *opt)
 {
-    ckpt_ctx c = {path, fingerprint, targets, st,
-                  record, net, velocity, n_velocity};
+    if (!opt || l2rw_net_num_params(net) == 0)
+        return l2rw__fail(L2RW_ERR_ARG, "checkpoint: no optimizer");
+    ckpt_ctx c = {path, fingerprint, targets, st, record, net, opt};
     return l2rw_write_atomic(path, ckpt_write, &c);
 }
 
-/* The format version, right after the magic. */
-static l2rw_status read_version(l2rw_breader *r)
+/* The format version, right after the magic: this one or version 3. */
+static l2rw_status read_version(l2rw_breader *r, uint32_t *out)
 {
     uint32_t version;
     L2RW_TRY(l2rw__br_u32(r, &version, "version"));
-    if (version == CKPT_VERSION) return L2RW_OK;
+    *out = version;
+    if (version == CKPT_VERSION || version == CKPT_VERSION_SGD)
+        return L2RW_OK;
     return l2rw__fail(L2RW_ERR_FORMAT, "%s: checkpoint format version %u, "
-                      "this build reads version %d only%s", r->path, version,
-                      CKPT_VERSION,
+                      "this build reads versions %d and %d only%s", r->path,
+                      version, CKPT_VERSION_SGD, CKPT_VERSION,
                       version < CKPT_VERSION
                           ? " (written by an older l2rw; start the run "
                             "afresh)"
@@ -348,7 +414,8 @@ static double parse_real(const char *v)
  * blamed on the checkpoint, so that a resumed run's options (which take
  * them as defaults) are never blamed for a value the user did not type. */
 typedef enum { V_COUNT, V_POSITIVE, V_INT_POS, V_INT, V_RATE, V_UNIT,
-               V_NONNEG, V_SEED, V_FLAG, V_COUNT_LIST } value_kind;
+               V_NONNEG, V_SEED, V_FLAG, V_COUNT_LIST, V_OPTIMIZER,
+               V_SCHEDULE } value_kind;
 
 typedef struct {
     const char *key;
@@ -365,11 +432,25 @@ static const value_rule value_rules[] = {
     {"seed", V_SEED},            {"eval-every", V_COUNT},
     {"eval-batch", V_INT_POS},   {"steps", V_POSITIVE},
     {"finetune-clean", V_COUNT}, {"finetune-lr", V_NONNEG},
-    {"checkpoint-every", V_COUNT}};
+    {"checkpoint-every", V_COUNT}, {"optimizer", V_OPTIMIZER},
+    {"beta1", V_UNIT},           {"beta2", V_UNIT},
+    {"eps", V_RATE},             {"lr-schedule", V_SCHEDULE},
+    {"lr-min", V_NONNEG},        {"lr-warmup", V_COUNT},
+    {"clip-grad-norm", V_RATE}};
+
+/* A parse's verdict; its message is dropped (the caller writes its
+ * own, blaming the checkpoint). */
+static int quiet_ok(l2rw_status s)
+{
+    l2rw__clear_error();
+    return s == L2RW_OK;
+}
 
 static int value_ok(const char *v, value_kind kind)
 {
     double x;
+    l2rw_optim_kind ok;
+    l2rw_lr_schedule ls;
     switch (kind) {
     case V_COUNT: return parse_count(v, 0, LONG_MAX) >= 0;
     case V_POSITIVE: return parse_count(v, 1, LONG_MAX) >= 0;
@@ -383,6 +464,8 @@ static int value_ok(const char *v, value_kind kind)
     case V_RATE: return (x = parse_real(v)) > 0;
     case V_UNIT: x = parse_real(v); return x >= 0 && x < 1;
     case V_NONNEG: return parse_real(v) >= 0;
+    case V_OPTIMIZER: return quiet_ok(l2rw_optim_parse(v, &ok));
+    case V_SCHEDULE: return quiet_ok(l2rw_lr_schedule_parse(v, &ls));
     case V_COUNT_LIST:
         for (const char *q = v; *q;) {
             char one[32];
@@ -491,19 +574,95 @@ static l2rw_status read_counts(l2rw_breader *r, l2rw__train_state *st)
     return L2RW_OK;
 }
 
+/* Where the optimizer section goes: the optimizer's kind and AdamW
+ * hyper-parameters (the file must agree: they are in the fingerprint
+ * too), its buffers; the update count comes back in updates. */
+typedef struct {
+    l2rw_optim_cfg cfg;
+    float *first, *second; /* second: AdamW only */
+    size_t n;
+    long updates;
+} optim_sink;
+
+static l2rw_status br_buffer(l2rw_breader *r, float *buf, size_t n,
+                             const char *what)
+{
+    L2RW_TRY(l2rw__read_floats(r, buf, n, what));
+    return l2rw__check_finite(buf, n, r->path, what);
+}
+
+static l2rw_status br_optim(l2rw_breader *r, optim_sink *o)
+{
+    uint32_t kind;
+    float hyper[3];
+    L2RW_TRY(l2rw__br_u32(r, &kind, "optimizer kind"));
+    L2RW_TRY(br_count(r, &o->updates, "optimizer updates"));
+    L2RW_TRY(l2rw__read_floats(r, hyper, 3, "optimizer hyper-parameters"));
+    if (kind != (uint32_t)o->cfg.kind)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: field optimizer kind is %u, "
+                          "its fingerprint says %s (corrupt checkpoint)",
+                          r->path, (unsigned)kind,
+                          l2rw_optim_name(o->cfg.kind));
+    if (o->cfg.kind == L2RW_OPTIM_ADAMW &&
+        (hyper[0] != o->cfg.beta1 || hyper[1] != o->cfg.beta2 ||
+         hyper[2] != o->cfg.eps))
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: fields beta1, beta2, eps "
+                          "(%g, %g, %g) differ from its fingerprint's "
+                          "(corrupt checkpoint)", r->path, (double)hyper[0],
+                          (double)hyper[1], (double)hyper[2]);
+    L2RW_TRY(br_buffer(r, o->first, o->n, "velocity"));
+    if (o->cfg.kind == L2RW_OPTIM_ADAMW)
+        L2RW_TRY(br_buffer(r, o->second, o->n, "second moment"));
+    return L2RW_OK;
+}
+
+static l2rw_status br_diverge(l2rw_breader *r, l2rw__diverge *d)
+{
+    L2RW_TRY(br_count(r, &d->seen, "divergence steps"));
+    L2RW_TRY(br_f64(r, &d->min_mean, "divergence minimum"));
+    for (int i = 0; i < DIVERGE_WINDOW; i++)
+        L2RW_TRY(br_f64(r, &d->recent[i], "divergence losses"));
+    if (!(d->min_mean >= 0) || !isfinite(d->min_mean))
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: field divergence minimum is "
+                          "%g (corrupt checkpoint)", r->path, d->min_mean);
+    for (int i = 0; i < DIVERGE_WINDOW; i++)
+        if (!(d->recent[i] >= 0) || !isfinite(d->recent[i]))
+            return l2rw__fail(L2RW_ERR_FORMAT, "%s: field divergence losses "
+                              "holds %g (corrupt checkpoint)", r->path,
+                              d->recent[i]);
+    return L2RW_OK;
+}
+
+/* After the net: version 3 has the SGD velocity only. */
+static l2rw_status br_tail(l2rw_breader *r, uint32_t version,
+                           l2rw__train_state *st, optim_sink *o)
+{
+    memset(&st->diverge, 0, sizeof st->diverge);
+    o->updates = 0;
+    if (version == CKPT_VERSION) {
+        L2RW_TRY(br_optim(r, o));
+        return br_diverge(r, &st->diverge);
+    }
+    if (o->cfg.kind != L2RW_OPTIM_SGD)
+        return l2rw__fail(L2RW_ERR_FORMAT, "%s: a version-3 checkpoint "
+                          "holds SGD state only, this run uses %s", r->path,
+                          l2rw_optim_name(o->cfg.kind));
+    return br_buffer(r, o->first, o->n, "velocity");
+}
+
 static l2rw_status ckpt_read(l2rw_breader *r, const char *fingerprint,
                              l2rw__train_state *st, l2rw_record *record,
-                             l2rw_net *net, float *velocity,
-                             size_t n_velocity)
+                             l2rw_net *net, optim_sink *o)
 {
-    uint32_t rows;
+    uint32_t rows, version;
     char targets[TARGETS_MAX];
     ckpt_targets t;
-    L2RW_TRY(read_version(r));
+    L2RW_TRY(read_version(r, &version));
     L2RW_TRY(read_fingerprint(r, fingerprint));
     L2RW_TRY(read_targets(r, targets, &t));
     L2RW_TRY(read_counts(r, st));
     L2RW_TRY(check_state(r->path, &t, st));
+    st->ckpt_total = t.steps;
     L2RW_TRY(br_window(r, &st->total, "total"));
     L2RW_TRY(br_window(r, &st->since_eval, "since-eval"));
     L2RW_TRY(l2rw__br_u32(r, &rows, "row count"));
@@ -519,9 +678,39 @@ static l2rw_status ckpt_read(l2rw_breader *r, const char *fingerprint,
     L2RW_TRY(l2rw__net_check_arch(&h, net, r->path));
     L2RW_TRY(l2rw__net_read_data(r, &h, l2rw_net_params(net),
                                  l2rw_net_state(net)));
-    L2RW_TRY(l2rw__read_floats(r, velocity, n_velocity, "velocity"));
-    L2RW_TRY(l2rw__check_finite(velocity, n_velocity, r->path, "velocity"));
+    L2RW_TRY(br_tail(r, version, st, o));
     return l2rw__br_end(r);
+}
+
+static l2rw_status load_into(const char *path, const char *fingerprint,
+                             l2rw__train_state *st, l2rw_record *record,
+                             l2rw_net *net, optim_sink *o)
+{
+    l2rw_breader r;
+    if (o->n != l2rw_net_num_params(net))
+        return l2rw__fail(L2RW_ERR_ARG, "checkpoint: optimizer state of %zu "
+                          "floats for a net of %zu parameters", o->n,
+                          l2rw_net_num_params(net));
+    L2RW_TRY(l2rw__br_open(&r, path, ckpt_magic, "checkpoint"));
+    l2rw_status s = ckpt_read(&r, fingerprint, st, record, net, o);
+    l2rw__br_close(&r);
+    return s;
+}
+
+l2rw_status l2rw__checkpoint_load_opt(const char *path,
+                                      const char *fingerprint,
+                                      l2rw__train_state *st,
+                                      l2rw_record *record, l2rw_net *net,
+                                      l2rw_sgd *opt)
+{
+    optim_sink o;
+    memset(&o, 0, sizeof o);
+    o.cfg = l2rw_optim_config(opt);
+    o.first = l2rw_sgd_velocity(opt);
+    o.second = l2rw_optim_second_moment(opt);
+    o.n = l2rw_net_num_params(net);
+    L2RW_TRY(load_into(path, fingerprint, st, record, net, &o));
+    return l2rw_optim_set_updates(opt, o.updates);
 }
 
 l2rw_status l2rw__checkpoint_load(const char *path, const char *fingerprint,
@@ -529,12 +718,11 @@ l2rw_status l2rw__checkpoint_load(const char *path, const char *fingerprint,
                                   l2rw_net *net, float *velocity,
                                   size_t n_velocity)
 {
-    l2rw_breader r;
-    L2RW_TRY(l2rw__br_open(&r, path, ckpt_magic, "checkpoint"));
-    l2rw_status s = ckpt_read(&r, fingerprint, st, record, net, velocity,
-                              n_velocity);
-    l2rw__br_close(&r);
-    return s;
+    optim_sink o;
+    memset(&o, 0, sizeof o); /* SGD */
+    o.first = velocity;
+    o.n = n_velocity;
+    return load_into(path, fingerprint, st, record, net, &o);
 }
 
 /* The fingerprint into buf, the targets after it; both checked, and the
@@ -545,8 +733,9 @@ static l2rw_status read_resume_config(l2rw_breader *r, char *buf,
 {
     ckpt_targets t;
     l2rw__train_state st;
+    uint32_t version;
     memset(&st, 0, sizeof st);
-    L2RW_TRY(read_version(r));
+    L2RW_TRY(read_version(r, &version));
     L2RW_TRY(l2rw__br_str(r, buf, size, "fingerprint"));
     L2RW_TRY(check_values(r->path, buf));
     size_t used = strlen(buf);
@@ -660,6 +849,10 @@ static l2rw_status summary_write(FILE *fp, void *vctx)
     json_num(fp, "lr", c->sgd.lr, 0);
     json_num(fp, "momentum", c->sgd.momentum, 0);
     json_num(fp, "weight_decay", c->sgd.weight_decay, 0);
+    json_str(fp, "optimizer", l2rw_optim_name(c->optim.kind));
+    json_str(fp, "lr_schedule", l2rw_lr_schedule_name(c->optim.schedule));
+    fprintf(fp, "  \"lr_warmup\": %ld,\n", c->optim.warmup_steps);
+    json_num(fp, "clip_grad_norm", c->optim.clip_grad_norm, 0);
     json_str(fp, "meta_params", c->meta_params);
     fprintf(fp, "  \"warmup_steps\": %ld,\n", c->warmup_steps);
     fprintf(fp, "  \"threads\": %d,\n", l2rw_get_threads());
