@@ -190,6 +190,22 @@ static void end_line(progress_ctx *c)
     }
 }
 
+/* --val-data: the trusted set's balance and what it shares with the
+ * training set (reported, not removed: the user decides). */
+static void print_val_source(const l2rw_audit *a)
+{
+    if (!a->val_data[0]) return;
+    printf("clean set from %s: %ld examples, %s; %ld also in the training "
+           "set by pixels, %ld by file%s", a->val_data, a->n_val,
+           a->val_balanced ? "balanced" : "UNBALANCED (class counts differ: "
+           "see data.json val_count)", a->overlap_pixels, a->overlap_files,
+           a->n_overlap_shown ? " (val id/train id:" : "");
+    for (int i = 0; i < a->n_overlap_shown; i++)
+        printf(" %d/%d", (int)a->overlap_val_id[i],
+               (int)a->overlap_train_id[i]);
+    printf("%s\n", a->n_overlap_shown ? "; not removed)" : "");
+}
+
 /* Image files skipped as bad (on-bad=skip) are named on stderr, even
  * with --quiet, the first few of them; data.json counts them all. */
 static void warn_sources(const l2rw_sources *s)
@@ -215,22 +231,6 @@ static void on_decode(void *ctx, long done, long total)
     if (total <= DECODE_SHOWN_FROM || (!tty && done < total)) return;
     fprintf(stderr, "%sdecoding images: %ld/%ld%s", tty ? "\r" : "", done,
             total, done == total ? "\n" : "");
-}
-
-/* --val-data: the trusted set's balance and what it shares with the
- * training set (reported, not removed: the user decides). */
-static void print_val_source(const l2rw_audit *a)
-{
-    if (!a->val_data[0]) return;
-    printf("clean set from %s: %ld examples, %s; %ld also in the training "
-           "set by pixels, %ld by file%s", a->val_data, a->n_val,
-           a->val_balanced ? "balanced" : "UNBALANCED (class counts differ: "
-           "see data.json val_count)", a->overlap_pixels, a->overlap_files,
-           a->n_overlap_shown ? " (val id/train id:" : "");
-    for (int i = 0; i < a->n_overlap_shown; i++)
-        printf(" %d/%d", (int)a->overlap_val_id[i],
-               (int)a->overlap_train_id[i]);
-    printf("%s\n", a->n_overlap_shown ? "; not removed)" : "");
 }
 
 static int on_progress(const l2rw_train_progress *p, void *vctx)
@@ -322,7 +322,7 @@ static int resume_defaults(opt_def *opts, int n_opts, const char *dir,
 int l2rw_cmd_train(int argc, char **argv)
 {
     l2rw_train_cfg cfg = l2rw_train_cfg_default();
-    const char *lr_steps = NULL;
+    const char *lr_steps = NULL, *optimizer = "sgd", *schedule = "step";
     const char *image_size = NULL;
     int quiet = 0, no_plots = 0, no_normalise = 0, overwrite = 0;
     double epochs = 0;
@@ -370,6 +370,27 @@ int l2rw_cmd_train(int argc, char **argv)
          0},
         {"lr-decay", OPT_FLOAT, &cfg.sgd.decay, "F",
          "learning-rate factor at each --lr-steps step", 1e-12, 1e6, 0},
+        {"optimizer", OPT_STR, &optimizer, "sgd|adamw",
+         "sgd (momentum, L2 decay) or adamw (decoupled --wd)", 1, 0, 0},
+        {"beta1", OPT_FLOAT, &cfg.optim.beta1, "F",
+         "adamw: decay of the first moment", 0, 0.9999999, 0},
+        {"beta2", OPT_FLOAT, &cfg.optim.beta2, "F",
+         "adamw: decay of the second moment", 0, 0.9999999, 0},
+        {"eps", OPT_FLOAT, &cfg.optim.eps, "F",
+         "adamw: added to the root of the second moment", 1e-30, 1, 0},
+        {"lr-schedule", OPT_STR, &schedule, "step|cosine",
+         "step: x --lr-decay at --lr-steps; cosine: to --lr-min at the "
+         "run's end", 1, 0, 0},
+        {"lr-warmup", OPT_LONG, &cfg.optim.warmup_steps, "N",
+         "linear warm-up: step s < N at lr*(s+1)/N (either schedule)", 0,
+         1e300, 0},
+        {"lr-min", OPT_FLOAT, &cfg.optim.lr_min, "F",
+         "cosine: the rate at the end of the run", 0, 1e6, 0},
+        {"clip-grad-norm", OPT_FLOAT, &cfg.optim.clip_grad_norm, "C",
+         "scale the gradient to global L2 norm <= C (0 = off)", 0, 1e30, 0},
+        {"no-divergence-check", OPT_FLAG, &cfg.no_divergence_check, "",
+         "train on when the loss diverges (50-step mean > 3x its minimum "
+         "and > 1.5 ln(classes); else exit 1)", 1, 0, 0},
         {"seed", OPT_U64, &cfg.seed, "S", "seed of every random choice", 1, 0,
          0},
         {"threads", OPT_INT, &cfg.threads, "T", "threads (0 = all cores)", 0,
@@ -461,6 +482,11 @@ int l2rw_cmd_train(int argc, char **argv)
             return opts_usage_error(err);
         }
         cfg.sgd.n_milestones = n;
+    }
+    if (l2rw_optim_parse(optimizer, &cfg.optim.kind) != L2RW_OK ||
+        l2rw_lr_schedule_parse(schedule, &cfg.optim.schedule) != L2RW_OK) {
+        snprintf(err, sizeof err, "l2rw train: %s", l2rw_last_error());
+        return opts_usage_error(err);
     }
     cfg.normalise = !no_normalise;
     rc = check_out_dir(&cfg, overwrite, err, sizeof err);
