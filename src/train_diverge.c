@@ -47,7 +47,7 @@ l2rw_status l2rw__diverge_add(l2rw__diverge *d, double loss, long step,
         return L2RW_OK;
     return l2rw__fail(L2RW_ERR_NUMERIC,
                       "training diverged at step %ld: the mean training "
-                      "loss of the last %d steps is %.3g, %.0fx its minimum "
+                      "loss of the last %d steps is %.3g, %.1fx its minimum "
                       "%.3g (and above %g ln %d = %.2f, worse than "
                       "guessing); try --lr %g or --clip-grad-norm 1 "
                       "(--no-divergence-check trains on regardless)",
