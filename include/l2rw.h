@@ -50,8 +50,8 @@ const char *l2rw_last_error(void);
  * two threads may each drive their own nets with their own counts at the
  * same time; a fixed count gives bit-identical results. l2rw_train_run
  * uses its cfg.threads for the run and then restores the caller's count.
- * OpenBLAS always runs serially inside the library's threads (set once;
- * a program that calls OpenBLAS itself sets its own count). */
+ * OpenBLAS always runs serially inside the library's threads (a program
+ * that calls OpenBLAS itself keeps its own OpenMP count for its calls). */
 void l2rw_set_threads(int threads);
 int l2rw_get_threads(void);
 

@@ -52,9 +52,11 @@ static int l2rw__nt(size_t work) { return work < PAR_MIN ? 1 : l2rw_get_threads(
 
 /* OpenBLAS always runs serially, on the thread that calls it: the engine
  * splits products over its own OpenMP threads, and OpenBLAS's threads
- * would compete with them for the same cores. Set once per process and
- * never switched, so that threads calling the engine at the same time
- * cannot race on OpenBLAS's (process-wide) thread count. */
+ * would compete with them for the same cores. A pthreads build of
+ * OpenBLAS keeps one process-wide count: set to 1 once and never
+ * switched, so that threads calling the engine at the same time cannot
+ * race on it. The OpenMP build (the one the Makefile picks) reads the
+ * caller's OpenMP count at every call instead: see sgemm1. */
 extern void openblas_set_num_threads(int);
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static void blas_serial_init(void)
