@@ -37,7 +37,9 @@ typedef enum {
     L2RW_ERR_LABEL,     /* a label is outside [0, classes) */
     L2RW_ERR_NUMERIC,   /* NaN or Inf appeared (in a loss, an input, ...) */
     L2RW_ERR_ARCH,      /* a saved model is of another architecture */
-    L2RW_ERR_UNSUPPORTED /* valid request this build cannot serve */
+    L2RW_ERR_UNSUPPORTED, /* valid request this build cannot serve */
+    L2RW_ERR_DIVERGED     /* training diverged (loss far above its minimum,
+                             or NaN/Inf) and was stopped */
 } l2rw_status;
 
 const char *l2rw_strerror(l2rw_status s);

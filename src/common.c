@@ -30,6 +30,7 @@ const char *l2rw_strerror(l2rw_status s)
     case L2RW_ERR_NUMERIC: return "non-finite value";
     case L2RW_ERR_ARCH: return "architecture mismatch";
     case L2RW_ERR_UNSUPPORTED: return "unsupported";
+    case L2RW_ERR_DIVERGED: return "run stopped";
     }
     return "unknown status";
 }

@@ -498,7 +498,8 @@ static l2rw_status diverged_numeric(const run *r, l2rw_status s)
     if (s != L2RW_ERR_NUMERIC) return s;
     char msg[512];
     snprintf(msg, sizeof msg, "%s", l2rw_last_error());
-    return l2rw__fail(s, "training diverged at step %ld: %s; try --lr %g or "
+    return l2rw__fail(L2RW_ERR_DIVERGED,
+                      "training diverged at step %ld: %s; try --lr %g or "
                       "--clip-grad-norm 1", r->st.step + 1, msg,
                       (double)r->cfg->sgd.lr / 10);
 }

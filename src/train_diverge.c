@@ -45,7 +45,7 @@ l2rw_status l2rw__diverge_add(l2rw__diverge *d, double loss, long step,
     const double chance = DIVERGE_CHANCE * log(classes > 1 ? classes : 2);
     if (!(mean > DIVERGE_FACTOR * d->min_mean && mean > chance))
         return L2RW_OK;
-    return l2rw__fail(L2RW_ERR_NUMERIC,
+    return l2rw__fail(L2RW_ERR_DIVERGED,
                       "training diverged at step %ld: the mean training "
                       "loss of the last %d steps is %.3g, %.1fx its minimum "
                       "%.3g (and above %g ln %d = %.2f, worse than "

@@ -543,7 +543,7 @@ static void test_divergence_rule(void)
         s = feed(&d, 1.0 + 0.2 * i, &step);
         if (s != L2RW_OK) fired = step;
     }
-    CHECK(s == L2RW_ERR_NUMERIC && fired > 200 && fired < 300,
+    CHECK(s == L2RW_ERR_DIVERGED && fired > 200 && fired < 300,
           "climb flagged at %ld: %s", fired, l2rw_last_error());
     CHECK(strstr(l2rw_last_error(), "diverged at step") &&
               strstr(l2rw_last_error(), "--lr 0.001") &&
@@ -569,7 +569,7 @@ static void test_divergent_run(void)
     c.checkpoint_every = 0;
     l2rw_train_result r;
     l2rw_status s = l2rw_train_run(&c, &r);
-    CHECK(s == L2RW_ERR_NUMERIC && strstr(l2rw_last_error(), "diverged at "
+    CHECK(s == L2RW_ERR_DIVERGED && strstr(l2rw_last_error(), "diverged at "
                                           "step"),
           "divergent run: %s: %s", l2rw_strerror(s), l2rw_last_error());
     CHECK(r.started == 1, "a divergence counts as a failed run");
