@@ -8,7 +8,7 @@
 set -u
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-"idx cifar csv npy gzip specs model checkpoint"}
+targets=${*:-"idx cifar csv npy gzip specs image model checkpoint"}
 cd "$(dirname "$0")/.." || exit 2
 out=build/fuzz
 mkdir -p "$out"
@@ -17,9 +17,9 @@ if ! command -v "$CC" >/dev/null 2>&1; then
     echo "fuzz: $CC not found (install clang)"; exit 2
 fi
 flags="-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=all -Wno-psabi -Iinclude -Isrc"
-libsrc="src/common.c $(ls src/data_*.c)"
-# the model and checkpoint readers need the engine: the whole library
-libsrc_all="$(ls src/*.c)"
+# the whole library: the data readers share the binary I/O of the model
+# files (the image cache), the model and checkpoint readers need the engine
+libsrc="$(ls src/*.c)"
 
 # Seed corpora: one valid input per target (python3 writes them; without
 # it the fuzzers start from nothing, which still works, only slower).
@@ -62,9 +62,8 @@ for t in $targets; do
     bin=$out/fuzz_$t
     if [ ! -f "$src" ]; then echo "fuzz: no target $t"; fail=1; continue; fi
     echo "== build $t"
-    case $t in model|checkpoint) lib=$libsrc_all ;; *) lib=$libsrc ;; esac
     # shellcheck disable=SC2086
-    if ! $CC $flags "$src" $lib -o "$bin" -lz -lm -lopenblas; then
+    if ! $CC $flags "$src" $libsrc -o "$bin" -lpng -ljpeg -lz -lm -lopenblas; then
         echo "fuzz: build of $t failed"; fail=1; continue
     fi
     mkdir -p "$out/corpus-$t"
