@@ -11,13 +11,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cmds.h"
 #include "opts.h"
+#include "model_load.h"
 
 #include "l2rw.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static int fail(const char *what)
 {
@@ -26,14 +26,6 @@ static int fail(const char *what)
     return 2;
 }
 
-/* dir of path + "/norm.txt" when that file exists, else "" (as eval). */
-static void default_norm(const char *model, char *out, size_t size)
-{
-    const char *slash = strrchr(model, '/');
-    int len = slash ? (int)(slash - model) : 1;
-    snprintf(out, size, "%.*s/%s", len, slash ? model : ".", L2RW_FILE_NORM);
-    if (access(out, R_OK) != 0) out[0] = 0;
-}
 
 typedef struct {
     const char *load, *format, *out, *norm;
@@ -96,7 +88,7 @@ static int load_norm(const export_args *a, l2rw_norm *nm, int channels)
 {
     char path[4096];
     if (a->norm) snprintf(path, sizeof path, "%s", a->norm);
-    else default_norm(a->load, path, sizeof path);
+    else cli_default_norm(a->load, path, sizeof path);
     if (!path[0]) return 0;
     if (l2rw_norm_load(nm, path) != L2RW_OK) return fail("");
     if (nm->c != channels) {

@@ -17,7 +17,7 @@
 #include "model_load.h"
 #include "opts.h"
 
-#include "common.h" /* l2rw_write_atomic */
+#include "common.h" /* l2rw_write_atomic, l2rw__csv_field */
 #include "l2rw.h"
 
 #include <math.h>
@@ -71,20 +71,6 @@ static l2rw_status predict_all(l2rw_net *net, const l2rw_dataset *d,
 
 /* -------------------------------------------------------------- writing */
 
-static void put_field(FILE *fp, const char *v)
-{
-    if (!v) return;
-    if (!strpbrk(v, ",\"\r\n")) {
-        fputs(v, fp);
-        return;
-    }
-    fputc('"', fp);
-    for (; *v; v++) {
-        if (*v == '"') fputc('"', fp);
-        fputc(*v, fp);
-    }
-    fputc('"', fp);
-}
 
 static void write_header(FILE *fp, const predictions *p)
 {
@@ -97,7 +83,7 @@ static void write_header(FILE *fp, const predictions *p)
         else
             snprintf(name, sizeof name, "p_%d", k);
         fputc(',', fp);
-        put_field(fp, name);
+        l2rw__csv_field(fp, name);
     }
     fputc('\n', fp);
 }
@@ -107,12 +93,12 @@ static void write_row(FILE *fp, const predictions *p, int i)
     int32_t id = p->d->id[i];
     fprintf(fp, "%d,", (int)id);
     if (p->files) {
-        put_field(fp, id >= 0 && id < p->n_files ? p->files[id] : NULL);
+        l2rw__csv_field(fp, id >= 0 && id < p->n_files ? p->files[id] : NULL);
         fputc(',', fp);
     }
     fprintf(fp, "%d,", (int)p->pred[i]);
     if (p->class_names) {
-        put_field(fp, p->class_names[p->pred[i]]);
+        l2rw__csv_field(fp, p->class_names[p->pred[i]]);
         fputc(',', fp);
     }
     fprintf(fp, "%d", (int)p->d->y[i]);

@@ -20,7 +20,7 @@
 #include "cmds.h"
 #include "opts.h"
 
-#include "common.h" /* l2rw_write_atomic */
+#include "common.h" /* l2rw_write_atomic, l2rw__csv_field */
 #include "l2rw.h"
 
 #include <errno.h>
@@ -277,20 +277,6 @@ static int cmp_example(const void *a, const void *b)
 
 /* ----------------------------------------------------------------- output */
 
-static void put_field(FILE *fp, const char *v)
-{
-    if (!v) return;
-    if (!strpbrk(v, ",\"\r\n")) {
-        fputs(v, fp);
-        return;
-    }
-    fputc('"', fp);
-    for (; *v; v++) {
-        if (*v == '"') fputc('"', fp);
-        fputc(*v, fp);
-    }
-    fputc('"', fp);
-}
 
 typedef struct {
     const table *t;
@@ -307,7 +293,7 @@ static void write_row(FILE *fp, const table *t, long r)
     const example *e = &t->ex[r];
     fprintf(fp, "%ld,%ld,%d,", r + 1, e->id, e->label);
     if (t->col[COL_CLASS] >= 0) {
-        put_field(fp, e->cls);
+        l2rw__csv_field(fp, e->cls);
         fputc(',', fp);
     }
     fprintf(fp, "%.9g,", e->mean);
@@ -324,7 +310,7 @@ static void write_row(FILE *fp, const table *t, long r)
     }
     if (t->col[COL_FILE] >= 0) {
         fputc(',', fp);
-        put_field(fp, e->file);
+        l2rw__csv_field(fp, e->file);
     }
     fputc('\n', fp);
 }

@@ -20,8 +20,7 @@ int cli_model_load(cli_model *m, const char *prog, const char *path,
     return 0;
 }
 
-/* dir of the model + "/norm.txt" when that file exists, else "". */
-static void default_norm(const char *model, char *out, size_t size)
+void cli_default_norm(const char *model, char *out, size_t size)
 {
     const char *slash = strrchr(model, '/');
     int len = slash ? (int)(slash - model) : 1;
@@ -55,7 +54,7 @@ int cli_model_prepare(cli_model *m, const char *prog, const char *path,
 {
     if (!model_fits(m->net, prog, path, d)) return 2;
     if (norm) snprintf(m->norm_path, sizeof m->norm_path, "%s", norm);
-    else default_norm(path, m->norm_path, sizeof m->norm_path);
+    else cli_default_norm(path, m->norm_path, sizeof m->norm_path);
     if (m->norm_path[0] &&
         (l2rw_norm_load(&m->norm, m->norm_path) != L2RW_OK ||
          l2rw_norm_apply(&m->norm, d) != L2RW_OK))

@@ -31,4 +31,8 @@ int cli_model_prepare(cli_model *m, const char *prog, const char *path,
 
 void cli_model_free(cli_model *m);
 
+/* out = the directory of the model + "/norm.txt" when that file exists,
+ * else "": the normalisation a run wrote next to its model. */
+void cli_default_norm(const char *model, char *out, size_t size);
+
 #endif

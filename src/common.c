@@ -233,3 +233,18 @@ l2rw_status l2rw_write_atomic(const char *path, l2rw_writer_fn fn, void *ctx)
     free(tmp);
     return s;
 }
+
+void l2rw__csv_field(FILE *fp, const char *v)
+{
+    if (!v) return;
+    if (!strpbrk(v, ",\"\r\n")) {
+        fputs(v, fp);
+        return;
+    }
+    fputc('"', fp);
+    for (; *v; v++) {
+        if (*v == '"') fputc('"', fp);
+        fputc(*v, fp);
+    }
+    fputc('"', fp);
+}

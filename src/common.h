@@ -62,6 +62,10 @@ uint64_t l2rw_hash2(uint64_t a, uint64_t b);
 /* CRC-32 (IEEE) of a buffer, continuing from crc (start with 0). */
 uint32_t l2rw_crc32(uint32_t crc, const void *buf, size_t len);
 
+/* One CSV field to fp, quoted (RFC 4180: quotes doubled) only when it
+ * must be, so that plain names stay readable; NULL is an empty field. */
+void l2rw__csv_field(FILE *fp, const char *v);
+
 /* Write a file atomically: data goes to "path.tmp.PID", is flushed and
  * renamed over path. The writer callback writes through fp and returns a
  * status; on any failure the temporary file is removed. */

@@ -292,22 +292,6 @@ static int has_files(const l2rw_sources *src)
     return src && src->train_files && src->n_train > 0;
 }
 
-/* A CSV field, quoted (RFC 4180: quotes doubled) only when it must be,
- * so that plain names stay readable; NULL is an empty field. */
-static void put_field(FILE *fp, const char *v)
-{
-    if (!v) return;
-    if (!strpbrk(v, ",\"\r\n")) {
-        fputs(v, fp);
-        return;
-    }
-    fputc('"', fp);
-    for (; *v; v++) {
-        if (*v == '"') fputc('"', fp);
-        fputc(*v, fp);
-    }
-    fputc('"', fp);
-}
 
 static const char *name_of(char **names, int n, int32_t i)
 {
@@ -319,11 +303,11 @@ static void write_names(FILE *fp, const l2rw_record *r, int i,
 {
     if (has_class_names(src)) {
         fputc(',', fp);
-        put_field(fp, name_of(src->class_names, src->classes, r->y[i]));
+        l2rw__csv_field(fp, name_of(src->class_names, src->classes, r->y[i]));
     }
     if (has_files(src)) {
         fputc(',', fp);
-        put_field(fp, name_of(src->train_files, src->n_train, r->id[i]));
+        l2rw__csv_field(fp, name_of(src->train_files, src->n_train, r->id[i]));
     }
 }
 
