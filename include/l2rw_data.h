@@ -170,7 +170,8 @@ l2rw_status l2rw_data_load(const char *spec, l2rw_dataset *train,
  * the calling thread only. */
 typedef void (*l2rw_data_progress_fn)(void *ctx, long done, long total);
 
-/* spec with ",size=HxW" added (the CLI's --image-size HxW) into out;
+/* spec with ",size=HxW" added (the CLI's --image-size HxW) into out,
+ * replacing a size the spec has already;
  * L2RW_ERR_ARG when spec is not folder: or list: data or hxw is not
  * two positive integers. */
 l2rw_status l2rw_data_spec_set_size(const char *spec, const char *hxw,

@@ -472,7 +472,23 @@ l2rw_status l2rw_data_spec_set_size(const char *spec, const char *hxw,
         return l2rw__fail(L2RW_ERR_ARG, "an image size applies to folder: "
                           "and list: data, not '%s'", spec);
     L2RW_TRY(parse_size(hxw, &h, &w, spec));
-    if ((size_t)snprintf(out, size, "%s,size=%dx%d", spec, h, w) >= size)
+    /* A size the spec has already (a resumed run's spec, given
+     * --image-size again) is replaced, not followed by a second one. */
+    size_t n = 0;
+    for (const char *p = spec; *p;) {
+        const size_t len = strcspn(p + 1, ",") + 1; /* up to the next ',' */
+        if (strncmp(p, ",size=", 6) != 0) {
+            if (n + len >= size) {
+                n = size; /* too long: refused below */
+                break;
+            }
+            memcpy(out + n, p, len);
+            n += len;
+        }
+        p += len;
+    }
+    if (n >= size || (size_t)snprintf(out + n, size - n, ",size=%dx%d", h,
+                                      w) >= size - n)
         return l2rw__fail(L2RW_ERR_ARG, "data spec '%s': too long", spec);
     return L2RW_OK;
 }

@@ -1006,6 +1006,25 @@ static void test_cli_train(void)
     CHECK(system(cmd) != 0, "--image-size needs image data");
 }
 
+/* --image-size on a spec that has a size already (a resumed run's)
+ * replaces it; a spec that does not fit the buffer is refused. */
+static void test_spec_set_size(void)
+{
+    char out[64];
+    CHECK_OK(l2rw_data_spec_set_size("folder:/d;/t,frac=0", "8x6", out,
+                                     sizeof out));
+    CHECK(!strcmp(out, "folder:/d;/t,frac=0,size=8x6"), "added: %s", out);
+    CHECK_OK(l2rw_data_spec_set_size("list:/l,size=4x4,root=/r", "8x6", out,
+                                     sizeof out));
+    CHECK(!strcmp(out, "list:/l,root=/r,size=8x6"), "replaced: %s", out);
+    CHECK(l2rw_data_spec_set_size("folder:/a/long/path", "8x6", out, 20) ==
+              L2RW_ERR_ARG,
+          "a spec longer than the buffer is refused");
+    CHECK(l2rw_data_spec_set_size("csv:/x.csv", "8x6", out, sizeof out) ==
+              L2RW_ERR_ARG,
+          "csv data take no image size");
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof tmp, "/tmp/l2rw-images-XXXXXX");
@@ -1027,6 +1046,7 @@ int main(void)
     RUN(test_prepare_audit);
     RUN(test_model_class_names);
     RUN(test_cli_train);
+    RUN(test_spec_set_size);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "chmod -R u+w %s; rm -rf %s", tmp, tmp);
     if (system(cmd) != 0) printf("could not remove %s\n", tmp);
