@@ -651,7 +651,11 @@ int l2rw_cmd_reproduce(int argc, char **argv)
         c.stop = &stop_flag;
         char ckpt[sizeof dir + 32];
         snprintf(ckpt, sizeof ckpt, "%s/%s", dir, L2RW_FILE_CHECKPOINT);
+        /* runs/NAME is this reproduction's own: continued from its
+         * checkpoint, or started over (a run killed before its first
+         * checkpoint may have left other files) */
         if (access(ckpt, R_OK) == 0) c.resume_dir = dir;
+        else c.overwrite = 1;
         char command[512];
         snprintf(command, sizeof command, "l2rw reproduce %s (run %s)",
                  p.kind, r->name);

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_flag;
@@ -49,85 +48,24 @@ typedef struct {
     int line_open;   /* a \r progress line is on screen */
     long eval_every; /* 0: no evaluation lines, so print steps instead */
     const char *resume_dir;
-    const char *overwrite_dir; /* --overwrite: its old run files go at
-                                  START */
+    const char *overwrite_dir; /* --overwrite: its old plots go at START
+                                  (the library removes the rest) */
 } progress_ctx;
 
 /* ------------------------------------------------ another run in --out */
 
-/* The files a run leaves in its directory: the library's and the CLI's
- * plots. Their presence is what "holds a run" means. */
-static const char *const run_files[] = {
-    L2RW_FILE_CHECKPOINT, L2RW_FILE_MODEL, L2RW_FILE_METRICS,
-    L2RW_FILE_SUMMARY,    L2RW_FILE_EXAMPLES, L2RW_FILE_NORM,
-    L2RW_FILE_AUDIT,      "accuracy.svg",     "weights.svg"};
-enum { N_RUN_FILES = sizeof run_files / sizeof run_files[0] };
+/* The plots of a run: the command's own files next to the library's.
+ * With --overwrite the library removes the other run's files; its plots
+ * go too, once the new run has started, so that an old plot never passes
+ * for the new run's. */
+static const char *const plot_files[] = {"accuracy.svg", "weights.svg"};
 
-static int file_in(const char *dir, const char *name)
+static void remove_old_plots(const char *dir)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return access(path, F_OK) == 0;
-}
-
-/* The run files in dir as "a, b, c" (empty when none). */
-static void run_files_in(const char *dir, char *buf, size_t size)
-{
-    size_t used = 0;
-    buf[0] = 0;
-    for (int i = 0; i < N_RUN_FILES && used < size; i++)
-        if (file_in(dir, run_files[i]))
-            used += (size_t)snprintf(buf + used, size - used, "%s%s",
-                                     used ? ", " : "", run_files[i]);
-}
-
-static int same_dir(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return !strcmp(a, b);
-    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-/* A run writing into a directory that holds another run would replace
- * that run's checkpoint and model: refused (exit 2) unless the run
- * continues it (--resume into the same directory) or --overwrite says
- * to start over. */
-static int check_out_dir(const l2rw_train_cfg *cfg, int overwrite, char *err,
-                         size_t size)
-{
-    const char *out = cfg->out_dir, *res = cfg->resume_dir;
-    int continues = res && (!out || same_dir(out, res));
-    char found[512];
-    if (overwrite && !out && !res) {
-        snprintf(err, size, "l2rw train: --overwrite needs --out DIR");
-        return 2;
-    }
-    if (overwrite && continues) {
-        snprintf(err, size, "l2rw train: --overwrite starts over, --resume "
-                 "%s continues the run there: give one of them", res);
-        return 2;
-    }
-    if (!out || overwrite || continues) return 0;
-    run_files_in(out, found, sizeof found);
-    if (!found[0]) return 0;
-    snprintf(err, size, "l2rw train: %s holds another run (%s): continue "
-             "it with --resume %s, or start over with --overwrite (removes "
-             "that run's files)", out, found, out);
-    return 2;
-}
-
-/* --overwrite, once the new run has started (its options and data
- * checked, so a typo does not cost the old run): the old run's files go,
- * so that none of them (a norm.txt or weights.svg the new run does not
- * write, a checkpoint it has not yet replaced) passes for the new run's.
- * data.json is the new run's own by then. */
-static void remove_old_run(const char *dir)
-{
-    char path[4200];
-    for (int i = 0; i < N_RUN_FILES; i++) {
-        if (!strcmp(run_files[i], L2RW_FILE_AUDIT)) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, run_files[i]);
-        if (remove(path) != 0 && access(path, F_OK) == 0)
+    for (size_t i = 0; i < sizeof plot_files / sizeof plot_files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, plot_files[i]);
+        if (remove(path) != 0 && errno != ENOENT)
             fprintf(stderr, "l2rw train: --overwrite: cannot remove %s: "
                     "%s\n", path, strerror(errno));
     }
@@ -237,7 +175,7 @@ static int on_progress(const l2rw_train_progress *p, void *vctx)
 {
     progress_ctx *c = vctx;
     if (p->event == L2RW_EVENT_START && c->overwrite_dir)
-        remove_old_run(c->overwrite_dir);
+        remove_old_plots(c->overwrite_dir);
     if (p->event == L2RW_EVENT_START && p->data)
         warn_sources(&p->data->sources);
     if (c->quiet) return 0;
@@ -489,8 +427,7 @@ int l2rw_cmd_train(int argc, char **argv)
         return opts_usage_error(err);
     }
     cfg.normalise = !no_normalise;
-    rc = check_out_dir(&cfg, overwrite, err, sizeof err);
-    if (rc) return opts_usage_error(err);
+    cfg.overwrite = overwrite;
 
     char command[4096] = "l2rw ";
     opts_join_argv(argc, argv, command + 5, sizeof command - 5);

@@ -16,6 +16,7 @@ int main(int argc, char **argv)
     cfg.noise = "background:0.4";
     cfg.steps = argc > 1 ? atol(argv[1]) : 1500;
     cfg.out_dir = "out/train_run";
+    cfg.overwrite = 1; /* run again: start over (else refused) */
 
     l2rw_train_result res;
     if (l2rw_train_run(&cfg, &res) != L2RW_OK) {

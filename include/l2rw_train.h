@@ -148,6 +148,13 @@ typedef struct {
     const char *resume_dir;  /* NULL: fresh run; else read its checkpoint
                                 (outputs go to out_dir, or resume_dir
                                 when out_dir is NULL) */
+    int overwrite;           /* an out_dir that holds another run (its
+                                checkpoint, model, ...) is refused with
+                                L2RW_ERR_ARG unless the run continues it
+                                (resume_dir is out_dir) or this is 1: then
+                                that run's files are removed once this
+                                run's options and data passed their
+                                checks */
     const char *command;     /* recorded in summary.json */
     l2rw_progress_fn progress;
     void *progress_ctx;

@@ -727,6 +727,66 @@ static const char *const run_files[] = {
     L2RW_FILE_CHECKPOINT};
 enum { N_RUN_FILES = sizeof run_files / sizeof run_files[0] };
 
+/* The run files in dir as "a, b, c" (empty when none). */
+static void run_files_in(const char *dir, char *buf, size_t size)
+{
+    char path[PATH_SIZE];
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < N_RUN_FILES && used < size; i++) {
+        join(path, dir, run_files[i]);
+        if (access(path, F_OK) == 0)
+            used += (size_t)snprintf(buf + used, size - used, "%s%s",
+                                     used ? ", " : "", run_files[i]);
+    }
+}
+
+static int same_dir(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return !strcmp(a, b);
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* A run writing into a directory that holds another run would replace
+ * that run's checkpoint and model: refused unless it continues that run
+ * (resume into the same directory) or cfg.overwrite says to start over.
+ * Checked before anything is read or written. */
+static l2rw_status check_out_dir(const l2rw_train_cfg *c)
+{
+    const char *out = c->out_dir, *res = c->resume_dir;
+    const int continues = res && (!out || same_dir(out, res));
+    if (c->overwrite && !out && !res)
+        return l2rw__fail(L2RW_ERR_ARG, "train: --overwrite needs --out DIR");
+    if (c->overwrite && continues)
+        return l2rw__fail(L2RW_ERR_ARG, "train: --overwrite starts over, "
+                          "--resume %s continues the run there: give one of "
+                          "them", res);
+    if (!out || c->overwrite || continues) return L2RW_OK;
+    char found[512];
+    run_files_in(out, found, sizeof found);
+    if (!found[0]) return L2RW_OK;
+    return l2rw__fail(L2RW_ERR_ARG, "train: %s holds another run (%s): "
+                      "continue it with --resume %s, or start over with "
+                      "--overwrite (removes that run's files)", out, found,
+                      out);
+}
+
+/* cfg.overwrite, once the run has passed its checks: the other run's
+ * files go, so that none of them (a norm.txt this run does not write, a
+ * checkpoint it has not yet replaced) passes for this run's. */
+static l2rw_status remove_old_run(const char *dir)
+{
+    char path[PATH_SIZE];
+    for (int i = 0; i < N_RUN_FILES; i++) {
+        join(path, dir, run_files[i]);
+        if (remove(path) != 0 && errno != ENOENT)
+            return l2rw__fail(L2RW_ERR_IO, "%s: cannot remove the other "
+                              "run's file: %s", path, strerror(errno));
+    }
+    return L2RW_OK;
+}
+
 /* The PID of a temporary file of one of run_files, or 0. */
 static long temp_file_pid(const char *name)
 {
@@ -776,6 +836,7 @@ static l2rw_status setup(run *r, l2rw_train_result *res)
 {
     const l2rw_train_cfg *c = r->cfg;
     L2RW_TRY(l2rw_train_check_cfg(c));
+    L2RW_TRY(check_out_dir(c));
     if (c->threads > 0) l2rw_set_threads(c->threads);
     L2RW_TRY(l2rw__train_fingerprint(c, r->fingerprint,
                                      sizeof r->fingerprint));
@@ -799,6 +860,7 @@ static l2rw_status setup(run *r, l2rw_train_result *res)
     if (r->out) {
         L2RW_TRY(make_dirs(r->out, &r->out_created));
         remove_stale_temps(r->out);
+        if (c->overwrite) L2RW_TRY(remove_old_run(r->out));
     }
     return L2RW_OK;
 }

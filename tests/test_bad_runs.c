@@ -206,6 +206,40 @@ static void test_out_holds_run(void)
 /* Case 2 through the library (both passes): a resume whose length is
  * below the checkpoint's steps is L2RW_ERR_ARG before the run starts;
  * equal is a finished run that ends at once. */
+/* The library itself refuses an out_dir that holds another run (the
+ * command line is only one of its callers), leaves that run alone, and
+ * with cfg.overwrite starts over. */
+static void test_library_refuses_other_run(void)
+{
+    char dir[512], model[600];
+    path_in(dir, sizeof dir, "lib-other-run");
+    snprintf(model, sizeof model, "%s/%s", dir, L2RW_FILE_MODEL);
+    l2rw_train_cfg c = base_cfg(dir, STEPS);
+    l2rw_train_result res;
+    CHECK_OK(l2rw_train_run(&c, &res));
+    long len = 0;
+    char *before = slurp(model, &len);
+    c.seed = 2;
+    l2rw_status s = l2rw_train_run(&c, &res);
+    CHECK(s == L2RW_ERR_ARG && !res.started &&
+              strstr(l2rw_last_error(), "holds another run") &&
+              strstr(l2rw_last_error(), "--overwrite"),
+          "second run into %s: %s: %s", dir, l2rw_strerror(s),
+          l2rw_last_error());
+    long len2 = 0;
+    char *after = slurp(model, &len2);
+    CHECK(before && after && len == len2 && !memcmp(before, after, (size_t)len),
+          "the refused run changed %s", model);
+    free(after);
+    c.overwrite = 1;
+    CHECK_OK(l2rw_train_run(&c, &res));
+    after = slurp(model, &len2);
+    CHECK(before && after && (len != len2 || memcmp(before, after, (size_t)len)),
+          "--overwrite (seed 2) left the old model in place");
+    free(before);
+    free(after);
+}
+
 static void test_resume_below_steps_done(void)
 {
     char dir[512];
@@ -421,6 +455,7 @@ int main(void)
         return 1;
     }
     RUN(test_out_holds_run);
+    RUN(test_library_refuses_other_run);
     RUN(test_resume_below_steps_done);
     RUN(test_resume_below_steps_cli);
     RUN(test_failed_write_leaves_no_temp);

@@ -294,8 +294,11 @@ static void check_finetune_resume(float lr, int use_flag)
 {
     char a[512], b[512], what[64];
     snprintf(what, sizeof what, "fine-tune resume (lr %g)", (double)lr);
-    snprintf(a, sizeof a, "%s/ft-straight-%d", tmpdir, use_flag);
-    snprintf(b, sizeof b, "%s/ft-stopped-%d", tmpdir, use_flag);
+    /* one directory per variant: a run never writes over another */
+    snprintf(a, sizeof a, "%s/ft-straight-%d-%g", tmpdir, use_flag,
+             (double)lr);
+    snprintf(b, sizeof b, "%s/ft-stopped-%d-%g", tmpdir, use_flag,
+             (double)lr);
     l2rw_train_result ra, rb;
     l2rw_train_cfg ca = finetune_cfg(a, lr);
     CHECK_OK(l2rw_train_run(&ca, &ra));
@@ -331,7 +334,7 @@ static void check_finetune_resume(float lr, int use_flag)
      * from its last one (after fine-tune step 12) redoes the same steps */
     if (use_flag) return;
     char c[512];
-    snprintf(c, sizeof c, "%s/ft-periodic", tmpdir);
+    snprintf(c, sizeof c, "%s/ft-periodic-%g", tmpdir, (double)lr);
     l2rw_train_cfg cc = finetune_cfg(c, lr);
     cc.checkpoint_every = 8; /* run steps 24, 32: fine-tune steps 4, 12 */
     CHECK_OK(l2rw_train_run(&cc, &rb));
