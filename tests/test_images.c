@@ -51,10 +51,11 @@ static unsigned char pat(int i, int seed)
     return (unsigned char)((i * 37 + seed * 101 + (i * i) % 13) & 0xff);
 }
 
-/* PNG of color type ct and bit depth bd, w x h; samples from pat. A
- * palette image gets a 16-entry palette and a tRNS chunk. */
-static int write_png(const char *rel, int w, int h, int ct, int bd,
-                     int seed)
+/* PNG of color type ct and bit depth bd, w x h; samples from pat, or
+ * every byte `flat` when flat >= 0. A palette image gets a 16-entry
+ * palette and a tRNS chunk. */
+static int write_png_bytes(const char *rel, int w, int h, int ct, int bd,
+                           int seed, int flat)
 {
     char path[512];
     pathf(path, sizeof path, rel);
@@ -88,9 +89,15 @@ static int write_png(const char *rel, int w, int h, int ct, int bd,
              : ct == PNG_COLOR_TYPE_GRAY_ALPHA ? 2 : 1;
     size_t rowbytes = ((size_t)w * ch * bd + 7) / 8;
     unsigned char *row = calloc(rowbytes, 1);
+    if (!row) {
+        png_destroy_write_struct(&p, &info);
+        fclose(fp);
+        return 0;
+    }
     for (int y = 0; y < h; y++) {
         for (size_t b = 0; b < rowbytes; b++)
-            row[b] = pat((int)(y * rowbytes + b), seed);
+            row[b] = flat >= 0 ? (unsigned char)flat
+                               : pat((int)(y * rowbytes + b), seed);
         if (ct == PNG_COLOR_TYPE_PALETTE)
             for (size_t b = 0; b < rowbytes; b++) row[b] &= 0x0f;
         png_write_row(p, row);
@@ -99,6 +106,12 @@ static int write_png(const char *rel, int w, int h, int ct, int bd,
     png_destroy_write_struct(&p, &info);
     free(row);
     return fclose(fp) == 0;
+}
+
+static int write_png(const char *rel, int w, int h, int ct, int bd,
+                     int seed)
+{
+    return write_png_bytes(rel, w, h, ct, bd, seed, -1);
 }
 
 /* JPEG of c (1 or 3) components, quality 90. */
@@ -147,28 +160,7 @@ static int write_text(const char *rel, const char *text)
 /* A grey PNG of one value v everywhere: easy to recognise by class. */
 static int write_flat(const char *rel, int w, int h, int v)
 {
-    char path[512];
-    pathf(path, sizeof path, rel);
-    FILE *fp = fopen(path, "wb");
-    if (!fp) return 0;
-    png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL,
-                                            NULL, NULL);
-    png_infop info = png_create_info_struct(p);
-    if (setjmp(png_jmpbuf(p))) {
-        fclose(fp);
-        return 0;
-    }
-    png_init_io(p, fp);
-    png_set_IHDR(p, info, (png_uint_32)w, (png_uint_32)h, 8,
-                 PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(p, info);
-    unsigned char row[256];
-    memset(row, v, sizeof row);
-    for (int y = 0; y < h; y++) png_write_row(p, row);
-    png_write_end(p, NULL);
-    png_destroy_write_struct(&p, &info);
-    return fclose(fp) == 0;
+    return write_png_bytes(rel, w, h, PNG_COLOR_TYPE_GRAY, 8, 0, v);
 }
 
 static unsigned char *read_all(const char *path, size_t *len)
