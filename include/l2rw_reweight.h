@@ -266,6 +266,50 @@ int l2rw_weights_normalise(const float *s, int n, float *w);
 l2rw_status l2rw_weights_from_scores(const float *s, int n, float *w,
                                      int *positive);
 
+/* -------------------------------------------------------- data parallel */
+
+/* A group of `size` processes (ranks) that train one net together, each
+ * on its share of every batch (DESIGN.md section 5). The caller supplies
+ * the communication (MPI, NCCL, threads); the library only calls these.
+ * Every rank makes the same calls in the same order. A sum must leave
+ * the same bits on every rank (e.g. a reduce to one rank followed by a
+ * broadcast), so that the ranks' parameters never drift apart. A failed
+ * call returns a status (with l2rw__fail's message) and the step fails
+ * with it; the caller then ends the group (MPI_Abort), since the other
+ * ranks wait in their next sum. */
+typedef struct {
+    int rank, size;   /* 0 <= rank < size */
+    void *ctx;        /* passed to the functions */
+    /* buf[0..n) <- sum over the ranks of their buf[0..n) */
+    l2rw_status (*sum_f32)(void *ctx, float *buf, size_t n);
+    l2rw_status (*sum_f64)(void *ctx, double *buf, size_t n);
+} l2rw_comm;
+
+/* The share of rank r of n examples: [*begin, *begin + *count) with
+ * begin = floor(n r / size); shares differ by at most one example, so a
+ * batch need not be divisible by the number of ranks. */
+void l2rw_shard(int n, int rank, int size, int *begin, int *count);
+
+/* From now on l2rw_method_step and l2rw_finetune_step are given the
+ * whole batch (the same on every rank) and compute the forward and
+ * backward of this rank's share only (l2rw_shard of the training and of
+ * the validation batch). Then:
+ *   v    = the validation gradient of the whole validation batch (sum
+ *          over ranks of their share's gradient times share/nv);
+ *   u_i  = the rank's own tangent pass (exact for its share);
+ *   w    = the normalisation over the whole batch (u gathered);
+ *   g    = sum over ranks of the gradient of sum_i w_i l_i of the share;
+ * and every rank applies the same update. Other methods normalise over
+ * the whole batch likewise (hard mining ranks the whole batch's losses).
+ * Without batch norm in training mode this is one process with the
+ * whole batch, to float rounding; with it, batch statistics are each
+ * rank's own (as PyTorch's DistributedDataParallel), and so is each
+ * rank's running state. The step statistics and w_out are those of the
+ * whole batch, the same on every rank. The net may be built for the
+ * share size; the whole batch may hold up to size x the net's max batch.
+ * A comm of size 1 (or NULL) is one process. The comm is copied. */
+l2rw_status l2rw_method_set_comm(l2rw_method_ctx *m, const l2rw_comm *comm);
+
 /* ---------------------------------------------------- per-example record */
 
 /* For every training example (by its index 0..n-1 in the training set):

@@ -161,6 +161,16 @@ typedef struct {
     /* polled every step: nonzero => checkpoint and stop (a signal
        handler may set it) */
     volatile sig_atomic_t *stop;
+    /* NULL: one process. Else this process is rank `rank` of `size`
+     * training together (l2rw_method_set_comm says what is computed):
+     * every rank is given the same configuration and data; every rank
+     * draws the whole batch, computes on its share and evaluates its
+     * share of the test set (with rank 0's batch-norm running
+     * statistics); rank 0 alone writes the outputs (out_dir need only
+     * exist where rank 0 runs; a resumed run's checkpoint is read by
+     * every rank). The number of ranks is part of the fingerprint: a
+     * run resumes with the same number. */
+    const l2rw_comm *comm;
 } l2rw_train_cfg;
 
 typedef struct {

@@ -118,6 +118,18 @@ struct l2rw_method_ctx {
     int last_d;           /* inputs of the last dense layer, 0 unknown */
     float *dzv, *zdot;    /* [max_batch, K] logit gradients, tangents */
     float *last_v;        /* [K, d] then [K]: v on the last layer */
+    /* Data parallel (l2rw_method_set_comm). The whole batch of a step:
+     * g_n examples (labels g_y), this rank's share starting at g_off,
+     * a validation batch of g_nv; gw, gu, gloss, gorder hold the whole
+     * batch's weights, scores, losses and hard-mining order. In one
+     * process (dist 0) they are w, u, loss, order themselves and the
+     * gathers do nothing. */
+    l2rw_comm comm;
+    int dist;
+    int g_n, g_off, g_nv;
+    const int32_t *g_y;
+    float *gw, *gu, *gloss;
+    int32_t *gorder;
 };
 
 /* Input activations [n, dim] of the last dense layer (the one of
@@ -190,6 +202,27 @@ static void mark_majority(l2rw_method_ctx *m)
         m->majority[c] = present > 0 && m->count[c] * present > total;
 }
 
+/* One process: the whole batch's arrays are the share's. */
+static void dist_alias(l2rw_method_ctx *m)
+{
+    m->dist = 0;
+    m->gw = m->w;
+    m->gu = m->u;
+    m->gloss = m->loss;
+    m->gorder = m->order;
+}
+
+static void dist_free(l2rw_method_ctx *m)
+{
+    if (m->dist) {
+        l2rw__afree(m->gw);
+        l2rw__afree(m->gu);
+        l2rw__afree(m->gloss);
+        free(m->gorder);
+    }
+    dist_alias(m);
+}
+
 static l2rw_status ctx_alloc(l2rw_method_ctx *m)
 {
     size_t nb = (size_t)m->max_batch;
@@ -255,6 +288,7 @@ l2rw_status l2rw_method_create(l2rw_method_ctx **out,
     m->max_batch = l2rw_net_max_batch(net);
     m->last_d = last_layer_inputs(m, net);
     l2rw_status s = ctx_alloc(m);
+    dist_alias(m);
     if (s == L2RW_OK) {
         for (int i = 0; i < m->cfg.n_train; i++) m->count[m->train_y[i]]++;
         mark_majority(m);
@@ -276,6 +310,7 @@ void l2rw_method_free(l2rw_method_ctx *m)
 {
     if (!m) return;
     if (m->has_bal) l2rw_balanced_free(&m->bal);
+    dist_free(m);
     l2rw__afree(m->w);
     l2rw__afree(m->loss);
     l2rw__afree(m->u);
@@ -292,6 +327,99 @@ void l2rw_method_free(l2rw_method_ctx *m)
 const l2rw_method_cfg *l2rw_method_config(const l2rw_method_ctx *m)
 {
     return m ? &m->cfg : NULL;
+}
+
+/* ------------------------------------------------------- data parallel */
+
+void l2rw_shard(int n, int rank, int size, int *begin, int *count)
+{
+    if (n < 0 || size < 1 || rank < 0 || rank >= size) {
+        *begin = 0;
+        *count = n > 0 ? n : 0;
+        return;
+    }
+    long long b = (long long)n * rank / size;
+    long long e = (long long)n * (rank + 1) / size;
+    *begin = (int)b;
+    *count = (int)(e - b);
+}
+
+l2rw_status l2rw_method_set_comm(l2rw_method_ctx *m, const l2rw_comm *comm)
+{
+    if (!m) return l2rw__fail(L2RW_ERR_ARG, "method: NULL context");
+    if (comm && (comm->size < 1 || comm->rank < 0 ||
+                 comm->rank >= comm->size || !comm->sum_f32 ||
+                 !comm->sum_f64))
+        return l2rw__fail(L2RW_ERR_ARG, "method: bad process group "
+                          "(rank %d of %d, or no sum functions)",
+                          comm->rank, comm->size);
+    dist_free(m);
+    if (!comm || comm->size == 1) return L2RW_OK;
+    size_t nb = (size_t)comm->size * (size_t)m->max_batch;
+    m->gw = l2rw__aalloc(nb, sizeof(float));
+    m->gu = l2rw__aalloc(nb, sizeof(float));
+    m->gloss = l2rw__aalloc(nb, sizeof(float));
+    m->gorder = l2rw__calloc(nb, sizeof(int32_t));
+    m->dist = 1;
+    m->comm = *comm;
+    if (!m->gw || !m->gu || !m->gloss || !m->gorder) {
+        dist_free(m);
+        return l2rw__fail(L2RW_ERR_NOMEM, "method: out of memory");
+    }
+    return L2RW_OK;
+}
+
+/* all[0..g_n) <- every rank's mine[0..n) at its share: a gather made of
+ * a sum (adding zeros is exact). Nothing to do in one process, where all
+ * is mine. */
+static l2rw_status gather_f32(const l2rw_method_ctx *m, const float *mine,
+                              int n, float *all)
+{
+    if (!m->dist) return L2RW_OK;
+    memset(all, 0, (size_t)m->g_n * sizeof *all);
+    memcpy(all + m->g_off, mine, (size_t)n * sizeof *all);
+    return m->comm.sum_f32(m->comm.ctx, all, (size_t)m->g_n);
+}
+
+/* This rank's share of the whole batch's weights into m->w. */
+static void share_weights(l2rw_method_ctx *m, int n)
+{
+    if (m->dist)
+        memcpy(m->w, m->gw + m->g_off, (size_t)n * sizeof *m->w);
+}
+
+/* The whole batch's weights from the scores m->u[0..n) of this rank's
+ * share (gathered), and the share's part in m->w. */
+static l2rw_status weights_of_scores(l2rw_method_ctx *m, int n, int *pos)
+{
+    L2RW_TRY(gather_f32(m, m->u, n, m->gu));
+    L2RW_TRY(l2rw_weights_from_scores(m->gu, m->g_n, m->gw, pos));
+    share_weights(m, n);
+    return L2RW_OK;
+}
+
+/* Gradient buffer <- scale x its sum over the ranks. */
+static l2rw_status sum_grads(const l2rw_method_ctx *m, l2rw_net *net,
+                             float scale)
+{
+    float *g = l2rw_net_grads(net);
+    size_t np = l2rw_net_num_params(net);
+    if (scale != 1.0f)
+        for (size_t i = 0; i < np; i++) g[i] *= scale;
+    return m->comm.sum_f32(m->comm.ctx, g, np);
+}
+
+/* Mean of loss[0..n) of this rank's share, over the whole batch of
+ * `total` (sum over the ranks). */
+static l2rw_status mean_over_ranks(const l2rw_method_ctx *m,
+                                   const float *loss, int n, int total,
+                                   float *mean)
+{
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += loss[i];
+    if (m && m->dist) L2RW_TRY(m->comm.sum_f64(m->comm.ctx, &s, 1));
+    *mean = (float)(s / (m && m->dist ? total : n));
+    return L2RW_OK;
 }
 
 static int in_warmup(const l2rw_method_ctx *m, long step)
@@ -418,27 +546,37 @@ static l2rw_status check_batch(const l2rw_net *net, const float *x,
 typedef l2rw_status (*backward_fn)(l2rw_net *net, const float *w);
 
 /* The update of a weighted step through a given backward (the net's, or
- * the per-example path's). */
-static l2rw_status update_by(l2rw_net *net, l2rw_sgd *opt, long step,
-                             const float *w, int n, int positive,
-                             l2rw_step_stats *st, backward_fn backward)
+ * the per-example path's). Over ranks, the weights are the share's part
+ * of the whole batch's (uniform: 1/g_n each, never the share's mean) and
+ * the gradients are summed before the update. */
+static l2rw_status update_by(l2rw_method_ctx *m, l2rw_net *net,
+                             l2rw_sgd *opt, long step, const float *w,
+                             int n, int positive, l2rw_step_stats *st,
+                             backward_fn backward)
 {
     if (w && positive == 0) {
         st->all_nonpositive = 1;
         return L2RW_OK;
     }
-    if (w && all_equal(w, n)) w = NULL;
+    if (m->dist && !w) {
+        for (int i = 0; i < n; i++) m->w[i] = 1.0f / (float)m->g_n;
+        w = m->w;
+    } else if (!m->dist && w && all_equal(w, n)) {
+        w = NULL;
+    }
     L2RW_TRY(backward(net, w));
+    if (m->dist) L2RW_TRY(sum_grads(m, net, 1.0f));
     L2RW_TRY(l2rw_sgd_step(opt, net, step));
     st->updated = 1;
     return L2RW_OK;
 }
 
-static l2rw_status update(l2rw_net *net, l2rw_sgd *opt, long step,
-                          const float *w, int n, int positive,
-                          l2rw_step_stats *st)
+static l2rw_status update(l2rw_method_ctx *m, l2rw_net *net,
+                          l2rw_sgd *opt, long step, const float *w, int n,
+                          int positive, l2rw_step_stats *st)
 {
-    return update_by(net, opt, step, w, n, positive, st, l2rw_net_backward);
+    return update_by(m, net, opt, step, w, n, positive, st,
+                     l2rw_net_backward);
 }
 
 static void copy_weights(float *w_out, const float *w, int n)
@@ -495,19 +633,14 @@ static void set_tangent(l2rw_net *net, l2rw_meta_params meta)
     }
 }
 
-/* Mean of loss[0..n) in double. */
-static double mean_of(const float *a, int n)
-{
-    double s = 0.0;
-    for (int i = 0; i < n; i++) s += a[i];
-    return s / n;
-}
-
 /* v: validation forward (running statistics untouched), loss and
  * backward, then the tangent buffer = v (masked for META_LAST); the
  * dropout key of the training pass is set for what follows (keys ==
- * NULL: leave the net's key as it is). */
-static l2rw_status validation_tangent(l2rw_net *net, l2rw_meta_params meta,
+ * NULL: leave the net's key as it is). Over ranks (m->dist), v is that
+ * of the whole validation batch: each share's mean gradient weighted by
+ * its share of the batch, summed. */
+static l2rw_status validation_tangent(const l2rw_method_ctx *m,
+                                      l2rw_net *net, l2rw_meta_params meta,
                                       const float *vx, const int32_t *vy,
                                       int nv, float *vloss_scratch,
                                       float *val_loss, const uint64_t *keys)
@@ -517,14 +650,20 @@ static l2rw_status validation_tangent(l2rw_net *net, l2rw_meta_params meta,
     L2RW_TRY(l2rw_net_forward(net, vx, nv, L2RW_MODE_TRAIN_FROZEN, 0));
     L2RW_TRY(l2rw_net_loss(net, vy, &ce, vloss_scratch, NULL));
     L2RW_TRY(l2rw_net_backward(net, NULL));
-    if (val_loss) *val_loss = (float)mean_of(vloss_scratch, nv);
+    if (m && m->dist)
+        L2RW_TRY(sum_grads(m, net, (float)nv / (float)m->g_nv));
+    float vl = 0.0f;
+    L2RW_TRY(mean_over_ranks(m, vloss_scratch, nv, m ? m->g_nv : nv, &vl));
+    if (val_loss) *val_loss = vl;
     set_tangent(net, meta);
     if (keys) l2rw_net_set_dropout_key(net, keys[0]);
     return L2RW_OK;
 }
 
-/* l2rw_meta_scores with optional dropout keys for the two passes. */
-static l2rw_status meta_scores(l2rw_net *net, l2rw_meta_params meta,
+/* l2rw_meta_scores with optional dropout keys for the two passes; m
+ * (NULL: one process) for a rank's share. */
+static l2rw_status meta_scores(const l2rw_method_ctx *m, l2rw_net *net,
+                               l2rw_meta_params meta,
                                l2rw_mode mode, const float *x,
                                const int32_t *y, int n, const float *vx,
                                const int32_t *vy, int nv, float *u,
@@ -532,7 +671,7 @@ static l2rw_status meta_scores(l2rw_net *net, l2rw_meta_params meta,
                                float *val_loss, const uint64_t *keys)
 {
     l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
-    L2RW_TRY(validation_tangent(net, meta, vx, vy, nv, vloss_scratch,
+    L2RW_TRY(validation_tangent(m, net, meta, vx, vy, nv, vloss_scratch,
                                 val_loss, keys));
     L2RW_TRY(l2rw_net_forward(net, x, n, mode, 1));
     return l2rw_net_loss(net, y, &ce, loss, u);
@@ -552,8 +691,8 @@ l2rw_status l2rw_meta_scores(l2rw_net *net, l2rw_meta_params meta,
     L2RW_TRY(check_batch(net, vx, vy, nv, "validation"));
     float *vl = malloc((size_t)nv * sizeof(float));
     if (!vl) return l2rw__fail(L2RW_ERR_NOMEM, "meta scores: out of memory");
-    l2rw_status s = meta_scores(net, meta, mode, x, y, n, vx, vy, nv, u,
-                                loss, vl, val_loss, NULL);
+    l2rw_status s = meta_scores(NULL, net, meta, mode, x, y, n, vx, vy, nv,
+                                u, loss, vl, val_loss, NULL);
     free(vl);
     return s;
 }
@@ -584,13 +723,19 @@ static l2rw_status last_scores(l2rw_method_ctx *m, l2rw_net *net,
     /* m->w holds the validation losses until the weights */
     L2RW_TRY(l2rw__loss_eval(&ce, l2rw_net_logits(net), NULL, vy, nv, k,
                              m->w, m->dzv, NULL));
-    *val_loss = (float)mean_of(m->w, nv);
+    L2RW_TRY(mean_over_ranks(m, m->w, nv, m->g_nv, val_loss));
     l2rw__gemm(1, 0, k, d, nv, 1.0f / (float)nv, m->dzv, k, hv, d, 0.0f, V,
                d);
     for (int c = 0; c < k; c++) {
         double s = 0.0;
         for (int j = 0; j < nv; j++) s += m->dzv[(size_t)j * k + c];
         vb[c] = (float)(s / nv);
+    }
+    if (m->dist) { /* the whole validation batch's (V, v_b) */
+        float share = (float)nv / (float)m->g_nv;
+        size_t len = (size_t)k * ((size_t)d + 1);
+        for (size_t i = 0; i < len; i++) m->last_v[i] *= share;
+        L2RW_TRY(m->comm.sum_f32(m->comm.ctx, m->last_v, len));
     }
     l2rw_net_set_dropout_key(net, keys[0]);
     L2RW_TRY(l2rw_net_forward(net, x, n, L2RW_MODE_TRAIN, 0));
@@ -620,14 +765,14 @@ static l2rw_status step_l2rw_each(l2rw_method_ctx *m, l2rw_net *net,
     l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
     float vloss = 0.0f;
     /* m->w holds the validation losses until the weights */
-    L2RW_TRY(validation_tangent(net, L2RW_META_ALL, vx, vy, nv, m->w, &vloss,
-                                keys));
+    L2RW_TRY(validation_tangent(m, net, L2RW_META_ALL, vx, vy, nv, m->w,
+                                &vloss, keys));
     st->val_loss = vloss;
     L2RW_TRY(forward_loss(net, x, y, n, &ce, m->loss));
     L2RW_TRY(l2rw__net_scores_each(net, m->u));
     int pos = 0;
-    L2RW_TRY(l2rw_weights_from_scores(m->u, n, m->w, &pos));
-    return update_by(net, opt, step, m->w, n, pos, st,
+    L2RW_TRY(weights_of_scores(m, n, &pos));
+    return update_by(m, net, opt, step, m->w, n, pos, st,
                      l2rw__net_backward_each);
 }
 
@@ -649,13 +794,13 @@ static l2rw_status step_l2rw(l2rw_method_ctx *m, l2rw_net *net,
     if (m->last_d > 0)
         s = last_scores(m, net, x, y, n, vx, vy, nv, &vloss, keys);
     if (s == L2RW_ERR_UNSUPPORTED) /* m->w holds the validation losses */
-        s = meta_scores(net, m->cfg.meta_params, L2RW_MODE_TRAIN, x, y, n,
-                        vx, vy, nv, m->u, m->loss, m->w, &vloss, keys);
+        s = meta_scores(m, net, m->cfg.meta_params, L2RW_MODE_TRAIN, x, y,
+                        n, vx, vy, nv, m->u, m->loss, m->w, &vloss, keys);
     L2RW_TRY(s);
     st->val_loss = vloss;
     int pos = 0;
-    L2RW_TRY(l2rw_weights_from_scores(m->u, n, m->w, &pos));
-    return update(net, opt, step, m->w, n, pos, st);
+    L2RW_TRY(weights_of_scores(m, n, &pos));
+    return update(m, net, opt, step, m->w, n, pos, st);
 }
 
 /* ------------------------------------------------------ other methods */
@@ -664,14 +809,17 @@ static l2rw_status step_random(l2rw_method_ctx *m, l2rw_net *net,
                                l2rw_sgd *opt, long step, const float *x,
                                const int32_t *y, int n, l2rw_step_stats *st)
 {
+    /* the whole batch's draws on every rank: the same stream as one
+     * process */
     l2rw_rng r;
     l2rw_rng_seed(&r, l2rw_hash2(m->cfg.seed ^ KEY_RANDOM, (uint64_t)step));
-    for (int i = 0; i < n; i++) m->u[i] = (float)l2rw_rng_normal(&r);
+    for (int i = 0; i < m->g_n; i++) m->gu[i] = (float)l2rw_rng_normal(&r);
     int pos = 0;
-    L2RW_TRY(l2rw_weights_from_scores(m->u, n, m->w, &pos));
+    L2RW_TRY(l2rw_weights_from_scores(m->gu, m->g_n, m->gw, &pos));
+    share_weights(m, n);
     l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
     L2RW_TRY(forward_loss(net, x, y, n, &ce, m->loss));
-    return update(net, opt, step, m->w, n, pos, st);
+    return update(m, net, opt, step, m->w, n, pos, st);
 }
 
 static l2rw_status check_labels(const l2rw_method_ctx *m, const int32_t *y,
@@ -698,10 +846,10 @@ static l2rw_status step_proportion(l2rw_method_ctx *m, l2rw_net *net,
         m->u[i] = (float)(1.0 / (double)(c > 0 ? c : 1));
     }
     int pos = 0;
-    L2RW_TRY(l2rw_weights_from_scores(m->u, n, m->w, &pos));
+    L2RW_TRY(weights_of_scores(m, n, &pos));
     l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
     L2RW_TRY(forward_loss(net, x, y, n, &ce, m->loss));
-    return update(net, opt, step, m->w, n, pos, st);
+    return update(m, net, opt, step, m->w, n, pos, st);
 }
 
 /* 1 when example i ranks before j: higher loss first, ties by position. */
@@ -751,11 +899,14 @@ static l2rw_status step_hard_mining(l2rw_method_ctx *m, l2rw_net *net,
                                     const int32_t *y, int n,
                                     l2rw_step_stats *st)
 {
-    L2RW_TRY(check_labels(m, y, n));
+    L2RW_TRY(check_labels(m, m->g_y, m->g_n));
     l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
     L2RW_TRY(forward_loss(net, x, y, n, &ce, m->loss));
-    hard_mining_select(m, y, m->loss, n, m->order, m->w);
-    return update(net, opt, step, m->w, n, n, st);
+    /* over ranks, the whole batch's losses are ranked */
+    L2RW_TRY(gather_f32(m, m->loss, n, m->gloss));
+    hard_mining_select(m, m->g_y, m->gloss, m->g_n, m->gorder, m->gw);
+    share_weights(m, n);
+    return update(m, net, opt, step, m->w, n, n, st);
 }
 
 /* Uniform weights with a given loss: the plain path. */
@@ -765,7 +916,7 @@ static l2rw_status step_uniform(l2rw_method_ctx *m, l2rw_net *net,
                                 const l2rw_loss *loss, l2rw_step_stats *st)
 {
     L2RW_TRY(forward_loss(net, x, y, n, loss, m->loss));
-    return update(net, opt, step, NULL, n, n, st);
+    return update(m, net, opt, step, NULL, n, n, st);
 }
 
 static int method_uniform(l2rw_method meth)
@@ -774,6 +925,49 @@ static int method_uniform(l2rw_method meth)
            meth == L2RW_METHOD_BOOTSTRAP_SOFT ||
            meth == L2RW_METHOD_BOOTSTRAP_HARD || meth == L2RW_METHOD_GCE ||
            meth == L2RW_METHOD_SCE;
+}
+
+/* This rank's share of a step's batches (the batches themselves in one
+ * process). */
+typedef struct {
+    const float *x, *vx;
+    const int32_t *y, *vy;
+    int n, nv;
+} share;
+
+static l2rw_status take_share(l2rw_method_ctx *m, const l2rw_net *net,
+                              const float *x, const int32_t *y, int n,
+                              const float *vx, const int32_t *vy, int nv,
+                              share *sh)
+{
+    int c = 0, h = 0, wd = 0, off = 0, voff = 0;
+    l2rw_net_input_shape(net, &c, &h, &wd);
+    size_t dim = (size_t)c * (size_t)h * (size_t)wd;
+    sh->n = n;
+    sh->nv = nv;
+    if (m->dist) {
+        int p = m->comm.size;
+        if (n < p || (nv > 0 && nv < p) ||
+            (size_t)n > (size_t)p * (size_t)m->max_batch)
+            return l2rw__fail(L2RW_ERR_SHAPE,
+                              "batch of %d (validation %d) for %d ranks: "
+                              "every rank needs at least one example and "
+                              "at most %d", n, nv, p, m->max_batch);
+        l2rw_shard(n, m->comm.rank, p, &off, &sh->n);
+        l2rw_shard(nv, m->comm.rank, p, &voff, &sh->nv);
+    }
+    L2RW_TRY(check_batch(net, x, y, sh->n, "training"));
+    if (sh->n > m->max_batch)
+        return l2rw__fail(L2RW_ERR_SHAPE, "method step: batch too large");
+    sh->x = x + (size_t)off * dim;
+    sh->y = y + off;
+    sh->vx = vx ? vx + (size_t)voff * dim : NULL;
+    sh->vy = vy ? vy + voff : NULL;
+    m->g_n = n;
+    m->g_off = off;
+    m->g_nv = nv;
+    m->g_y = y;
+    return L2RW_OK;
 }
 
 static l2rw_status dispatch(l2rw_method_ctx *m, l2rw_net *net,
@@ -817,19 +1011,22 @@ l2rw_status l2rw_method_step(l2rw_method_ctx *m, l2rw_net *net,
         return l2rw__fail(L2RW_ERR_ARG, "method step: NULL argument");
     if (step < 0)
         return l2rw__fail(L2RW_ERR_ARG, "method step: step %ld < 0", step);
-    L2RW_TRY(check_batch(net, x, y, n, "training"));
-    if (n > m->max_batch || l2rw_net_classes(net) != m->classes)
+    if (l2rw_net_classes(net) != m->classes)
         return l2rw__fail(L2RW_ERR_SHAPE,
                           "method step: net does not match the context");
+    share sh;
+    L2RW_TRY(take_share(m, net, x, y, n, vx, vy, nv, &sh));
     l2rw_step_stats local;
     if (!st) st = &local;
     stats_begin(st, n);
     l2rw_net_set_dropout_key(net, l2rw_hash2(m->cfg.seed ^ KEY_TRAIN_DROPOUT,
                                              (uint64_t)step));
     int uniform = 0;
-    L2RW_TRY(dispatch(m, net, opt, step, x, y, n, vx, vy, nv, st, &uniform));
-    const float *w = uniform ? NULL : m->w;
-    stats_finish(st, w, n, m->loss, y, y_true);
+    L2RW_TRY(dispatch(m, net, opt, step, sh.x, sh.y, sh.n, sh.vx, sh.vy,
+                      sh.nv, st, &uniform));
+    L2RW_TRY(gather_f32(m, m->loss, sh.n, m->gloss));
+    const float *w = uniform ? NULL : m->gw;
+    stats_finish(st, w, n, m->gloss, y, y_true);
     copy_weights(w_out, w, n);
     return L2RW_OK;
 }
@@ -840,16 +1037,16 @@ l2rw_status l2rw_finetune_step(l2rw_method_ctx *m, l2rw_net *net,
 {
     if (!m || !net || !opt)
         return l2rw__fail(L2RW_ERR_ARG, "finetune step: NULL argument");
-    L2RW_TRY(check_batch(net, x, y, n, "fine-tuning"));
-    if (n > m->max_batch)
-        return l2rw__fail(L2RW_ERR_SHAPE, "finetune step: batch too large");
+    share sh;
+    L2RW_TRY(take_share(m, net, x, y, n, NULL, NULL, 0, &sh));
     l2rw_step_stats local;
     if (!st) st = &local;
     stats_begin(st, n);
     l2rw_net_set_dropout_key(net, l2rw_hash2(m->cfg.seed ^ KEY_FT_DROPOUT,
                                              (uint64_t)step));
     l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
-    L2RW_TRY(step_uniform(m, net, opt, step, x, y, n, &ce, st));
-    stats_finish(st, NULL, n, m->loss, y, NULL);
+    L2RW_TRY(step_uniform(m, net, opt, step, sh.x, sh.y, sh.n, &ce, st));
+    L2RW_TRY(gather_f32(m, m->loss, sh.n, m->gloss));
+    stats_finish(st, NULL, n, m->gloss, y, NULL);
     return L2RW_OK;
 }

@@ -96,6 +96,12 @@ l2rw_status l2rw_train_check_cfg(const l2rw_train_cfg *c)
                                     &mp));
     if (c->batch < 1 || c->val_batch < 1 || c->eval_batch < 1)
         return l2rw__fail(L2RW_ERR_ARG, "train: batch sizes must be >= 1");
+    if (c->comm && (c->comm->size < 1 || c->comm->rank < 0 ||
+                    c->comm->rank >= c->comm->size || !c->comm->sum_f32 ||
+                    !c->comm->sum_f64))
+        return l2rw__fail(L2RW_ERR_ARG, "train: bad process group (rank %d "
+                          "of %d, or no sum functions)", c->comm->rank,
+                          c->comm->size);
     if (c->steps < 0 || (c->steps == 0 && !(c->epochs > 0)))
         return l2rw__fail(L2RW_ERR_ARG, "train: give steps > 0 or epochs > "
                                         "0");
@@ -173,14 +179,12 @@ static void join(char *out, const char *dir, const char *file)
 
 /* ------------------------------------------------------------- evaluation */
 
-l2rw_status l2rw_evaluate(l2rw_net *net, const l2rw_dataset *d, int batch,
-                          double *accuracy, double *loss)
+/* Correct predictions and the sum of the losses over examples
+ * [first, first + count) of d. */
+static l2rw_status evaluate_sums(l2rw_net *net, const l2rw_dataset *d,
+                                 int first, int count, int batch,
+                                 long *correct_out, double *sum_out)
 {
-    if (!net || !d || batch < 1)
-        return l2rw__fail(L2RW_ERR_ARG, "evaluate: bad arguments");
-    *accuracy = -1;
-    *loss = -1;
-    if (d->n == 0) return L2RW_OK;
     if (batch > l2rw_net_max_batch(net)) batch = l2rw_net_max_batch(net);
     size_t dim = l2rw_dataset_dim(d);
     float *l = malloc((size_t)batch * sizeof *l);
@@ -191,8 +195,9 @@ l2rw_status l2rw_evaluate(l2rw_net *net, const l2rw_dataset *d, int batch,
     l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
     long correct = 0;
     double sum = 0;
-    for (int i = 0; s == L2RW_OK && i < d->n; i += batch) {
-        int n = d->n - i < batch ? d->n - i : batch;
+    const int end = first + count;
+    for (int i = first; s == L2RW_OK && i < end; i += batch) {
+        int n = end - i < batch ? end - i : batch;
         s = l2rw_net_forward(net, d->x + (size_t)i * dim, n, L2RW_MODE_EVAL,
                              0);
         if (s == L2RW_OK) s = l2rw_net_loss(net, d->y + i, &ce, l, NULL);
@@ -205,11 +210,56 @@ l2rw_status l2rw_evaluate(l2rw_net *net, const l2rw_dataset *d, int batch,
     }
     free(l);
     free(pred);
-    if (s == L2RW_OK) {
-        *accuracy = (double)correct / d->n;
-        *loss = sum / d->n;
-    }
+    *correct_out = correct;
+    *sum_out = sum;
     return s;
+}
+
+l2rw_status l2rw_evaluate(l2rw_net *net, const l2rw_dataset *d, int batch,
+                          double *accuracy, double *loss)
+{
+    if (!net || !d || batch < 1)
+        return l2rw__fail(L2RW_ERR_ARG, "evaluate: bad arguments");
+    *accuracy = -1;
+    *loss = -1;
+    if (d->n == 0) return L2RW_OK;
+    long correct = 0;
+    double sum = 0;
+    L2RW_TRY(evaluate_sums(net, d, 0, d->n, batch, &correct, &sum));
+    *accuracy = (double)correct / d->n;
+    *loss = sum / d->n;
+    return L2RW_OK;
+}
+
+/* l2rw_evaluate over a group of ranks: rank 0's running statistics (the
+ * model's: batch norm keeps each rank's own while training) go to every
+ * rank, each evaluates its share of d, and the sums are summed. The
+ * same accuracy as one process; the loss to rounding. */
+static l2rw_status evaluate_group(l2rw_net *net, const l2rw_dataset *d,
+                                  int batch, const l2rw_comm *cm,
+                                  double *accuracy, double *loss)
+{
+    if (!cm || cm->size == 1)
+        return l2rw_evaluate(net, d, batch, accuracy, loss);
+    float *state = l2rw_net_state(net);
+    size_t ns = l2rw_net_num_state(net);
+    if (cm->rank != 0 && ns > 0) memset(state, 0, ns * sizeof *state);
+    if (ns > 0) L2RW_TRY(cm->sum_f32(cm->ctx, state, ns));
+    *accuracy = -1;
+    *loss = -1;
+    if (d->n == 0) return L2RW_OK;
+    int first = 0, count = 0;
+    long correct = 0;
+    double sums[2] = {0, 0};
+    l2rw_shard(d->n, cm->rank, cm->size, &first, &count);
+    if (count > 0)
+        L2RW_TRY(evaluate_sums(net, d, first, count, batch, &correct,
+                               &sums[1]));
+    sums[0] = (double)correct;
+    L2RW_TRY(cm->sum_f64(cm->ctx, sums, 2));
+    *accuracy = sums[0] / d->n;
+    *loss = sums[1] / d->n;
+    return L2RW_OK;
 }
 
 /* --------------------------------------------------------------- the run */
@@ -230,7 +280,8 @@ typedef struct {
     long total;
     char fingerprint[FINGERPRINT_SIZE];
     char targets[256]; /* the run's length, for the resume config */
-    const char *out;          /* out directory or NULL */
+    const char *out;          /* out directory or NULL (a rank but 0) */
+    int writer;               /* 1: this process writes the outputs */
     int out_created;
     /* step buffers */
     int32_t *idx, *y, *y_true, *vidx, *vy;
@@ -291,6 +342,11 @@ static l2rw_status prepare_data(run *r)
     r->val_batch = c->val_batch < r->data.val.n ? c->val_batch
                                                 : r->data.val.n;
     r->augment = l2rw_augment_default(&r->data.train);
+    int p = c->comm ? c->comm->size : 1;
+    if (r->batch < p || (r->data.val.n > 0 && r->val_batch < p))
+        return l2rw__fail(L2RW_ERR_ARG, "train: a batch of %d (validation "
+                          "%d) cannot be shared by %d processes: each needs "
+                          "at least one example", r->batch, r->val_batch, p);
     r->total = c->steps > 0 ? c->steps
                             : (long)ceil(c->epochs * r->data.train.n /
                                          r->batch);
@@ -322,8 +378,10 @@ static l2rw_status build_model(run *r)
 {
     const l2rw_train_cfg *c = r->cfg;
     const l2rw_dataset *t = &r->data.train;
-    int mb = r->batch;
-    if (r->val_batch > mb) mb = r->val_batch;
+    /* over P ranks the net holds a share: ceil(batch / P) examples */
+    int p = c->comm ? c->comm->size : 1;
+    int mb = (r->batch + p - 1) / p;
+    if ((r->val_batch + p - 1) / p > mb) mb = (r->val_batch + p - 1) / p;
     if (c->eval_batch > mb) mb = c->eval_batch;
     L2RW_TRY(l2rw_net_create(&r->net, c->model, t->c, t->h, t->w,
                              t->classes, mb, c->seed));
@@ -344,6 +402,7 @@ static l2rw_status build_model(run *r)
     mc.n_train = t->n;
     mc.classes = t->classes;
     L2RW_TRY(l2rw_method_create(&r->method, &mc, r->net));
+    L2RW_TRY(l2rw_method_set_comm(r->method, c->comm));
     L2RW_TRY(l2rw_record_create(&r->record, t->n, t->id, t->y, t->y_true));
     uint64_t ss = l2rw_data_stage_seed(c->seed, L2RW_STAGE_SAMPLER);
     L2RW_TRY(l2rw_sampler_init(&r->sampler, t->n, r->batch, ss));
@@ -473,8 +532,9 @@ static l2rw_status evaluate_row(run *r, int *stop)
     row.step = r->st.step;
     row.epoch = l2rw_sampler_epoch(&r->sampler, r->st.step);
     window_row(r, &r->st.since_eval, &row);
-    L2RW_TRY(l2rw_evaluate(r->net, &r->data.test, r->cfg->eval_batch,
-                           &row.test_accuracy, &row.test_loss));
+    L2RW_TRY(evaluate_group(r->net, &r->data.test, r->cfg->eval_batch,
+                            r->cfg->comm, &row.test_accuracy,
+                            &row.test_loss));
     L2RW_TRY(l2rw__state_add_row(&r->st, &row));
     l2rw_stats_window_reset(&r->st.since_eval);
     r->last_acc = row.test_accuracy;
@@ -585,6 +645,17 @@ static long phase_total(const run *r, phase ph)
  * (main phase), and a checkpoint every checkpoint_every steps of the run
  * (main and fine-tune steps counted together, as the rows of
  * metrics.csv count them) or when stopping. */
+/* Over ranks, one rank's stop (a signal, its callback) stops them all
+ * after the same step. */
+static l2rw_status agree_stop(const l2rw_train_cfg *c, int *stop)
+{
+    if (!c->comm || c->comm->size == 1) return L2RW_OK;
+    double any = *stop ? 1.0 : 0.0;
+    L2RW_TRY(c->comm->sum_f64(c->comm->ctx, &any, 1));
+    *stop = any > 0.0;
+    return L2RW_OK;
+}
+
 static l2rw_status after_step(run *r, phase ph, int *stop)
 {
     const l2rw_train_cfg *c = r->cfg;
@@ -602,6 +673,7 @@ static l2rw_status after_step(run *r, phase ph, int *stop)
     if (ph == PHASE_MAIN && c->eval_every > 0 && k % c->eval_every == 0)
         L2RW_TRY(evaluate_row(r, stop));
     if (c->stop && *c->stop) *stop = 1;
+    L2RW_TRY(agree_stop(c, stop));
     if (*stop ||
         (c->checkpoint_every > 0 && run_steps % c->checkpoint_every == 0))
         L2RW_TRY(save_checkpoint(r));
@@ -836,7 +908,10 @@ static l2rw_status setup(run *r, l2rw_train_result *res)
 {
     const l2rw_train_cfg *c = r->cfg;
     L2RW_TRY(l2rw_train_check_cfg(c));
-    L2RW_TRY(check_out_dir(c));
+    /* over ranks, rank 0 writes the files; every rank reads a resumed
+     * run's checkpoint */
+    r->writer = !c->comm || c->comm->rank == 0;
+    if (r->writer) L2RW_TRY(check_out_dir(c));
     if (c->threads > 0) l2rw_set_threads(c->threads);
     L2RW_TRY(l2rw__train_fingerprint(c, r->fingerprint,
                                      sizeof r->fingerprint));
@@ -856,7 +931,7 @@ static l2rw_status setup(run *r, l2rw_train_result *res)
             if (r->last_acc > r->best_acc) r->best_acc = r->last_acc;
         }
     }
-    r->out = c->out_dir ? c->out_dir : c->resume_dir;
+    r->out = !r->writer ? NULL : c->out_dir ? c->out_dir : c->resume_dir;
     if (r->out) {
         L2RW_TRY(make_dirs(r->out, &r->out_created));
         remove_stale_temps(r->out);
@@ -874,8 +949,9 @@ static l2rw_status finetune_row(run *r, long steps)
     row.epoch = l2rw_sampler_epoch(&r->sampler, r->st.step);
     row.train_loss = row.mean_weight = -1;
     row.zero_share = row.clean_share = -1;
-    L2RW_TRY(l2rw_evaluate(r->net, &r->data.test, r->cfg->eval_batch,
-                           &row.test_accuracy, &row.test_loss));
+    L2RW_TRY(evaluate_group(r->net, &r->data.test, r->cfg->eval_batch,
+                            r->cfg->comm, &row.test_accuracy,
+                            &row.test_loss));
     L2RW_TRY(l2rw__state_add_row(&r->st, &row));
     r->last_acc = row.test_accuracy;
     if (row.test_accuracy > r->best_acc) r->best_acc = row.test_accuracy;
@@ -964,6 +1040,7 @@ static l2rw_status train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
     p.resumed_from = res->resumed_from;
     p.finetune_step = r.st.ft_step; /* with step: is a resumed run done? */
     int stop = s == L2RW_OK && report(&r, &p);
+    if (s == L2RW_OK) s = agree_stop(cfg, &stop);
     r.t_train = now_seconds();
     double acc_before_ft = -1;
     if (s == L2RW_OK && !stop) s = train_phases(&r, &stop, &acc_before_ft);

@@ -132,6 +132,12 @@ l2rw_status l2rw__train_fingerprint(const l2rw_train_cfg *c, char *buf,
         int o = optim_text(&c->optim, buf + k, size - (size_t)k);
         k = o < 0 ? o : k + o;
     }
+    /* a group's shares and batch statistics depend on its size; one
+     * process writes no line ("(default)" in the message), as before
+     * groups existed */
+    if (k >= 0 && (size_t)k < size && c->comm && c->comm->size > 1)
+        k += snprintf(buf + k, size - (size_t)k, "ranks=%d\n",
+                      c->comm->size);
     if (k < 0 || (size_t)k >= size)
         return l2rw__fail(L2RW_ERR_ARG, "train: configuration text too long");
     return L2RW_OK;
@@ -856,6 +862,7 @@ static l2rw_status summary_write(FILE *fp, void *vctx)
     json_str(fp, "meta_params", c->meta_params);
     fprintf(fp, "  \"warmup_steps\": %ld,\n", c->warmup_steps);
     fprintf(fp, "  \"threads\": %d,\n", l2rw_get_threads());
+    fprintf(fp, "  \"ranks\": %d,\n", c->comm ? c->comm->size : 1);
     fprintf(fp, "  \"resumed_from\": %ld,\n", r->resumed_from);
     /* the last key, without a trailing comma */
     fprintf(fp, "  \"command\": ");
