@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cmds.h"
 #include "opts.h"
+#include "group.h"
 #include "plot.h"
 
 #include "l2rw.h"
@@ -257,6 +258,50 @@ static int resume_defaults(opt_def *opts, int n_opts, const char *dir,
     return 0;
 }
 
+/* The result lines and the plots of a finished (or stopped) run; the
+ * exit status. */
+static int print_result(const l2rw_train_cfg *cfg,
+                        const l2rw_train_result *res, int no_plots,
+                        int quiet)
+{
+    const char *dir = cfg->out_dir ? cfg->out_dir : cfg->resume_dir;
+    if (res->stopped) {
+        printf("stopped at step %ld", res->steps);
+        if (res->finetune_steps > 0)
+            printf(" and fine-tune step %ld", res->finetune_steps);
+        if (dir)
+            printf("; checkpoint in %s (continue with --resume %s)", dir, dir);
+        printf("\n");
+        return stop_signal == SIGTERM ? 143 : 130;
+    }
+    if (dir && !no_plots) {
+        char perr[512];
+        if (plot_run(dir, res->clean_weight_share >= 0, perr,
+                     sizeof perr) != 0)
+            fprintf(stderr, "l2rw train: plots not drawn: %s\n", perr);
+        else if (!quiet)
+            printf("plots: %s/accuracy.svg %s/weights.svg\n", dir, dir);
+    }
+    if (res->clean_weight_share >= 0 && !quiet)
+        printf("weight on examples with clean labels %.1f%% (%.1f%% of the "
+               "labels are clean)%s", 100.0 * res->clean_weight_share,
+               100.0 * (1.0 - res->noise_rate),
+               res->auc >= 0 ? "" : "\n");
+    if (res->clean_weight_share >= 0 && !quiet && res->auc >= 0)
+        printf("; mean weight separates clean from corrupted with AUC "
+               "%.3f\n", res->auc);
+    if (res->final_test_accuracy >= 0)
+        printf("%s: test accuracy %.2f%% (best %.2f%%), %ld steps, %.1f s%s%s\n",
+               cfg->method, 100.0 * res->final_test_accuracy,
+               100.0 * res->best_test_accuracy, res->steps, res->seconds,
+               dir ? ", outputs in " : "", dir ? dir : "");
+    else
+        printf("%s: %ld steps, %.1f s (no test set)%s%s\n", cfg->method,
+               res->steps, res->seconds, dir ? ", outputs in " : "",
+               dir ? dir : "");
+    return 0;
+}
+
 int l2rw_cmd_train(int argc, char **argv)
 {
     l2rw_train_cfg cfg = l2rw_train_cfg_default();
@@ -433,6 +478,21 @@ int l2rw_cmd_train(int argc, char **argv)
     opts_join_argv(argc, argv, command + 5, sizeof command - 5);
     cfg.command = command;
 
+    /* under mpirun -np P: this process's rank of the run */
+    cli_group grp;
+    char why[512];
+    if (cli_group_start(&grp, why, sizeof why) != 0) {
+        fprintf(stderr, "l2rw train: %s\n", why);
+        return 2;
+    }
+    if (grp.active) {
+        cfg.comm = &grp.comm;
+        if (cfg.threads == 0) cfg.threads = cli_group_threads();
+        if (grp.comm.rank != 0) quiet = no_plots = 1;
+        else if (!quiet)
+            printf("training over %d processes (MPI), %d threads each\n",
+                   grp.comm.size, cfg.threads);
+    }
     progress_ctx pc = {quiet, isatty(STDOUT_FILENO), 0, cfg.eval_every,
                        cfg.resume_dir, overwrite ? cfg.out_dir : NULL};
     cfg.progress = on_progress;
@@ -445,44 +505,19 @@ int l2rw_cmd_train(int argc, char **argv)
     l2rw_status s = l2rw_train_run(&cfg, &res);
     end_line(&pc);
     if (s != L2RW_OK) {
-        fprintf(stderr, "l2rw train: %s: %s\n", l2rw_strerror(s),
-                l2rw_last_error());
-        return res.started ? 1 : 2;
+        if (grp.active)
+            fprintf(stderr, "l2rw train (rank %d of %d): %s: %s\n",
+                    grp.comm.rank, grp.comm.size, l2rw_strerror(s),
+                    l2rw_last_error());
+        else
+            fprintf(stderr, "l2rw train: %s: %s\n", l2rw_strerror(s),
+                    l2rw_last_error());
+        return cli_group_fail(&grp, res.started ? 1 : 2);
     }
-    const char *dir = cfg.out_dir ? cfg.out_dir : cfg.resume_dir;
-    if (res.stopped) {
-        printf("stopped at step %ld", res.steps);
-        if (res.finetune_steps > 0)
-            printf(" and fine-tune step %ld", res.finetune_steps);
-        if (dir)
-            printf("; checkpoint in %s (continue with --resume %s)", dir, dir);
-        printf("\n");
-        return stop_signal == SIGTERM ? 143 : 130;
-    }
-    if (dir && !no_plots) {
-        char perr[512];
-        if (plot_run(dir, res.clean_weight_share >= 0, perr,
-                     sizeof perr) != 0)
-            fprintf(stderr, "l2rw train: plots not drawn: %s\n", perr);
-        else if (!quiet)
-            printf("plots: %s/accuracy.svg %s/weights.svg\n", dir, dir);
-    }
-    if (res.clean_weight_share >= 0 && !quiet)
-        printf("weight on examples with clean labels %.1f%% (%.1f%% of the "
-               "labels are clean)%s", 100.0 * res.clean_weight_share,
-               100.0 * (1.0 - res.noise_rate),
-               res.auc >= 0 ? "" : "\n");
-    if (res.clean_weight_share >= 0 && !quiet && res.auc >= 0)
-        printf("; mean weight separates clean from corrupted with AUC "
-               "%.3f\n", res.auc);
-    if (res.final_test_accuracy >= 0)
-        printf("%s: test accuracy %.2f%% (best %.2f%%), %ld steps, %.1f s%s%s\n",
-               cfg.method, 100.0 * res.final_test_accuracy,
-               100.0 * res.best_test_accuracy, res.steps, res.seconds,
-               dir ? ", outputs in " : "", dir ? dir : "");
-    else
-        printf("%s: %ld steps, %.1f s (no test set)%s%s\n", cfg.method,
-               res.steps, res.seconds, dir ? ", outputs in " : "",
-               dir ? dir : "");
-    return 0;
+    /* over processes, rank 0 speaks for the run */
+    rc = grp.comm.rank == 0 ? print_result(&cfg, &res, no_plots, quiet)
+         : res.stopped      ? (stop_signal == SIGTERM ? 143 : 130)
+                            : 0;
+    cli_group_end(&grp);
+    return rc;
 }

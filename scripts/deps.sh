@@ -7,8 +7,10 @@
 # name the packages.
 #
 #   sh scripts/deps.sh [fashion-mnist] [gnuplot] [pkg-config] [torch] [pil] [clang]
-#                      [node]
+#                      [node] [mpi]
 #
+# mpi: Open MPI (mpicc, mpirun), for training over several processes; the
+# Makefile builds the l2rw command with it whenever mpicc is found.
 # node: Node.js and npm, which tests/onnx.sh needs to install and run ONNX
 # Runtime (onnxruntime-node) on exported models.
 #
@@ -70,6 +72,7 @@ for extra in "$@"; do
     pil) /usr/bin/python3 -c 'import PIL' >/dev/null 2>&1 || need="$need python3-pil" ;;
     pkg-config) command -v pkg-config >/dev/null 2>&1 || need="$need pkgconf" ;;
     node) command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need="$need nodejs npm" ;;
+    mpi) command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 || need="$need openmpi-bin libopenmpi-dev" ;;
     clang) command -v clang >/dev/null 2>&1 && [ -n "$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null | grep /)" ] || need="$need clang libclang-rt-dev" ;;
     esac
 done
