@@ -36,6 +36,27 @@ SO_FILE  := libl2rw.so.$(VERSION)
 HEADERS  := $(wildcard include/*.h src/*.h)
 DEPS_OK  := $(BUILD)/.deps-ok
 
+# The CUDA back end (src/cuda/): built whenever nvcc is found, on the PATH
+# or as /usr/local/cuda/bin/nvcc (`make CUDA=0` leaves it out, and
+# src/cuda/cuda_stub.c's probe then says "l2rw was built without CUDA").
+# sm_90 code plus compute_90 PTX (compiled by the driver on newer GPUs);
+# --fmad=false so that the kernels do the CPU's float operations (see
+# src/cuda/cuda_backend.h). The stamp's name says whether CUDA was in, so
+# that switching rebuilds everything (L2RW_HAVE_CUDA changes headers).
+CUDA     ?= 1
+NVCC     ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
+CUDA_ON  := $(if $(filter 1,$(CUDA)),$(NVCC))
+CUDA_LIBDIR := $(firstword $(wildcard $(patsubst %/bin/,%,$(dir $(CUDA_ON)))/lib64 $(patsubst %/bin/,%,$(dir $(CUDA_ON)))/lib))
+NVFLAGS  := -std=c++17 -O3 --fmad=false -gencode arch=compute_90,code=[sm_90,compute_90] -Xcompiler -fPIC,-Wall,-Wextra,-fvisibility=hidden
+CUDA_OBJ := $(if $(CUDA_ON),$(patsubst src/%.cu,$(BUILD)/obj/%.o,$(sort $(wildcard src/cuda/*.cu))))
+CUDA_STUB:= $(if $(CUDA_ON),,cuda/cuda_stub)
+CUDA_STAMP := $(BUILD)/.cuda-$(if $(CUDA_ON),on,off)
+LIB_OBJ  += $(CUDA_OBJ) $(CUDA_STUB:%=$(BUILD)/obj/%.o)
+SAN_OBJ  += $(CUDA_OBJ) $(CUDA_STUB:%=$(BUILD)/san/%.o)
+HEADERS  += $(wildcard src/cuda/*.h) $(CUDA_STAMP)
+ALL_CFLAGS += -Isrc/cuda $(if $(CUDA_ON),-DL2RW_HAVE_CUDA)
+LIBS     += $(if $(CUDA_ON),-L$(CUDA_LIBDIR) -Wl$(comma)-rpath$(comma)$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++)
+
 # Keep the sanitized objects: make would delete them as intermediates.
 .SECONDARY: $(SAN_OBJ) $(LIB_OBJ) $(CLI_OBJ)
 
@@ -62,6 +83,15 @@ $(BUILD)/san/%.o: src/%.c $(HEADERS) | $(DEPS_OK)
 $(BUILD)/cli/%.o: cli/%.c $(HEADERS) $(wildcard cli/*.h) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Icli -c $< -o $@
+
+$(BUILD)/obj/cuda/%.o: src/cuda/%.cu $(HEADERS) $(wildcard src/cuda/*.cuh) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CUDA_ON) $(NVFLAGS) -DL2RW_HAVE_CUDA -Iinclude -Isrc $(SRC_INC) -Isrc/cuda -c $< -o $@
+
+$(BUILD)/.cuda-on $(BUILD)/.cuda-off:
+	@mkdir -p $(BUILD)
+	@rm -f $(BUILD)/.cuda-on $(BUILD)/.cuda-off
+	@touch $@
 
 $(BUILD)/libl2rw.a: $(LIB_OBJ)
 	rm -f $@
