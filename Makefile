@@ -20,6 +20,17 @@ BLAS_LIBS   = $(if $(OMP_BLAS),-L$(dir $(OMP_BLAS)) -Wl$(comma)-rpath$(comma)$(d
 comma  := ,
 LIBS    = $(BLAS_LIBS) -lpng -ljpeg -lz -lm
 DEPS_SH = BLAS_CFLAGS='$(BLAS_CFLAGS)' BLAS_LIBS='$(BLAS_LIBS)' sh scripts/deps.sh
+# Open MPI: when mpicc is found (`make MPI=0` leaves it out) the l2rw
+# command can be one process of an `mpirun -np P l2rw train` job
+# (cli/group.c). Recursive (=): `make test` installs Open MPI and then
+# builds again. The stamp's name says whether MPI was in, so that its
+# arrival or departure rebuilds what depends on it.
+MPI       ?= 1
+MPICC      = $(if $(filter 1,$(MPI)),$(shell command -v mpicc 2>/dev/null))
+MPI_CFLAGS = $(if $(MPICC),-DL2RW_HAVE_MPI $(shell $(MPICC) --showme:compile))
+MPI_LIBS   = $(if $(MPICC),$(shell $(MPICC) --showme:link))
+MPI_STAMP  = $(BUILD)/.mpi-$(if $(MPICC),on,off)
+MPI_TESTS  = $(if $(MPICC),$(BUILD)/tests/mpi_steps)
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 LIB_SRC  := $(sort $(wildcard src/*.c))
@@ -60,6 +71,7 @@ LIBS     += $(if $(CUDA_ON),-L$(CUDA_LIBDIR) -Wl$(comma)-rpath$(comma)$(CUDA_LIB
 # Keep the sanitized objects: make would delete them as intermediates.
 .SECONDARY: $(SAN_OBJ) $(LIB_OBJ) $(CLI_OBJ)
 
+.PHONY: mpi-build
 .PHONY: all lib test test-fast test-san bench demo install clean deps fuzz
 
 all: $(BUILD)/libl2rw.a $(BUILD)/libl2rw.so $(BUILD)/l2rw
@@ -84,6 +96,15 @@ $(BUILD)/cli/%.o: cli/%.c $(HEADERS) $(wildcard cli/*.h) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Icli -c $< -o $@
 
+$(BUILD)/.mpi-on $(BUILD)/.mpi-off:
+	@mkdir -p $(BUILD)
+	@rm -f $(BUILD)/.mpi-on $(BUILD)/.mpi-off
+	@touch $@
+
+$(BUILD)/cli/group.o: cli/group.c $(HEADERS) $(wildcard cli/*.h) $(MPI_STAMP) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(MPI_CFLAGS) -Icli -c $< -o $@
+
 $(BUILD)/obj/cuda/%.o: src/cuda/%.cu $(HEADERS) $(wildcard src/cuda/*.cuh) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CUDA_ON) $(NVFLAGS) -DL2RW_HAVE_CUDA -Iinclude -Isrc $(SRC_INC) -Isrc/cuda -c $< -o $@
@@ -107,7 +128,13 @@ $(BUILD)/libl2rw.so: $(BUILD)/$(SO_FILE)
 	ln -sf $(SO_NAME) $@
 
 $(BUILD)/l2rw: $(CLI_OBJ) $(BUILD)/libl2rw.a
-	$(CC) -fopenmp -o $@ $(CLI_OBJ) $(BUILD)/libl2rw.a $(LIBS)
+	$(CC) -fopenmp -o $@ $(CLI_OBJ) $(BUILD)/libl2rw.a $(LIBS) $(MPI_LIBS)
+
+# Data-parallel steps against one process (tests/mpi.sh runs it under
+# mpirun); built only with MPI.
+$(BUILD)/tests/mpi_steps: tests/mpi_steps.c $(wildcard tests/*.h) $(BUILD)/libl2rw.a $(BUILD)/cli/group.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(MPI_CFLAGS) -Itests -Icli $< -o $@ $(BUILD)/cli/group.o $(BUILD)/libl2rw.a $(LIBS) $(MPI_LIBS)
 
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libl2rw.a
 	@mkdir -p $(dir $@)
@@ -120,12 +147,17 @@ $(BUILD)/san-tests/%: tests/%.c $(wildcard tests/*.h) $(SAN_OBJ)
 # Real-data tests need Fashion-MNIST; plots need gnuplot; the README's C
 # programs are built with pkg-config (tests/examples.sh); the ONNX export is
 # checked in ONNX Runtime from npm (tests/onnx.sh; skipped without node).
+# Open MPI (tests/mpi.sh) may be installed here: a second make then builds
+# the command with it.
 test: all $(TESTS) $(SAN_TESTS)
-	@$(DEPS_SH) fashion-mnist gnuplot pkg-config pil
-	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh -- $(SAN_TESTS)
+	@$(DEPS_SH) fashion-mnist gnuplot pkg-config pil mpi
+	@$(MAKE) --no-print-directory mpi-build
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh tests/mpi.sh -- $(SAN_TESTS)
 
-test-fast: all $(TESTS)
-	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh --
+mpi-build: all $(MPI_TESTS)
+
+test-fast: all $(TESTS) $(MPI_TESTS)
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh tests/mpi.sh --
 
 test-san: $(SAN_TESTS)
 	@sh scripts/run_tests.sh $(BUILD) -- $(SAN_TESTS)
