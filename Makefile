@@ -8,7 +8,7 @@ BUILD   := build
 OPT     ?= -O3 -march=native
 WARN    := -Wall -Wextra -Wpedantic
 CFLAGS  ?= $(OPT)
-ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -fopenmp -fPIC -Iinclude -Isrc $(BLAS_CFLAGS)
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -fopenmp -fPIC -Iinclude $(SRC_INC) $(BLAS_CFLAGS)
 # Debian's OpenMP build of OpenBLAS when it is there (scripts/deps.sh says
 # why), named by path so that the alternatives system cannot swap in the
 # pthreads build; otherwise whatever -lopenblas finds. Recursive (=) so
@@ -33,7 +33,12 @@ MPI_STAMP  = $(BUILD)/.mpi-$(if $(MPICC),on,off)
 MPI_TESTS  = $(if $(MPICC),$(BUILD)/tests/mpi_steps)
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-LIB_SRC  := $(sort $(wildcard src/*.c))
+# The library's C sources: src/ (data, loss, optimizers, methods, training),
+# src/engine/ (graph, net, layers, the back-end interface) and src/cpu/ (the
+# CPU back end). Other back ends' folders (src/cuda/) have their own rules.
+SRC_DIRS := src src/engine src/cpu
+SRC_INC  := $(SRC_DIRS:%=-I%)
+LIB_SRC  := $(sort $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
@@ -44,7 +49,7 @@ SAN_TESTS:= $(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%)
 VERSION  := $(shell sed -n 's/.*L2RW_VERSION "\(.*\)".*/\1/p' include/l2rw.h)
 SO_NAME  := libl2rw.so.$(firstword $(subst ., ,$(VERSION)))
 SO_FILE  := libl2rw.so.$(VERSION)
-HEADERS  := $(wildcard include/*.h src/*.h)
+HEADERS  := $(wildcard include/*.h $(SRC_DIRS:%=%/*.h))
 DEPS_OK  := $(BUILD)/.deps-ok
 
 # The CUDA back end (src/cuda/): built whenever nvcc is found, on the PATH
