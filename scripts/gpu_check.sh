@@ -1,0 +1,119 @@
+#!/bin/sh
+# The GPU machine's check, in one run of at most 8 minutes (issue 10):
+#
+#   OUT=/some/dir sh scripts/gpu_check.sh      (OUT defaults to ./gpu-out)
+#
+# (BUILD_DIR, default build: the Makefile's BUILD; JOBS, default 16.)
+#
+#   1. the machine: nvidia-smi, nvcc, gcc              -> $OUT/env.log
+#   2. make -j16 (the CUDA back end is built when nvcc is found)
+#                                                       -> $OUT/build.log
+#   3. the CUDA kernels against the CPU (tests/test_cuda_kernels)
+#                                                       -> $OUT/test_cuda_kernels.log
+#   4. the same under AddressSanitizer, with the GPU cases forced on
+#      (L2RW_CUDA_SANITIZED=1), when time is left: tells whether the
+#      sanitized pass of `make test` may run them  -> $OUT/test_cuda_san.log
+#   5. `l2rw check --device cuda`, and 6. `l2rw bench --device cuda` with
+#      bench/torch_bench.py --device cuda, once the command line has
+#      --device (until then each says so and is skipped)
+#                                                       -> $OUT/check.log, bench.log
+#
+# Every step runs under `timeout`, cut to the time left; the whole script
+# stops within GPU_CHECK_SECONDS (default 450 s). $OUT/summary.txt has one
+# line per step: name, exit status (124: timed out; skip: not run) and
+# seconds. The script exits 0 when every step that ran passed, 2 when the
+# CUDA test found no usable GPU (its reason is printed), 1 otherwise.
+set -u
+OUT=${OUT:-./gpu-out}
+LIMIT=${GPU_CHECK_SECONDS:-450}
+JOBS=${JOBS:-16}
+B=${BUILD_DIR:-build}
+mkdir -p "$OUT"
+summary=$OUT/summary.txt
+: > "$summary"
+start=$(date +%s)
+failed=0
+
+left() { echo $((LIMIT - ($(date +%s) - start))); }
+
+# step NAME SECONDS COMMAND...: runs COMMAND (through sh -c) for at most
+# SECONDS (fewer when less time is left), output to $OUT/NAME.log.
+step() {
+    name=$1 want=$2
+    shift 2
+    budget=$(left)
+    [ "$want" -lt "$budget" ] && budget=$want
+    if [ "$budget" -lt 10 ]; then
+        echo "$name skip 0 (no time left)" >> "$summary"
+        echo "== $name: skipped, no time left"
+        return 1
+    fi
+    echo "== $name (at most $budget s): $*"
+    t0=$(date +%s)
+    timeout -k 10 "$budget" sh -c "$*" > "$OUT/$name.log" 2>&1
+    rc=$?
+    secs=$(($(date +%s) - t0))
+    echo "$name $rc $secs" >> "$summary"
+    tail -n 15 "$OUT/$name.log"
+    echo "   -> exit status $rc after $secs s"
+    [ "$rc" -eq 0 ] || failed=1
+    return "$rc"
+}
+
+skip() {
+    echo "$1 skip 0 ($2)" >> "$summary"
+    echo "== $1: skipped ($2)"
+}
+
+step env 30 'nvidia-smi; nvidia-smi -q | grep -iE "compute mode|mig mode" ;
+    nvcc --version || /usr/local/cuda/bin/nvcc --version; gcc --version;
+    nproc; free -g'
+
+if ! step build 240 "make -j$JOBS BUILD=$B"; then
+    echo "gpu_check: the build failed (see $OUT/build.log)"
+    exit 1
+fi
+# The Makefile's stamp says whether the CUDA back end was built.
+[ -e "$B/.cuda-on" ] ||
+    echo "gpu_check: WARNING: built without the CUDA back end (no nvcc?)"
+
+step test_cuda_kernels 120 "$B/tests/test_cuda_kernels"
+why=$(sed -n 's/^ *(skipped: \(no usable GPU: .*\))$/\1/p' \
+    "$OUT/test_cuda_kernels.log" | head -n 1)
+if [ -n "$why" ]; then
+    echo "gpu_check: $why"
+    echo "gpu_check: stopping: the remaining steps need the GPU"
+    cat "$summary"
+    exit 2
+fi
+
+if [ "$(left)" -gt 200 ]; then
+    step test_cuda_san 150 "make -j$JOBS BUILD=$B $B/san-tests/test_cuda_kernels &&
+        L2RW_SANITIZED=1 L2RW_CUDA_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 \
+        $B/san-tests/test_cuda_kernels"
+else
+    skip test_cuda_san "less than 200 s left"
+fi
+
+if "$B/l2rw" check --help 2>&1 | grep -q -- "--device"; then
+    step check 120 "$B/l2rw check --device cuda"
+else
+    skip check "l2rw check has no --device yet"
+fi
+
+if "$B/l2rw" bench --help 2>&1 | grep -q -- "--device"; then
+    step bench 150 "for m in resnet32 wrn-28-10; do
+        for vb in 100 10; do
+            echo \"== \$m batch 100 val-batch \$vb\";
+            $B/l2rw bench --device cuda --model \$m --batch 100 \
+                --val-batch \$vb --reps 10 || exit 1;
+            python3 bench/torch_bench.py --device cuda --model \$m \
+                --batch 100 --val-batch \$vb --reps 10 || true;
+        done; done"
+else
+    skip bench "l2rw bench has no --device yet"
+fi
+
+echo "== summary ($OUT/summary.txt), $(($(date +%s) - start)) s in all"
+cat "$summary"
+exit "$failed"
