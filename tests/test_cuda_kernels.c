@@ -59,8 +59,6 @@ const char *__lsan_default_suppressions(void)
 }
 #endif
 
-static const double U = 1.0 / 16777216.0; /* 2^-24 */
-
 /* ------------------------------------------------------ the probe */
 
 static int looks_like_reason(const char *why)
@@ -126,6 +124,8 @@ int main(void)
 #else
 
 /* ------------------------------------------------ GPU set-up, helpers */
+
+static const double U = 1.0 / 16777216.0; /* 2^-24 */
 
 static int gpu_state = -1; /* -1 unknown, 0 none, 1 ready */
 static char gpu_why[300];

@@ -1,6 +1,6 @@
 /* The CUDA back end's entry points in a build without CUDA (the Makefile
- * compiles this file instead of src/cuda/*.cu when nvcc is not found or
- * CUDA=0): the probe says why there is no GPU, init refuses. */
+ * compiles this file instead of the .cu files of src/cuda/ when nvcc is
+ * not found or CUDA=0): the probe says why there is no GPU, init refuses. */
 #include <stdio.h>
 
 #include "cuda_backend.h"
