@@ -168,8 +168,10 @@ test-san: $(SAN_TESTS)
 	@sh scripts/run_tests.sh $(BUILD) -- $(SAN_TESTS)
 
 bench: all
-	@$(DEPS_SH) torch
+	@$(DEPS_SH) torch fashion-mnist mpi
+	@$(MAKE) --no-print-directory mpi-build
 	@sh bench/run.sh $(BUILD)/l2rw
+	@sh bench/mpi.sh $(BUILD)/l2rw
 
 demo: all
 	@$(DEPS_SH) fashion-mnist gnuplot
