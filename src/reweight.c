@@ -398,6 +398,15 @@ static l2rw_status weights_of_scores(l2rw_method_ctx *m, int n, int *pos)
     return L2RW_OK;
 }
 
+/* The dropout key of a pass. A mask is a function of the key and the
+ * example's index in the pass, which restarts at 0 in every share: over
+ * ranks each share takes its own key, or example i of every share would
+ * drop the same units. */
+static uint64_t pass_key(const l2rw_method_ctx *m, uint64_t key)
+{
+    return m->dist ? l2rw_hash2(key, (uint64_t)m->comm.rank) : key;
+}
+
 /* Gradient buffer <- scale x its sum over the ranks. */
 static l2rw_status sum_grads(const l2rw_method_ctx *m, l2rw_net *net,
                              float scale)
@@ -782,10 +791,11 @@ static l2rw_status step_l2rw(l2rw_method_ctx *m, l2rw_net *net,
                              const int32_t *vy, int nv, l2rw_step_stats *st)
 {
     L2RW_TRY(check_batch(net, vx, vy, nv, "validation"));
-    uint64_t keys[2] = {l2rw_hash2(m->cfg.seed ^ KEY_TRAIN_DROPOUT,
-                                   (uint64_t)step),
-                        l2rw_hash2(m->cfg.seed ^ KEY_VAL_DROPOUT,
-                                   (uint64_t)step)};
+    uint64_t keys[2] = {
+        pass_key(m, l2rw_hash2(m->cfg.seed ^ KEY_TRAIN_DROPOUT,
+                               (uint64_t)step)),
+        pass_key(m, l2rw_hash2(m->cfg.seed ^ KEY_VAL_DROPOUT,
+                               (uint64_t)step))};
     float vloss = 0.0f;
     l2rw_status s = L2RW_ERR_UNSUPPORTED;
     if (m->cfg.meta_params == L2RW_META_ALL && l2rw__net_each_ok(net))
@@ -1019,8 +1029,9 @@ l2rw_status l2rw_method_step(l2rw_method_ctx *m, l2rw_net *net,
     l2rw_step_stats local;
     if (!st) st = &local;
     stats_begin(st, n);
-    l2rw_net_set_dropout_key(net, l2rw_hash2(m->cfg.seed ^ KEY_TRAIN_DROPOUT,
-                                             (uint64_t)step));
+    l2rw_net_set_dropout_key(
+        net, pass_key(m, l2rw_hash2(m->cfg.seed ^ KEY_TRAIN_DROPOUT,
+                                    (uint64_t)step)));
     int uniform = 0;
     L2RW_TRY(dispatch(m, net, opt, step, sh.x, sh.y, sh.n, sh.vx, sh.vy,
                       sh.nv, st, &uniform));
@@ -1042,8 +1053,9 @@ l2rw_status l2rw_finetune_step(l2rw_method_ctx *m, l2rw_net *net,
     l2rw_step_stats local;
     if (!st) st = &local;
     stats_begin(st, n);
-    l2rw_net_set_dropout_key(net, l2rw_hash2(m->cfg.seed ^ KEY_FT_DROPOUT,
-                                             (uint64_t)step));
+    l2rw_net_set_dropout_key(
+        net, pass_key(m, l2rw_hash2(m->cfg.seed ^ KEY_FT_DROPOUT,
+                                    (uint64_t)step)));
     l2rw_loss ce = l2rw_loss_default(L2RW_LOSS_CE);
     L2RW_TRY(step_uniform(m, net, opt, step, sh.x, sh.y, sh.n, &ce, st));
     L2RW_TRY(gather_f32(m, m->loss, sh.n, m->gloss));
