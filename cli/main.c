@@ -1,5 +1,6 @@
 /* The l2rw command: dispatch to the subcommands of cmds.h. */
 #include "cmds.h"
+#include "group.h"
 
 #include "l2rw.h"
 
@@ -66,6 +67,15 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "--version")) {
         printf("l2rw %s\n", L2RW_VERSION);
         return 0;
+    }
+    /* under mpirun -np P every other command would run P times over,
+     * each copy writing the same files */
+    if (cli_group_launched_size() > 1 && strcmp(argv[1], "train") != 0) {
+        if (cli_group_launched_rank() == 0)
+            fprintf(stderr, "l2rw %s: only `l2rw train` runs as one of "
+                    "several processes (started as one of %d); run it "
+                    "without mpirun\n", argv[1], cli_group_launched_size());
+        return 2;
     }
     for (int i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name))

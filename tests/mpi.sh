@@ -14,7 +14,7 @@ pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok mpi/$1"; }
 bad() { fail=$((fail + 1)); echo "FAIL mpi/$1"; shift; echo "   $*"; }
 skip() { echo "skip mpi/$1: $2"; }
-cases="steps same-as-one-process resume-same-ranks resume-other-ranks-refused failed-rank-ends-job killed-rank-ends-job"
+cases="steps other-commands-refused same-as-one-process resume-same-ranks resume-other-ranks-refused failed-rank-ends-job killed-rank-ends-job"
 
 if ! command -v mpirun >/dev/null 2>&1 || [ ! -x "$build/tests/mpi_steps" ]; then
     for c in $cases; do skip "$c" "no Open MPI (make test installs it: sh scripts/deps.sh mpi)"; done
@@ -30,6 +30,17 @@ else
 fi
 sed 's/^/   /' "$tmp/steps.out" | grep -v '^   ok ' | sort -u
 grep -E '^(ok|FAIL|skip) mpi_steps/' "$tmp/steps.out" | sort -u
+
+# Only train shares its work: P copies of reproduce or predict would each
+# write the same files.
+mpi -np 2 "$bin" reproduce noise --quick --out "$tmp/rep" > "$tmp/rep.out" 2>&1
+rc=$?
+if [ $rc -eq 2 ] && grep -q 'only `l2rw train` runs as one of several' "$tmp/rep.out" &&
+   [ ! -e "$tmp/rep" ]; then
+    ok other-commands-refused
+else
+    bad other-commands-refused "rc $rc: $(head -3 "$tmp/rep.out")"
+fi
 
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     for c in $cases; do [ "$c" = steps ] || skip "$c" "no Fashion-MNIST (dataset-fashion-mnist)"; done
