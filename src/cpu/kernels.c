@@ -539,6 +539,15 @@ size_t l2rw__conv_ws(const l2rw__conv_shape *s)
            (size_t)s->max_threads * conv_per_thread(s);
 }
 
+int l2rw__conv_slices(void)
+{
+    int threads = l2rw_get_threads();
+#ifdef _OPENMP
+    if (omp_get_num_procs() > threads) threads = omp_get_num_procs();
+#endif
+    return threads;
+}
+
 static int conv_threads(const l2rw__conv_shape *s, int n)
 {
     int nt = l2rw_get_threads();
@@ -1096,4 +1105,41 @@ void l2rw__bn_bwd(float *dx, float *dg, float *db, const float *dy,
                 for (size_t p = 0; p < P; p++) out[p] = gi * (d[p] - md - h[p] * mdh);
         }
     }
+}
+
+/* ------------------------------------------------ the back end's extras */
+
+void l2rw__copy_2d(float *dst, size_t ldd, const float *src, size_t lds,
+                   int rows, size_t cols)
+{
+    for (int r = 0; r < rows; r++)
+        memcpy(dst + (size_t)r * ldd, src + (size_t)r * lds,
+               cols * sizeof *dst);
+}
+
+void l2rw__bn_eval_stats(float *mean, float *var, float *istd,
+                         const float *rmean, const float *rvar, float eps,
+                         int C)
+{
+    for (int c = 0; c < C; c++) {
+        mean[c] = rmean[c];
+        var[c] = rvar[c];
+        istd[c] = 1.0f / sqrtf(var[c] + eps);
+    }
+}
+
+void l2rw__bn_running(float *rmean, float *rvar, const float *mean,
+                      const float *var, float mom, float unbias, int C)
+{
+    for (int c = 0; c < C; c++) {
+        rmean[c] = (1.0f - mom) * rmean[c] + mom * mean[c];
+        rvar[c] = (1.0f - mom) * rvar[c] + mom * var[c] * unbias;
+    }
+}
+
+int l2rw__any_nonzero(const float *x, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (x[i] != 0.0f) return 1;
+    return 0;
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h" /* l2rw__conv_shape */
+
 /* Row-major C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C. Large
  * products are split over threads by blocks of rows or columns of C, each
  * block one serial BLAS call (OpenBLAS's own threads would compete with
@@ -49,13 +51,9 @@ void l2rw__bias_grad(float *db, const float *dy, int n, int C, size_t P,
                      int acc);
 
 /* ------------------------------------------------------------ conv */
-/* Geometry of a 2-D convolution: x [n, ic, ih, iw], W [oc, ic, k, k] ->
- * y [n, oc, oh, ow], zero padding `pad`. K = ic k k, P = oh ow. */
-typedef struct {
-    int ic, ih, iw, oc, k, stride, pad, oh, ow;
-    int max_threads; /* threads the workspace was sized for */
-} l2rw__conv_shape;
-
+/* Parallel slices of a conv workspace: the OpenMP threads a pass may
+ * use (l2rw_get_threads, or the machine's processors when more). */
+int l2rw__conv_slices(void);
 /* Workspace floats for l2rw__conv_fwd / l2rw__conv_bwd. */
 size_t l2rw__conv_ws(const l2rw__conv_shape *s);
 /* Per example, in parallel over the batch (serial BLAS per thread):
@@ -135,5 +133,20 @@ void l2rw__bn_tangent_eval(float *ty, const float *tx, const float *xhat,
 void l2rw__bn_bwd(float *dx, float *dg, float *db, const float *dy,
                   const float *xhat, const float *istd, const float *g, int n,
                   int C, size_t P, int train, int acc);
+
+/* ------------------------------------------------ the back end's extras */
+/* dst[r, 0:cols] = src[r, 0:cols], row strides ldd and lds floats. */
+void l2rw__copy_2d(float *dst, size_t ldd, const float *src, size_t lds,
+                   int rows, size_t cols);
+/* mean = rmean, var = rvar, istd = 1 / sqrtf(var + eps) per channel. */
+void l2rw__bn_eval_stats(float *mean, float *var, float *istd,
+                         const float *rmean, const float *rvar, float eps,
+                         int C);
+/* rmean = (1 - mom) rmean + mom mean; rvar = (1 - mom) rvar
+ * + mom var unbias. */
+void l2rw__bn_running(float *rmean, float *rvar, const float *mean,
+                      const float *var, float mom, float unbias, int C);
+/* 1 when some x[i] != 0. */
+int l2rw__any_nonzero(const float *x, size_t len);
 
 #endif
