@@ -88,7 +88,9 @@ static l2rw_status rig_init(rig *R, l2rw__node proto, int n_in,
     nd->n_in = n_in;
     for (int s = 0; s < n_in; s++) nd->in[s] = s;
     const l2rw__layer_ops *ops = l2rw__layer(nd->op);
-    l2rw_status st = ops->setup(nd, &R->nodes[0], n_in > 1 ? &R->nodes[1] : NULL, n);
+    l2rw_status st = ops->setup(nd, &R->nodes[0],
+                                n_in > 1 ? &R->nodes[1] : NULL, n,
+                                &l2rw__backend_cpu);
     if (st != L2RW_OK) return st;
     nd->size = (size_t)nd->c * nd->h * nd->w;
     nd->need_dy = 1;
@@ -110,7 +112,8 @@ static l2rw_status rig_init(rig *R, l2rw__node proto, int n_in,
     fill_normal(&R->rng, R->params, nd->n_params, 0.7);
     for (int s = 0; s < n_in; s++)
         fill_normal(&R->rng, R->nodes[s].y, (size_t)n * R->nodes[s].size, 1.0);
-    l2rw__pass ps = {.nodes = R->nodes, .n = n, .mode = L2RW_MODE_TRAIN_FROZEN,
+    l2rw__pass ps = {.be = &l2rw__backend_cpu, .nodes = R->nodes, .n = n,
+                     .mode = L2RW_MODE_TRAIN_FROZEN,
                      .params = R->params, .tparams = R->tparams,
                      .grads = R->grads, .state = R->state, .ws = R->ws,
                      .dropout_key = 1234};

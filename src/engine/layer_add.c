@@ -1,12 +1,12 @@
 /* Residual add: a [n, c, h, w], b [n, c, h, w] -> y [n, c, h, w].
  * y = a + b; tangent ty = ta + tb; backward da = dy, db = dy. */
-#include "kernels.h"
 #include "layers.h"
 
 static l2rw_status add_setup(l2rw__node *nd, const l2rw__node *a,
-                             const l2rw__node *b, int max_batch)
+                             const l2rw__node *b, int max_batch,
+                             const l2rw__backend *be)
 {
-    (void)max_batch;
+    (void)max_batch, (void)be;
     if (a->c != b->c || a->h != b->h || a->w != b->w)
         return l2rw__fail(L2RW_ERR_SHAPE,
                           "add: shapes %dx%dx%d and %dx%dx%d differ", a->c,
@@ -20,15 +20,15 @@ static void add_tangent(const l2rw__pass *ps, l2rw__node *nd)
     const float *ta = l2rw__tin(ps, nd, 0), *tb = l2rw__tin(ps, nd, 1);
     const size_t len = (size_t)ps->n * nd->size;
     if (ta && tb)
-        l2rw__add(nd->ty, ta, tb, len);
+        ps->be->add(nd->ty, ta, tb, len);
     else /* one of them is zero (not both: then this node would be too) */
-        l2rw__copy(nd->ty, ta ? ta : tb, len, 0);
+        ps->be->copy(nd->ty, ta ? ta : tb, len, 0);
 }
 
 static void add_forward(const l2rw__pass *ps, l2rw__node *nd)
 {
-    l2rw__add(nd->y, l2rw__in(ps, nd, 0)->y, l2rw__in(ps, nd, 1)->y,
-              (size_t)ps->n * nd->size);
+    ps->be->add(nd->y, l2rw__in(ps, nd, 0)->y, l2rw__in(ps, nd, 1)->y,
+                (size_t)ps->n * nd->size);
     if (l2rw__want_tangent(ps, nd)) add_tangent(ps, nd);
 }
 
@@ -36,7 +36,7 @@ static void add_backward(const l2rw__pass *ps, l2rw__node *nd)
 {
     for (int s = 0; s < 2; s++) {
         float *dx = l2rw__din(ps, nd, s);
-        if (dx) l2rw__copy(dx, nd->dy, (size_t)ps->n * nd->size, nd->acc[s]);
+        if (dx) ps->be->copy(dx, nd->dy, (size_t)ps->n * nd->size, nd->acc[s]);
     }
 }
 

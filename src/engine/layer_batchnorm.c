@@ -9,18 +9,16 @@
  * Train mode updates the running averages with momentum 0.1 (PyTorch:
  * running = 0.9 running + 0.1 batch, unbiased variance); train-frozen leaves
  * them; eval mode normalises with them (a per-channel affine map). */
-#include <math.h>
-
-#include "kernels.h"
 #include "layers.h"
 
 #define BN_EPS 1e-5f
 #define BN_MOMENTUM 0.1f
 
 static l2rw_status bn_setup(l2rw__node *nd, const l2rw__node *a,
-                            const l2rw__node *b, int max_batch)
+                            const l2rw__node *b, int max_batch,
+                            const l2rw__backend *be)
 {
-    (void)b;
+    (void)b, (void)be;
     nd->c = a->c, nd->h = a->h, nd->w = a->w;
     nd->n_params = 2 * (size_t)a->c;
     nd->n_state = 2 * (size_t)a->c;
@@ -62,11 +60,11 @@ static void bn_tangent(const l2rw__pass *ps, l2rw__node *nd)
     const float *tg = ps->tparams + nd->p_off, *tb = tg + nd->c;
     const float *tx = l2rw__tin(ps, nd, 0);
     if (ps->mode == L2RW_MODE_EVAL)
-        l2rw__bn_tangent_eval(nd->ty, tx, B.xhat, B.istd, g, tg, tb, ps->n,
-                              nd->c, B.P);
+        ps->be->bn_tangent_eval(nd->ty, tx, B.xhat, B.istd, g, tg, tb,
+                                ps->n, nd->c, B.P);
     else
-        l2rw__bn_tangent_train(nd->ty, tx, B.xhat, B.istd, g, tg, tb, ps->n,
-                               nd->c, B.P);
+        ps->be->bn_tangent_train(nd->ty, tx, B.xhat, B.istd, g, tg, tb,
+                                 ps->n, nd->c, B.P);
 }
 
 static void bn_forward(const l2rw__pass *ps, l2rw__node *nd)
@@ -76,26 +74,19 @@ static void bn_forward(const l2rw__pass *ps, l2rw__node *nd)
     const int C = nd->c;
     const float *g = ps->params + nd->p_off, *beta = g + C;
     float *rmean = ps->state + nd->s_off, *rvar = rmean + C;
+    const l2rw__backend *be = ps->be;
     if (ps->mode == L2RW_MODE_EVAL) {
-        for (int c = 0; c < C; c++) {
-            B.mean[c] = rmean[c];
-            B.var[c] = rvar[c];
-            B.istd[c] = 1.0f / sqrtf(B.var[c] + BN_EPS);
-        }
-        l2rw__bn_norm(nd->y, B.xhat, a->y, B.mean, B.istd, g, beta, ps->n,
-                      C, B.P);
+        be->bn_eval_stats(B.mean, B.var, B.istd, rmean, rvar, BN_EPS, C);
+        be->bn_norm(nd->y, B.xhat, a->y, B.mean, B.istd, g, beta, ps->n, C,
+                    B.P);
     } else {
-        l2rw__bn_stats_norm(nd->y, B.xhat, B.mean, B.var, B.istd, a->y, g,
-                            beta, BN_EPS, ps->n, C, B.P);
+        be->bn_stats_norm(nd->y, B.xhat, B.mean, B.var, B.istd, a->y, g,
+                          beta, BN_EPS, ps->n, C, B.P);
     }
     if (ps->mode == L2RW_MODE_TRAIN) {
         const double m = (double)ps->n * (double)B.P;
         const float unbias = m > 1.0 ? (float)(m / (m - 1.0)) : 1.0f;
-        for (int c = 0; c < C; c++) {
-            rmean[c] = (1.0f - BN_MOMENTUM) * rmean[c] + BN_MOMENTUM * B.mean[c];
-            rvar[c] = (1.0f - BN_MOMENTUM) * rvar[c] +
-                      BN_MOMENTUM * B.var[c] * unbias;
-        }
+        be->bn_running(rmean, rvar, B.mean, B.var, BN_MOMENTUM, unbias, C);
     }
     if (l2rw__want_tangent(ps, nd)) bn_tangent(ps, nd);
 }
@@ -105,8 +96,8 @@ static void bn_backward(const l2rw__pass *ps, l2rw__node *nd)
     const bn_bufs B = bn_buffers(ps, nd);
     const float *g = ps->params + nd->p_off;
     float *dg = ps->grads + nd->p_off, *db = dg + nd->c;
-    l2rw__bn_bwd(l2rw__din(ps, nd, 0), dg, db, nd->dy, B.xhat, B.istd, g,
-                 ps->n, nd->c, B.P, ps->mode != L2RW_MODE_EVAL, nd->acc[0]);
+    ps->be->bn_bwd(l2rw__din(ps, nd, 0), dg, db, nd->dy, B.xhat, B.istd, g,
+                   ps->n, nd->c, B.P, ps->mode != L2RW_MODE_EVAL, nd->acc[0]);
 }
 
 const l2rw__layer_ops l2rw__ops_batchnorm = {"batchnorm", 1, bn_setup,

@@ -6,18 +6,14 @@
  *            the forward (cols(x) is built once for both)
  *   backward dW = sum_i dy_i cols(x_i)^T, db = sum dy,
  *            dx_i = col2im(W^T dy_i).
- * The loops over examples live in kernels.c (l2rw__conv_fwd/bwd). */
-#include "kernels.h"
+ * The loops over examples live in the back end (conv_fwd, conv_bwd). */
 #include "layers.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 static l2rw_status conv_setup(l2rw__node *nd, const l2rw__node *a,
-                              const l2rw__node *b, int max_batch)
+                              const l2rw__node *b, int max_batch,
+                              const l2rw__backend *be)
 {
-    (void)b, (void)max_batch;
+    (void)b, (void)max_batch, (void)be;
     const int k = nd->k, s = nd->stride, pad = nd->pad, oc = nd->units;
     if (oc <= 0 || k <= 0 || s <= 0 || pad < 0 || oc > L2RW_DIM_MAX ||
         k > L2RW_DIM_MAX || s > L2RW_DIM_MAX || pad > L2RW_DIM_MAX)
@@ -35,15 +31,13 @@ static l2rw_status conv_setup(l2rw__node *nd, const l2rw__node *a,
     nd->w = (a->w + 2 * pad - k) / s + 1;
     const size_t K = (size_t)a->c * k * k;
     nd->n_params = (size_t)oc * K + (nd->bias ? (size_t)oc : 0);
-    /* Workspace for as many threads as the machine has (or more if set). */
-    int threads = l2rw_get_threads();
-#ifdef _OPENMP
-    if (omp_get_num_procs() > threads) threads = omp_get_num_procs();
-#endif
-    nd->chunk = threads;
+    if (!be) return L2RW_OK; /* graph building: shapes only */
+    /* Workspace for the back end's parallel slices (CPU: as many threads
+     * as the machine has, or more if set). */
+    nd->chunk = be->conv_slices();
     l2rw__conv_shape sh = {a->c, a->h, a->w, oc, k, s, pad, nd->h, nd->w,
-                           threads};
-    nd->n_ws = l2rw__conv_ws(&sh);
+                           nd->chunk};
+    nd->n_ws = be->conv_ws(&sh);
     return L2RW_OK;
 }
 
@@ -72,8 +66,8 @@ static void conv_forward(const l2rw__pass *ps, l2rw__node *nd)
     const int tan = l2rw__want_tangent(ps, nd);
     const float *tW = tan ? ps->tparams + nd->p_off : NULL;
     const float *tb = tan && nd->bias ? tW + nw : NULL;
-    l2rw__conv_fwd(&sh, ps->n, nd->y, tan ? nd->ty : NULL, a->y,
-                   tan ? l2rw__tin(ps, nd, 0) : NULL, W, b, tW, tb, ps->ws);
+    ps->be->conv_fwd(&sh, ps->n, nd->y, tan ? nd->ty : NULL, a->y,
+                     tan ? l2rw__tin(ps, nd, 0) : NULL, W, b, tW, tb, ps->ws);
 }
 
 static void conv_backward(const l2rw__pass *ps, l2rw__node *nd)
@@ -83,15 +77,15 @@ static void conv_backward(const l2rw__pass *ps, l2rw__node *nd)
     const size_t nw = (size_t)nd->units * a->c * nd->k * nd->k;
     float *dW = ps->grads + nd->p_off;
     if (ps->capture) {
-        l2rw__conv_bwd_each(&sh, ps->n, ps->capture + nd->cap_off,
-                            nd->n_params, nd->bias, l2rw__din(ps, nd, 0),
-                            nd->dy, a->y, ps->params + nd->p_off,
-                            nd->acc[0], ps->ws);
+        ps->be->conv_bwd_each(&sh, ps->n, ps->capture + nd->cap_off,
+                              nd->n_params, nd->bias, l2rw__din(ps, nd, 0),
+                              nd->dy, a->y, ps->params + nd->p_off,
+                              nd->acc[0], ps->ws);
         return;
     }
-    l2rw__conv_bwd(&sh, ps->n, dW, nd->bias ? dW + nw : NULL,
-                   l2rw__din(ps, nd, 0), nd->dy, a->y,
-                   ps->params + nd->p_off, nd->acc[0], ps->ws);
+    ps->be->conv_bwd(&sh, ps->n, dW, nd->bias ? dW + nw : NULL,
+                     l2rw__din(ps, nd, 0), nd->dy, a->y,
+                     ps->params + nd->p_off, nd->acc[0], ps->ws);
 }
 
 const l2rw__layer_ops l2rw__ops_conv = {"conv", 1, conv_setup, conv_init,

@@ -1,15 +1,13 @@
 /* Dense: x [n, in] (input flattened), W [out, in], b [out] -> y [n, out].
  * y = x W^T + b; tangent ty = tx W^T + x tW^T + tb as one GEMM on
  * [tx x] [W tW]^T; backward dW = dy^T x, db = sum_i dy, dx = dy W. */
-#include <string.h>
-
-#include "kernels.h"
 #include "layers.h"
 
 static l2rw_status dense_setup(l2rw__node *nd, const l2rw__node *a,
-                               const l2rw__node *b, int max_batch)
+                               const l2rw__node *b, int max_batch,
+                               const l2rw__backend *be)
 {
-    (void)b;
+    (void)b, (void)be;
     if (nd->units <= 0 || nd->units > L2RW_DIM_MAX)
         return l2rw__fail(L2RW_ERR_SHAPE, "dense: %d output units",
                           nd->units);
@@ -36,26 +34,20 @@ static void dense_tangent(const l2rw__pass *ps, l2rw__node *nd,
                           const float *tW, const float *tb, int in)
 {
     const int n = ps->n, out = nd->units;
+    const l2rw__backend *be = ps->be;
     if (!tx) {
-        l2rw__gemm(0, 1, n, out, in, 1.0f, x, in, tW, in, 0.0f, nd->ty, out);
+        be->gemm(0, 1, n, out, in, 1.0f, x, in, tW, in, 0.0f, nd->ty, out);
     } else {
-        float *x2 = ps->ws, *w2 = ps->ws + (size_t)n * 2 * in;
-        for (int i = 0; i < n; i++) {
-            memcpy(x2 + (size_t)i * 2 * in, tx + (size_t)i * in,
-                   (size_t)in * sizeof *x2);
-            memcpy(x2 + (size_t)i * 2 * in + in, x + (size_t)i * in,
-                   (size_t)in * sizeof *x2);
-        }
-        for (int o = 0; o < out; o++) {
-            memcpy(w2 + (size_t)o * 2 * in, W + (size_t)o * in,
-                   (size_t)in * sizeof *w2);
-            memcpy(w2 + (size_t)o * 2 * in + in, tW + (size_t)o * in,
-                   (size_t)in * sizeof *w2);
-        }
-        l2rw__gemm(0, 1, n, out, 2 * in, 1.0f, x2, 2 * in, w2, 2 * in, 0.0f,
-                   nd->ty, out);
+        const size_t in2 = 2 * (size_t)in;
+        float *x2 = ps->ws, *w2 = ps->ws + (size_t)n * in2;
+        be->copy_2d(x2, in2, tx, (size_t)in, n, (size_t)in);
+        be->copy_2d(x2 + in, in2, x, (size_t)in, n, (size_t)in);
+        be->copy_2d(w2, in2, W, (size_t)in, out, (size_t)in);
+        be->copy_2d(w2 + in, in2, tW, (size_t)in, out, (size_t)in);
+        be->gemm(0, 1, n, out, 2 * in, 1.0f, x2, 2 * in, w2, 2 * in, 0.0f,
+                 nd->ty, out);
     }
-    l2rw__bias_add(nd->ty, tb, n, out, 1);
+    be->bias_add(nd->ty, tb, n, out, 1);
 }
 
 static void dense_forward(const l2rw__pass *ps, l2rw__node *nd)
@@ -63,8 +55,8 @@ static void dense_forward(const l2rw__pass *ps, l2rw__node *nd)
     const l2rw__node *a = l2rw__in(ps, nd, 0);
     const int n = ps->n, out = nd->units, in = (int)a->size;
     const float *W = ps->params + nd->p_off, *b = W + (size_t)out * in;
-    l2rw__gemm(0, 1, n, out, in, 1.0f, a->y, in, W, in, 0.0f, nd->y, out);
-    l2rw__bias_add(nd->y, b, n, out, 1);
+    ps->be->gemm(0, 1, n, out, in, 1.0f, a->y, in, W, in, 0.0f, nd->y, out);
+    ps->be->bias_add(nd->y, b, n, out, 1);
     if (l2rw__want_tangent(ps, nd)) {
         const float *tW = ps->tparams + nd->p_off;
         dense_tangent(ps, nd, a->y, l2rw__tin(ps, nd, 0), W, tW,
@@ -79,16 +71,16 @@ static void dense_backward(const l2rw__pass *ps, l2rw__node *nd)
     const float *W = ps->params + nd->p_off;
     float *dW = ps->grads + nd->p_off, *db = dW + (size_t)out * in;
     if (ps->capture) {
-        l2rw__copy(ps->capture + nd->cap_off, nd->dy, (size_t)n * out, 0);
+        ps->be->copy(ps->capture + nd->cap_off, nd->dy, (size_t)n * out, 0);
     } else {
-        l2rw__gemm(1, 0, out, in, n, 1.0f, nd->dy, out, a->y, in, 0.0f, dW,
-                   in);
-        l2rw__bias_grad(db, nd->dy, n, out, 1, 0);
+        ps->be->gemm(1, 0, out, in, n, 1.0f, nd->dy, out, a->y, in, 0.0f, dW,
+                     in);
+        ps->be->bias_grad(db, nd->dy, n, out, 1, 0);
     }
     float *dx = l2rw__din(ps, nd, 0);
     if (dx)
-        l2rw__gemm(0, 0, n, in, out, 1.0f, nd->dy, out, W, in,
-                   nd->acc[0] ? 1.0f : 0.0f, dx, in);
+        ps->be->gemm(0, 0, n, in, out, 1.0f, nd->dy, out, W, in,
+                     nd->acc[0] ? 1.0f : 0.0f, dx, in);
 }
 
 const l2rw__layer_ops l2rw__ops_dense = {"dense", 1, dense_setup, dense_init,

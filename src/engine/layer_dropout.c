@@ -3,13 +3,13 @@
  * node id, example, unit); tangent ty = tx * mask; backward dx = dy * mask.
  * The mask of the forward is kept for the tangent and backward of the
  * same step. Identity in eval mode or when p = 0. */
-#include "kernels.h"
 #include "layers.h"
 
 static l2rw_status dropout_setup(l2rw__node *nd, const l2rw__node *a,
-                                 const l2rw__node *b, int max_batch)
+                                 const l2rw__node *b, int max_batch,
+                                 const l2rw__backend *be)
 {
-    (void)b;
+    (void)b, (void)be;
     if (!(nd->p >= 0.0f && nd->p < 1.0f))
         return l2rw__fail(L2RW_ERR_ARG, "dropout: rate %g not in [0, 1)",
                           (double)nd->p);
@@ -27,9 +27,9 @@ static void dropout_tangent(const l2rw__pass *ps, l2rw__node *nd)
 {
     const size_t len = (size_t)ps->n * nd->size;
     if (dropout_active(ps, nd))
-        l2rw__mul(nd->ty, l2rw__tin(ps, nd, 0), nd->aux, len, 0);
+        ps->be->mul(nd->ty, l2rw__tin(ps, nd, 0), nd->aux, len, 0);
     else
-        l2rw__copy(nd->ty, l2rw__tin(ps, nd, 0), len, 0);
+        ps->be->copy(nd->ty, l2rw__tin(ps, nd, 0), len, 0);
 }
 
 static void dropout_forward(const l2rw__pass *ps, l2rw__node *nd)
@@ -37,12 +37,12 @@ static void dropout_forward(const l2rw__pass *ps, l2rw__node *nd)
     const l2rw__node *a = l2rw__in(ps, nd, 0);
     const size_t len = (size_t)ps->n * nd->size;
     if (dropout_active(ps, nd)) {
-        l2rw__dropout_mask(nd->aux, ps->dropout_key,
-                           (uint64_t)(nd - ps->nodes), ps->n, nd->size,
-                           nd->p);
-        l2rw__mul(nd->y, a->y, nd->aux, len, 0);
+        ps->be->dropout_mask(nd->aux, ps->dropout_key,
+                             (uint64_t)(nd - ps->nodes), ps->n, nd->size,
+                             nd->p);
+        ps->be->mul(nd->y, a->y, nd->aux, len, 0);
     } else {
-        l2rw__copy(nd->y, a->y, len, 0);
+        ps->be->copy(nd->y, a->y, len, 0);
     }
     if (l2rw__want_tangent(ps, nd)) dropout_tangent(ps, nd);
 }
@@ -53,9 +53,9 @@ static void dropout_backward(const l2rw__pass *ps, l2rw__node *nd)
     const size_t len = (size_t)ps->n * nd->size;
     if (!dx) return;
     if (dropout_active(ps, nd))
-        l2rw__mul(dx, nd->dy, nd->aux, len, nd->acc[0]);
+        ps->be->mul(dx, nd->dy, nd->aux, len, nd->acc[0]);
     else
-        l2rw__copy(dx, nd->dy, len, nd->acc[0]);
+        ps->be->copy(dx, nd->dy, len, nd->acc[0]);
 }
 
 const l2rw__layer_ops l2rw__ops_dropout = {"dropout", 1, dropout_setup, NULL,

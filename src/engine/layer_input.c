@@ -1,11 +1,12 @@
-/* Input: x [n, c, h, w] copied into the node's buffer by the net; its
- * tangent is zero and it needs no gradient. */
+/* Input: x [n, c, h, w], the batch in host memory (ps->input), uploaded
+ * into the node's buffer; its tangent is zero and it needs no gradient. */
 #include "layers.h"
 
 static l2rw_status input_setup(l2rw__node *nd, const l2rw__node *a,
-                               const l2rw__node *b, int max_batch)
+                               const l2rw__node *b, int max_batch,
+                               const l2rw__backend *be)
 {
-    (void)a, (void)b, (void)max_batch;
+    (void)a, (void)b, (void)max_batch, (void)be;
     if (nd->c <= 0 || nd->h <= 0 || nd->w <= 0)
         return l2rw__fail(L2RW_ERR_SHAPE, "input shape %dx%dx%d", nd->c,
                           nd->h, nd->w);
@@ -14,7 +15,8 @@ static l2rw_status input_setup(l2rw__node *nd, const l2rw__node *a,
 
 static void input_forward(const l2rw__pass *ps, l2rw__node *nd)
 {
-    (void)ps, (void)nd; /* the net copies the batch in */
+    ps->be->upload(nd->y, ps->input,
+                   (size_t)ps->n * nd->size * sizeof *nd->y);
 }
 
 static void input_backward(const l2rw__pass *ps, l2rw__node *nd)

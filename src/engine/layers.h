@@ -6,6 +6,7 @@
 #ifndef L2RW_LAYERS_H
 #define L2RW_LAYERS_H
 
+#include "backend.h"
 #include "common.h"
 
 typedef enum {
@@ -54,8 +55,11 @@ typedef struct l2rw__node {
     int32_t *idx;
 } l2rw__node;
 
-/* Everything a pass needs besides the nodes. */
+/* Everything a pass needs besides the nodes. Every buffer here and in the
+ * nodes is memory of the back end `be`, and the layers reach it through
+ * be's calls only. */
 typedef struct {
+    const l2rw__backend *be;
     l2rw__node *nodes;
     int n;               /* examples in this pass */
     l2rw_mode mode;
@@ -70,16 +74,20 @@ typedef struct {
      * gradients; NULL in ordinary passes. */
     float *capture;
     uint64_t dropout_key;
+    const float *input;  /* the batch, host memory: the input layer's */
 } l2rw__pass;
 
 typedef struct {
     const char *name;
     int n_in;
     /* Output shape and sizes from the input nodes (in[] already set);
-     * L2RW_ERR_SHAPE with a message when the shapes do not fit. */
+     * L2RW_ERR_SHAPE with a message when the shapes do not fit. be sizes
+     * the workspace; NULL while a graph is built (shapes only). */
     l2rw_status (*setup)(l2rw__node *nd, const l2rw__node *a,
-                         const l2rw__node *b, int max_batch);
-    /* Initial parameters and state (NULL for kinds without them). */
+                         const l2rw__node *b, int max_batch,
+                         const l2rw__backend *be);
+    /* Initial parameters and state (NULL for kinds without them), in
+     * host memory (the net uploads them). */
     void (*init)(const l2rw__node *nd, float *p, float *st, l2rw_rng *rng);
     /* y (and ty when pass->tangent and !nd->tzero_now) from the inputs. */
     void (*forward)(const l2rw__pass *ps, l2rw__node *nd);

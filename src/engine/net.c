@@ -130,7 +130,7 @@ static int graph_add(l2rw_graph *g, l2rw__node proto, int a, int b)
     for (int s = 0; s < ops->n_in; s++) nd.in[s] = ins[s];
     const l2rw__node *na = ops->n_in > 0 ? &g->nodes[a] : NULL;
     const l2rw__node *nb = ops->n_in > 1 ? &g->nodes[b] : NULL;
-    l2rw_status s = ops->setup(&nd, na, nb, 1);
+    l2rw_status s = ops->setup(&nd, na, nb, 1, NULL);
     if (s != L2RW_OK) return graph_error(g, s);
     if (nd.c <= 0 || nd.h <= 0 || nd.w <= 0)
         return graph_error(g, l2rw__fail(L2RW_ERR_SHAPE,
@@ -205,6 +205,7 @@ int l2rw__g_dropout(l2rw_graph *g, int in, float p)
 /* ------------------------------------------------------------------ net */
 
 struct l2rw_net {
+    const l2rw__backend *be; /* the layers' calls (l2rw__pass) */
     char *model;
     int classes, max_batch;
     int n_nodes, output;
@@ -307,7 +308,7 @@ static l2rw_status net_layout(l2rw_net *net)
         const l2rw__layer_ops *ops = l2rw__layer(nd->op);
         const l2rw__node *a = nd->n_in > 0 ? &N[nd->in[0]] : NULL;
         const l2rw__node *b = nd->n_in > 1 ? &N[nd->in[1]] : NULL;
-        L2RW_TRY(ops->setup(nd, a, b, net->max_batch));
+        L2RW_TRY(ops->setup(nd, a, b, net->max_batch, net->be));
         nd->size = (size_t)nd->c * nd->h * nd->w;
         nd->p_off = net->n_params, net->n_params += nd->n_params;
         nd->s_off = net->n_state, net->n_state += nd->n_state;
@@ -539,6 +540,7 @@ l2rw_status l2rw__graph_compile(l2rw_graph *g, int output, const char *model,
         s = l2rw__fail(L2RW_ERR_NOMEM, "net: out of memory");
         goto done;
     }
+    net->be = &l2rw__backend_cpu;
     net->model = strdup(model ? model : "custom");
     net->live = l2rw__calloc((size_t)g->n, 1);
     if (!net->model || !net->live) {
@@ -652,7 +654,7 @@ void l2rw_net_predict(const l2rw_net *net, int32_t *pred)
 static l2rw__pass net_pass(l2rw_net *net, int tangent)
 {
     l2rw__pass ps = {
-        .nodes = net->nodes, .n = net->n, .mode = net->mode,
+        .be = net->be, .nodes = net->nodes, .n = net->n, .mode = net->mode,
         .tangent = tangent, .params = net->params,
         .tparams = net->tangents, .grads = net->grads, .state = net->state,
         .ws = net->ws, .dropout_key = net->dropout_key,
@@ -692,11 +694,12 @@ l2rw_status l2rw_net_forward(l2rw_net *net, const float *x, int n,
     net->n = n;
     net->mode = mode;
     net->fwd_tangent = with_tangent != 0;
-    l2rw__copy(net->nodes[0].y, x, (size_t)n * net->nodes[0].size, 0);
     if (net->fwd_tangent) net_tangent_support(net);
     l2rw__pass ps = net_pass(net, net->fwd_tangent);
-    for (int i = 1; i <= net->output; i++)
-        if (net->live[i]) l2rw__layer(net->nodes[i].op)->forward(&ps, &net->nodes[i]);
+    ps.input = x; /* node 0, the input layer, uploads it */
+    for (int i = 0; i <= net->output; i++)
+        if (net->live[i])
+            l2rw__layer(net->nodes[i].op)->forward(&ps, &net->nodes[i]);
     net->have_fwd = 1;
     return L2RW_OK;
 }
