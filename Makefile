@@ -53,8 +53,9 @@ HEADERS  := $(wildcard include/*.h $(SRC_DIRS:%=%/*.h))
 DEPS_OK  := $(BUILD)/.deps-ok
 
 # The CUDA back end (src/cuda/): built whenever nvcc is found, on the PATH
-# or as /usr/local/cuda/bin/nvcc (`make CUDA=0` leaves it out, and
-# src/cuda/cuda_stub.c's probe then says "l2rw was built without CUDA").
+# or as /usr/local/cuda/bin/nvcc, with its table src/cuda/backend_cuda.c
+# (`make CUDA=0` leaves it out, and src/cuda/cuda_stub.c's probe then says
+# "l2rw was built without CUDA").
 # sm_90 code plus compute_90 PTX (compiled by the driver on newer GPUs);
 # --fmad=false so that the kernels do the CPU's float operations (see
 # src/cuda/cuda_backend.h). The stamp's name says whether CUDA was in, so
@@ -65,10 +66,10 @@ CUDA_ON  := $(if $(filter 1,$(CUDA)),$(NVCC))
 CUDA_LIBDIR := $(firstword $(wildcard $(patsubst %/bin/,%,$(dir $(CUDA_ON)))/lib64 $(patsubst %/bin/,%,$(dir $(CUDA_ON)))/lib))
 NVFLAGS  := -std=c++17 -O3 --fmad=false -gencode arch=compute_90,code=[sm_90,compute_90] -Xcompiler -fPIC,-Wall,-Wextra,-fvisibility=hidden
 CUDA_OBJ := $(if $(CUDA_ON),$(patsubst src/%.cu,$(BUILD)/obj/%.o,$(sort $(wildcard src/cuda/*.cu))))
-CUDA_STUB:= $(if $(CUDA_ON),,cuda/cuda_stub)
+CUDA_C   := $(if $(CUDA_ON),cuda/backend_cuda,cuda/cuda_stub)
 CUDA_STAMP := $(BUILD)/.cuda-$(if $(CUDA_ON),on,off)
-LIB_OBJ  += $(CUDA_OBJ) $(CUDA_STUB:%=$(BUILD)/obj/%.o)
-SAN_OBJ  += $(CUDA_OBJ) $(CUDA_STUB:%=$(BUILD)/san/%.o)
+LIB_OBJ  += $(CUDA_OBJ) $(CUDA_C:%=$(BUILD)/obj/%.o)
+SAN_OBJ  += $(CUDA_OBJ) $(CUDA_C:%=$(BUILD)/san/%.o)
 HEADERS  += $(wildcard src/cuda/*.h) $(CUDA_STAMP)
 ALL_CFLAGS += -Isrc/cuda $(if $(CUDA_ON),-DL2RW_HAVE_CUDA)
 LIBS     += $(if $(CUDA_ON),-L$(CUDA_LIBDIR) -Wl$(comma)-rpath$(comma)$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++)

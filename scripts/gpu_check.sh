@@ -5,18 +5,17 @@
 #
 # (BUILD_DIR, default build: the Makefile's BUILD; JOBS, default 16.)
 #
-#   1. the machine: nvidia-smi, nvcc, gcc              -> $OUT/env.log
-#   2. make -j16 (the CUDA back end is built when nvcc is found)
-#                                                       -> $OUT/build.log
-#   3. the CUDA kernels against the CPU (tests/test_cuda_kernels)
-#                                                       -> $OUT/test_cuda_kernels.log
-#   4. the same under AddressSanitizer, with the GPU cases forced on
-#      (L2RW_CUDA_SANITIZED=1), when time is left: tells whether the
-#      sanitized pass of `make test` may run them  -> $OUT/test_cuda_san.log
-#   5. `l2rw check --device cuda`, and 6. `l2rw bench --device cuda` with
-#      bench/torch_bench.py --device cuda, once the command line has
-#      --device (until then each says so and is skipped)
-#                                                       -> $OUT/check.log, bench.log
+#   1. env: the machine (nvidia-smi, nvcc, gcc)
+#   2. build: make -j16 (the CUDA back end is built when nvcc is found)
+#   3. test_cuda_kernels: the CUDA kernels against the CPU; stops the run
+#      (exit 2) when it finds no usable GPU
+#   4. test_cuda_san: the same under AddressSanitizer with the GPU cases
+#      forced on (L2RW_CUDA_SANITIZED=1), when time is left: tells whether
+#      the sanitized pass of `make test` may run them
+#   5. check: `l2rw check --device cuda`, and 6. bench: `l2rw bench
+#      --device cuda` with bench/torch_bench.py --device cuda, once the
+#      command line has --device (until then each says so and is skipped)
+# Each step's output goes to $OUT/STEP.log.
 #
 # Every step runs under `timeout`, cut to the time left; the whole script
 # stops within GPU_CHECK_SECONDS (default 450 s). $OUT/summary.txt has one
@@ -88,7 +87,8 @@ if [ -n "$why" ]; then
 fi
 
 if [ "$(left)" -gt 200 ]; then
-    step test_cuda_san 150 "make -j$JOBS BUILD=$B $B/san-tests/test_cuda_kernels &&
+    step test_cuda_san 150 "make -j$JOBS BUILD=$B \
+        $B/san-tests/test_cuda_kernels &&
         L2RW_SANITIZED=1 L2RW_CUDA_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 \
         $B/san-tests/test_cuda_kernels"
 else

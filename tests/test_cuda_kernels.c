@@ -277,6 +277,101 @@ static void close_to(const char *what, const float *g, const float *c,
         free(twice_b);                                                       \
     } while (0)
 
+/* ------------------------------------------------ the back-end table */
+
+/* Every entry of the CUDA table is filled (a NULL would crash the net at
+ * its first call) and the conv workspace entries agree with the
+ * documented sizes. Needs no GPU. */
+static void test_backend_table(void)
+{
+    const l2rw__backend *be = &l2rw__backend_cuda;
+    CHECK(be->name && !strcmp(be->name, "cuda"), "name");
+#define HAS(f) CHECK(be->f != NULL, "table entry " #f " is NULL")
+    HAS(alloc); HAS(dealloc); HAS(upload); HAS(download); HAS(copy_dev);
+    HAS(zero); HAS(sync); HAS(gemm); HAS(copy); HAS(add); HAS(scale_rows);
+    HAS(scale); HAS(relu_fwd); HAS(relu_mask); HAS(mul); HAS(dropout_mask);
+    HAS(bias_add); HAS(bias_grad); HAS(conv_ws); HAS(conv_fwd); HAS(conv_bwd);
+    HAS(conv_bwd_each); HAS(maxpool_fwd); HAS(maxpool_gather);
+    HAS(maxpool_bwd); HAS(avgpool_fwd); HAS(avgpool_bwd); HAS(dot);
+    HAS(bn_stats); HAS(bn_stats_norm); HAS(bn_norm); HAS(bn_tangent_train);
+    HAS(bn_tangent_eval); HAS(bn_bwd); HAS(copy_2d); HAS(bn_eval_stats);
+    HAS(bn_running); HAS(any_nonzero); HAS(conv_slices);
+#undef HAS
+    if (!be->conv_slices || !be->conv_ws) return;
+    CHECK(be->conv_slices() == L2RW_CU_CONV_CHUNK, "conv_slices %d",
+          be->conv_slices());
+    l2rw__conv_shape sh = {16, 32, 32, 16, 3, 1, 1, 32, 32, 5};
+    const size_t K = 16 * 9, P = 32 * 32;
+    CHECK(be->conv_ws(&sh) * sizeof(float) == l2rw__cu_conv_ws_bytes(&sh, 5),
+          "conv_ws %zu floats", be->conv_ws(&sh));
+    /* Room for 5 examples of the largest call (forward with the fused
+     * tangent: [W tW] and 2K P per example). */
+    CHECK(be->conv_ws(&sh) >= 16 * 2 * K + 5 * 2 * K * P, "conv_ws %zu",
+          be->conv_ws(&sh));
+}
+
+/* The table's memory calls and its ops beyond kernels.h. */
+static void test_table_ops(void)
+{
+    NEED_GPU();
+    l2rw_rng_seed(&rng, 808);
+    const l2rw__backend *be = &l2rw__backend_cuda;
+    /* alloc: zeroed, a valid block for size 0, NULL when it overflows. */
+    void *z0 = be->alloc(0, sizeof(float));
+    CHECK(z0 != NULL, "alloc of 0 bytes");
+    be->dealloc(z0);
+    CHECK(be->alloc((size_t)-1, 2) == NULL, "overflowing alloc");
+    enum { R = 7, LDS = 13, LDD = 11, COLS = 5, N = 300 };
+    float *dz = be->alloc(N, sizeof(float)), *h = hrand(N, -1, 1);
+    float *zeros = hzero(N), *back_h = hzero(N);
+    be->download(back_h, dz, N * sizeof(float));
+    exact("alloc zeroed", back_h, zeros, N);
+    be->upload(dz, h, N * sizeof(float));
+    float *dc = be->alloc(N, sizeof(float));
+    be->copy_dev(dc, dz, N * sizeof(float));
+    be->download(back_h, dc, N * sizeof(float));
+    exact("upload, copy_dev, download", back_h, h, N);
+    CHECK(be->any_nonzero(dc, N) == l2rw__any_nonzero(h, N), "any_nonzero");
+    be->zero(dc, N * sizeof(float));
+    CHECK(be->any_nonzero(dc, N) == 0, "any_nonzero of zeros");
+    h[N - 1] = NAN;
+    be->upload(dc + N - 1, h + N - 1, sizeof(float));
+    CHECK(be->any_nonzero(dc, N) == 1, "any_nonzero: NaN counts");
+    be->zero(dc, N * sizeof(float));
+    /* copy_2d: rows of 5 floats between strides 13 and 11. */
+    float *out = hrand(N, -1, 1);
+    be->upload(dc, out, N * sizeof(float));
+    l2rw__copy_2d(out, LDD, h, LDS, R, COLS);
+    be->copy_2d(dc, LDD, dz, LDS, R, COLS);
+    be->download(back_h, dc, N * sizeof(float));
+    exact("copy_2d", back_h, out, N);
+    /* Batch norm's eval statistics and running averages. */
+    enum { C = 37 };
+    float *rm = hrand(C, -1, 1), *rv = hrand(C, 0.1f, 2), *m = hrand(C, -1, 1);
+    float *v = hrand(C, 0.1f, 2), *st = hzero(3 * C);
+    float *Drm = devf(rm, C), *Drv = devf(rv, C), *Dm = devf(m, C);
+    float *Dv = devf(v, C), *Dst = devf(NULL, 3 * C);
+    l2rw__bn_eval_stats(st, st + C, st + 2 * C, rm, rv, 1e-5f, C);
+    be->bn_eval_stats(Dst, Dst + C, Dst + 2 * C, Drm, Drv, 1e-5f, C);
+    float *g = back(Dst, 3 * C);
+    exact("bn_eval_stats", g, st, 3 * C);
+    free(g);
+    l2rw__bn_running(rm, rv, m, v, 0.1f, 1.0f + 1.0f / 99.0f, C);
+    be->bn_running(Drm, Drv, Dm, Dv, 0.1f, 1.0f + 1.0f / 99.0f, C);
+    g = back(Drm, C);
+    exact("bn_running mean", g, rm, C);
+    free(g);
+    g = back(Drv, C);
+    exact("bn_running var", g, rv, C);
+    free(g);
+    CHECK_OK(be->sync());
+    be->dealloc(dz), be->dealloc(dc);
+    l2rw__cu_free(Drm), l2rw__cu_free(Drv), l2rw__cu_free(Dm);
+    l2rw__cu_free(Dv), l2rw__cu_free(Dst);
+    free(h), free(zeros), free(back_h), free(out), free(rm), free(rv);
+    free(m), free(v), free(st);
+}
+
 /* ----------------------------------------------------------------- GEMM */
 
 static void gemm_case(int ta, int tb, int m, int n, int k, float alpha,
@@ -325,7 +420,8 @@ static void test_gemm(void)
 {
     NEED_GPU();
     l2rw_rng_seed(&rng, 101);
-    for (int t = 0; t < 4; t++) gemm_case(t & 1, t >> 1, 37, 29, 53, 0.7f, 0.3f);
+    for (int t = 0; t < 4; t++)
+        gemm_case(t & 1, t >> 1, 37, 29, 53, 0.7f, 0.3f);
     gemm_case(0, 0, 256, 192, 320, 1.0f, 0.0f);
     gemm_case(1, 0, 3, 5, 0, 1.0f, 0.5f); /* k = 0: C = beta C */
     CHECK_OK(l2rw__cu_sync());
@@ -357,7 +453,8 @@ static void test_elementwise(void)
         free(g);                                                             \
     } while (0)
     ELEM("copy", l2rw__copy(out, b, LEN, 0), l2rw__cu_copy(dc, db, LEN, 0));
-    ELEM("copy acc", l2rw__copy(out, b, LEN, 1), l2rw__cu_copy(dc, db, LEN, 1));
+    ELEM("copy acc", l2rw__copy(out, b, LEN, 1),
+         l2rw__cu_copy(dc, db, LEN, 1));
     ELEM("add", l2rw__add(out, a, b, LEN), l2rw__cu_add(dc, da, db, LEN));
     ELEM("scale", l2rw__scale(out, b, 0.37f, LEN, 0),
          l2rw__cu_scale(dc, db, 0.37f, LEN, 0));
@@ -370,10 +467,12 @@ static void test_elementwise(void)
          l2rw__cu_relu_mask(dc, db, da, LEN, 0));
     ELEM("relu_mask acc", l2rw__relu_mask(out, b, a, LEN, 1),
          l2rw__cu_relu_mask(dc, db, da, LEN, 1));
-    ELEM("mul", l2rw__mul(out, b, m, LEN, 0), l2rw__cu_mul(dc, db, dm, LEN, 0));
+    ELEM("mul", l2rw__mul(out, b, m, LEN, 0),
+         l2rw__cu_mul(dc, db, dm, LEN, 0));
     ELEM("mul acc", l2rw__mul(out, b, m, LEN, 1),
          l2rw__cu_mul(dc, db, dm, LEN, 1));
-    ELEM("dropout_mask", l2rw__dropout_mask(out, 0x1234abcdull, 7, 97, 103, 0.3f),
+    ELEM("dropout_mask",
+         l2rw__dropout_mask(out, 0x1234abcdull, 7, 97, 103, 0.3f),
          l2rw__cu_dropout_mask(dc, 0x1234abcdull, 7, 97, 103, 0.3f));
     ELEM("bias_add", l2rw__bias_add(out, m, 11, 7, 129),
          l2rw__cu_bias_add(dc, dm, 11, 7, 129));
@@ -402,7 +501,8 @@ static void test_elementwise(void)
 
     /* Dot products. */
     double cd = l2rw__dot(a + 6, b, LEN - 6);
-    double gd = l2rw__cu_dot(da + 6, db, LEN - 6), gd2 = l2rw__cu_dot(da + 6, db, LEN - 6);
+    double gd = l2rw__cu_dot(da + 6, db, LEN - 6);
+    double gd2 = l2rw__cu_dot(da + 6, db, LEN - 6);
     double sab = 0.0;
     for (size_t i = 0; i < LEN - 6; i++) sab += fabs((double)a[6 + i] * b[i]);
     CHECK(fabs(gd - cd) <= ((LEN - 6) / 16.0 + 4) * U * sab,
@@ -429,7 +529,8 @@ static void maxpool_case(int n, int c, int h, int w, int k, int s)
     const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * oh * ow;
     const size_t P = (size_t)h * w, Q = (size_t)oh * ow;
     float *x = hrand(nx, 0, 1);
-    for (size_t i = 0; i < nx; i++) x[i] = floorf(x[i] * 4.0f) / 4.0f; /* ties */
+    for (size_t i = 0; i < nx; i++) /* four levels: many ties */
+        x[i] = floorf(x[i] * 4.0f) / 4.0f;
     float *y = hzero(ny), *tx = hrand(nx, -1, 1), *ty = hzero(ny);
     float *dy = hrand(ny, -1, 1), *dx0 = hrand(nx, -1, 1), *dx = hzero(nx);
     int32_t *idx = calloc(ny, sizeof *idx), *gidx = calloc(ny, sizeof *gidx);
@@ -523,7 +624,7 @@ static conv_case conv_make(int n, int ic, int ih, int iw, int oc, int k,
     c.s.stride = stride, c.s.pad = pad;
     c.s.oh = (ih + 2 * pad - k) / stride + 1;
     c.s.ow = (iw + 2 * pad - k) / stride + 1;
-    c.s.max_threads = 4;
+    c.s.max_threads = 3;
     c.n = n;
     c.K = (size_t)ic * k * k;
     c.P = (size_t)c.s.oh * c.s.ow;
@@ -571,7 +672,7 @@ static void conv_data_free(conv_data *d)
 
 /* Forward: y (+ b) and the tangent in its three forms. */
 static void conv_forward(const conv_case *c, const conv_data *d,
-                         const char *name)
+                         const char *name, float *gws)
 {
     const size_t ny = c->ny;
     float *y = hzero(ny), *ty = hzero(ny), *my = hzero(ny), *mty = hzero(ny);
@@ -588,7 +689,7 @@ static void conv_forward(const conv_case *c, const conv_data *d,
                        d->atW, bias ? d->atb : NULL, d->ws);
         l2rw__cu_conv_fwd(&c->s, c->n, gy, tan ? gty : NULL, d->dx_,
                           withx ? d->dtx : NULL, d->dW, bias ? d->db : NULL,
-                          d->dtW, bias ? d->dtb : NULL, NULL);
+                          d->dtW, bias ? d->dtb : NULL, gws);
         float *g = back(gy, ny);
         snprintf(what, sizeof what, "%s forward y (form %d)", name, form);
         close_to(what, g, y, my, 2.0 * (c->K + 1 + 4), ny);
@@ -601,14 +702,14 @@ static void conv_forward(const conv_case *c, const conv_data *d,
     }
     TWICE("conv tangent", gty, ny,
           l2rw__cu_conv_fwd(&c->s, c->n, gy, gty, d->dx_, d->dtx, d->dW,
-                            d->db, d->dtW, d->dtb, NULL));
+                            d->db, d->dtW, d->dtb, gws));
     l2rw__cu_free(gy), l2rw__cu_free(gty);
     free(y), free(ty), free(my), free(mty);
 }
 
 /* Backward: dW, db, dx (overwritten and accumulated). */
 static void conv_backward(const conv_case *c, const conv_data *d,
-                          const char *name)
+                          const char *name, float *gws)
 {
     const size_t nx = c->nx, nw = c->nw, oc = (size_t)c->s.oc;
     float *dW = hzero(nw), *db = hzero(oc), *dx = hzero(nx);
@@ -624,7 +725,7 @@ static void conv_backward(const conv_case *c, const conv_data *d,
                        d->ws);
         CHECK_OK(l2rw__cu_upload(gx, d->dx0, nx * sizeof *dx));
         l2rw__cu_conv_bwd(&c->s, c->n, gW, gb, gx, d->ddy, d->dx_, d->dW,
-                          acc, NULL);
+                          acc, gws);
         float *g = back(gW, nw);
         snprintf(what, sizeof what, "%s dW", name);
         close_to(what, g, dW, mW, 2.0 * (c->n * c->P + 4), nw);
@@ -640,10 +741,10 @@ static void conv_backward(const conv_case *c, const conv_data *d,
     }
     TWICE("conv dW", gW, nw,
           l2rw__cu_conv_bwd(&c->s, c->n, gW, gb, gx, d->ddy, d->dx_, d->dW,
-                            0, NULL));
+                            0, gws));
     /* No dx, no db: only dW. */
     l2rw__cu_conv_bwd(&c->s, c->n, gW, NULL, NULL, d->ddy, d->dx_, d->dW, 0,
-                      NULL);
+                      gws);
     float *g = back(gW, nw);
     snprintf(what, sizeof what, "%s dW alone", name);
     close_to(what, g, dW, mW, 2.0 * (c->n * c->P + 4), nw);
@@ -654,7 +755,7 @@ static void conv_backward(const conv_case *c, const conv_data *d,
 
 /* Per-example weight gradients (+ bias sums) and dx. */
 static void conv_each(const conv_case *c, const conv_data *d,
-                      const char *name)
+                      const char *name, float *gws)
 {
     const size_t nx = c->nx, oc = (size_t)c->s.oc;
     const size_t ldg = c->nw + oc + 5, ng = (size_t)c->n * ldg;
@@ -666,7 +767,7 @@ static void conv_each(const conv_case *c, const conv_data *d,
     l2rw__conv_bwd_each(&c->s, c->n, mG, ldg, 1, mx, d->ady, d->ax, d->aW, 0,
                         d->ws);
     l2rw__cu_conv_bwd_each(&c->s, c->n, gG, ldg, 1, gx, d->ddy, d->dx_,
-                           d->dW, 0, NULL);
+                           d->dW, 0, gws);
     float *g = back(gG, ng);
     snprintf(what, sizeof what, "%s per-example G", name);
     close_to(what, g, G, mG, 2.0 * (c->P + 4), ng); /* the gaps stay 0 */
@@ -677,18 +778,25 @@ static void conv_each(const conv_case *c, const conv_data *d,
     free(g);
     TWICE("conv per-example G", gG, ng,
           l2rw__cu_conv_bwd_each(&c->s, c->n, gG, ldg, 1, gx, d->ddy,
-                                 d->dx_, d->dW, 0, NULL));
+                                 d->dx_, d->dW, 0, gws));
     l2rw__cu_free(gG), l2rw__cu_free(gx);
     free(G), free(mG), free(dx), free(mx);
 }
 
-static void conv_run(conv_case c, const char *name)
+/* With net_ws, through a device workspace of l2rw__cu_conv_ws floats
+ * (chunks of max_threads = 3 examples, as a net passes it); otherwise
+ * through the context's. */
+static void conv_run(conv_case c, const char *name, int net_ws)
 {
     conv_data d;
+    char label[96];
+    snprintf(label, sizeof label, "%s%s", name, net_ws ? " (net ws)" : "");
     conv_data_make(&d, &c);
-    conv_forward(&c, &d, name);
-    conv_backward(&c, &d, name);
-    conv_each(&c, &d, name);
+    float *gws = net_ws ? devf(NULL, l2rw__cu_conv_ws(&c.s)) : NULL;
+    conv_forward(&c, &d, label, gws);
+    conv_backward(&c, &d, label, gws);
+    conv_each(&c, &d, label, gws);
+    l2rw__cu_free(gws);
     conv_data_free(&d);
 }
 
@@ -696,10 +804,12 @@ static void test_conv(void)
 {
     NEED_GPU();
     l2rw_rng_seed(&rng, 404);
-    conv_run(conv_make(4, 3, 9, 9, 5, 3, 1, 1), "3x3 same");
-    conv_run(conv_make(3, 4, 8, 8, 6, 3, 2, 1), "3x3/2 pad 1");
-    conv_run(conv_make(2, 2, 7, 7, 3, 5, 1, 0), "5x5 valid");
-    conv_run(conv_make(3, 4, 8, 8, 8, 1, 2, 0), "1x1/2");
+    for (int net_ws = 0; net_ws <= 1; net_ws++) {
+        conv_run(conv_make(4, 3, 9, 9, 5, 3, 1, 1), "3x3 same", net_ws);
+        conv_run(conv_make(3, 4, 8, 8, 6, 3, 2, 1), "3x3/2 pad 1", net_ws);
+        conv_run(conv_make(2, 2, 7, 7, 3, 5, 1, 0), "5x5 valid", net_ws);
+        conv_run(conv_make(3, 4, 8, 8, 8, 1, 2, 0), "1x1/2", net_ws);
+    }
     /* A ResNet-sized layer bigger than the initial workspace: chunks of a
      * few examples; then the whole batch at once after a reserve. */
     conv_case big = conv_make(32, 16, 32, 32, 16, 3, 1, 1);
@@ -707,10 +817,11 @@ static void test_conv(void)
     printf("   workspace %zu bytes, the whole batch needs %zu\n",
            l2rw__cu_workspace_bytes(), need);
     CHECK(need > l2rw__cu_workspace_bytes(), "the big case fits already");
-    conv_run(big, "16x32x32 chunked");
+    conv_run(big, "16x32x32 chunked", 0);
+    conv_run(big, "16x32x32", 1);
     CHECK_OK(l2rw__cu_reserve(need));
     CHECK(l2rw__cu_workspace_bytes() >= need, "reserve");
-    conv_run(big, "16x32x32 whole batch");
+    conv_run(big, "16x32x32 whole batch", 0);
     CHECK_OK(l2rw__cu_sync());
 }
 
@@ -731,7 +842,8 @@ static void bn_case(int n, int C, size_t P)
     float *Dtx = devf(tx, len), *Dtg = devf(tg, C), *Dtb = devf(tb, C);
     float *Ddy = devf(dy, len), *Ddx = devf(dx0, len);
     float *Dy = devf(NULL, len), *Dxh = devf(NULL, len);
-    float *Dmean = devf(NULL, C), *Dvar = devf(NULL, C), *Distd = devf(NULL, C);
+    float *Dmean = devf(NULL, C), *Dvar = devf(NULL, C);
+    float *Distd = devf(NULL, C);
     float *Dty = devf(NULL, len), *Ddg = devf(NULL, C), *Ddb = devf(NULL, C);
     const double terms = (double)n * P + 4;
     /* Magnitudes: of the mean, sum |x| / m; of the variance, itself (the
@@ -761,7 +873,8 @@ static void bn_case(int n, int C, size_t P)
      * shape for every normalised output). */
     for (size_t t = 0; t < len; t++) {
         const int c = (int)(t / P % (size_t)C);
-        mout[t] = fabsf(g[c]) * (fabsf(x[t]) + mmean[c]) * istd[c] + fabsf(b[c]);
+        mout[t] =
+            fabsf(g[c]) * (fabsf(x[t]) + mmean[c]) * istd[c] + fabsf(b[c]);
     }
     l2rw__cu_bn_stats(Dmean, Dvar, Dx, n, C, P);
     BN_CMP("stats mean", Dmean, mean, mmean, terms, C);
@@ -794,15 +907,19 @@ static void bn_case(int n, int C, size_t P)
                   fabsf(tb[c]);
     }
     for (int form = 0; form < 3; form++) {
-        const float *htx = form == 1 ? NULL : tx, *Htx = form == 1 ? NULL : Dtx;
-        const float *htg = form == 2 ? NULL : tg, *Htg = form == 2 ? NULL : Dtg;
-        const float *htb = form == 2 ? NULL : tb, *Htb = form == 2 ? NULL : Dtb;
+        const float *htx = form == 1 ? NULL : tx;
+        const float *Htx = form == 1 ? NULL : Dtx;
+        const float *htg = form == 2 ? NULL : tg;
+        const float *Htg = form == 2 ? NULL : Dtg;
+        const float *htb = form == 2 ? NULL : tb;
+        const float *Htb = form == 2 ? NULL : Dtb;
+        static const char *const names[] = {"tangent train",
+                                            "tangent train tx=0",
+                                            "tangent train tg=tb=0"};
         l2rw__bn_tangent_train(ty, htx, xh, istd, g, htg, htb, n, C, P);
         l2rw__cu_bn_tangent_train(Dty, Htx, Dxh_c, Distd_c, Dg, Htg, Htb, n,
                                   C, P);
-        BN_CMP(form == 0 ? "tangent train" : form == 1 ? "tangent train tx=0"
-                                                       : "tangent train tg=tb=0",
-               Dty, ty, mout, terms, len);
+        BN_CMP(names[form], Dty, ty, mout, terms, len);
         l2rw__bn_tangent_eval(ty, htx, xh, istd, g, htg, htb, n, C, P);
         l2rw__cu_bn_tangent_eval(Dty, Htx, Dxh_c, Distd_c, Dg, Htg, Htb, n,
                                  C, P);
@@ -868,7 +985,8 @@ static void loss_kind_case(l2rw_loss cfg, int n, int k)
     const size_t nz = (size_t)n * k;
     float *z = hrand(nz, -4, 4), *zd = hrand(nz, -1, 1);
     int32_t *y = malloc((size_t)n * sizeof *y);
-    for (int i = 0; i < n; i++) y[i] = (int32_t)l2rw_rng_below(&rng, (uint64_t)k);
+    for (int i = 0; i < n; i++)
+        y[i] = (int32_t)l2rw_rng_below(&rng, (uint64_t)k);
     float *loss = hzero(n), *dz = hzero(nz), *u = hzero(n);
     float *Dz = devf(z, nz), *Dzd = devf(zd, nz);
     int32_t *Dy = dev(y, (size_t)n * sizeof *y);
@@ -881,7 +999,8 @@ static void loss_kind_case(l2rw_loss cfg, int n, int k)
         ml[i] = fabsf(loss[i]) + 1e-12f * 5.0f / (float)U;
         mu[i] = fabsf(u[i]) + 1e-12f * 5.0f / (float)U;
     }
-    for (size_t t = 0; t < nz; t++) mdz[t] = fabsf(dz[t]) + 1e-12f * 5.0f / (float)U;
+    for (size_t t = 0; t < nz; t++)
+        mdz[t] = fabsf(dz[t]) + 1e-12f * 5.0f / (float)U;
     char what[64];
     snprintf(what, sizeof what, "loss kind %d", (int)cfg.kind);
     float *g = back(Dl, n);
@@ -1023,8 +1142,9 @@ static void optim_case(l2rw_optim_kind kind, float clip)
         free(g);
     }
     float *gp = back(Dp, np);
-    const char *what = kind == L2RW_OPTIM_SGD ? (clip > 0 ? "sgd clipped" : "sgd")
-                                              : (clip > 0 ? "adamw clipped" : "adamw");
+    const char *what = kind == L2RW_OPTIM_SGD
+                           ? (clip > 0 ? "sgd clipped" : "sgd")
+                           : (clip > 0 ? "adamw clipped" : "adamw");
     if (clip > 0.0f) {
         /* The clipping factor may round differently (the norm's sums run
          * in another order): parameters within a few ulps. */
@@ -1069,6 +1189,8 @@ static void test_optim(void)
 int main(void)
 {
     RUN(test_probe);
+    RUN(test_backend_table);
+    RUN(test_table_ops);
     RUN(test_gemm);
     RUN(test_elementwise);
     RUN(test_pooling);

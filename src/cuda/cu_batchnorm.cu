@@ -243,3 +243,47 @@ void l2rw__cu_bn_bwd(float *dx, float *dg, float *db, const float *dy,
                                                n, C, P, train, acc);
     CU_LAUNCHED("bn_bwd");
 }
+
+/* Eval mode: the running statistics, istd = 1 / sqrtf(var + eps). */
+__global__ static void k_bn_eval_stats(float *mean, float *var, float *istd,
+                                       const float *rmean, const float *rvar,
+                                       float eps, int C)
+{
+    CU_FOR(c, (size_t)C) {
+        mean[c] = rmean[c];
+        var[c] = rvar[c];
+        istd[c] = 1.0f / sqrtf(var[c] + eps);
+    }
+}
+
+void l2rw__cu_bn_eval_stats(float *mean, float *var, float *istd,
+                            const float *rmean, const float *rvar, float eps,
+                            int C)
+{
+    cu_ctx *cx = l2rw__cu_cur();
+    if (!cx || C <= 0) return;
+    k_bn_eval_stats<<<cu_blocks((size_t)C), CU_THREADS, 0, cx->stream>>>(
+        mean, var, istd, rmean, rvar, eps, C);
+    CU_LAUNCHED("bn_eval_stats");
+}
+
+/* r = (1 - mom) r + mom batch; the variance's batch value times unbias. */
+__global__ static void k_bn_running(float *rmean, float *rvar,
+                                    const float *mean, const float *var,
+                                    float mom, float unbias, int C)
+{
+    CU_FOR(c, (size_t)C) {
+        rmean[c] = (1.0f - mom) * rmean[c] + mom * mean[c];
+        rvar[c] = (1.0f - mom) * rvar[c] + mom * var[c] * unbias;
+    }
+}
+
+void l2rw__cu_bn_running(float *rmean, float *rvar, const float *mean,
+                         const float *var, float mom, float unbias, int C)
+{
+    cu_ctx *cx = l2rw__cu_cur();
+    if (!cx || C <= 0) return;
+    k_bn_running<<<cu_blocks((size_t)C), CU_THREADS, 0, cx->stream>>>(
+        rmean, rvar, mean, var, mom, unbias, C);
+    CU_LAUNCHED("bn_running");
+}

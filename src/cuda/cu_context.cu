@@ -353,6 +353,46 @@ void l2rw__cu_memset(void *p, int byte, size_t bytes)
     l2rw__cu_note(cudaMemsetAsync(p, byte, bytes, c->stream), "cudaMemset");
 }
 
+/* The back-end table's forms: errors wait for l2rw__cu_sync. */
+void *l2rw__cu_be_alloc(size_t n, size_t size)
+{
+    if (size && n > (size_t)-1 / size) return NULL;
+    const size_t bytes = n * size;
+    void *p = NULL;
+    /* A zero-size request still gets a valid (one-byte) block. */
+    if (l2rw__cu_alloc(&p, bytes ? bytes : 1) != L2RW_OK) return NULL;
+    return p;
+}
+
+static void keep(l2rw_status s)
+{
+    if (s != L2RW_OK) l2rw__cu_note_msg(s, l2rw_last_error());
+}
+
+void l2rw__cu_be_upload(void *dst, const void *src, size_t bytes)
+{
+    keep(l2rw__cu_upload(dst, src, bytes));
+}
+
+void l2rw__cu_be_download(void *dst, const void *src, size_t bytes)
+{
+    keep(l2rw__cu_download(dst, src, bytes));
+}
+
+void l2rw__cu_be_copy(void *dst, const void *src, size_t bytes)
+{
+    cu_ctx *c = l2rw__cu_cur();
+    if (!c || bytes == 0 || dst == src) return;
+    l2rw__cu_note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice,
+                                  c->stream),
+                  "copy (device)");
+}
+
+void l2rw__cu_be_zero(void *dst, size_t bytes)
+{
+    l2rw__cu_memset(dst, 0, bytes);
+}
+
 /* --------------------------------------------------------------- GEMM */
 
 static cublasOperation_t op(int t) { return t ? CUBLAS_OP_T : CUBLAS_OP_N; }

@@ -12,6 +12,10 @@
  *             input sums its taps in (ky, kx) order, no atomics);
  *   per example  G_e = dy_e cols_e^T (strided-batched), db_e as the
  *             CPU's 16-lane row sums.
+ * The workspace: the caller's ws, of l2rw__cu_conv_ws(s) floats (chunks
+ * of s->max_threads examples: the engine's contract, one workspace the
+ * net allocates), or with ws NULL the context's (as many examples as it
+ * holds).
  * GEMMs sum in cuBLAS's order, not OpenBLAS's: against the CPU the
  * results agree to 2 (k + 4) 2^-24 sum |terms| (k terms: K, 2K for the
  * fused tangent, n P for dW, oc k k for dx). The chunk size depends on
@@ -26,29 +30,57 @@ static size_t conv_P(const cshape *s) { return (size_t)s->oh * s->ow; }
 /* Workspace floats reserved for sub-buffer alignment. */
 enum { SLACK = 3 * CU_ALIGN_FLOATS };
 
-size_t l2rw__cu_conv_ws_bytes(const cshape *s, int n)
+/* Floats for n examples at once: more than any of the three calls needs
+ * (forward with the fused tangent: [W tW] and 2K P per example; backward:
+ * (K + oc) P per example), with room for aligning the sub-buffers. */
+static size_t ws_floats(const cshape *s, size_t n)
 {
     const size_t K = conv_K(s), P = conv_P(s), oc = (size_t)s->oc;
-    const size_t nn = n > 0 ? (size_t)n : 1;
-    return (cu_round(2 * oc * K) + SLACK + nn * (2 * K + oc) * P) *
-           sizeof(float);
+    return cu_round(2 * oc * K) + SLACK + (n ? n : 1) * (2 * K + oc) * P;
+}
+
+size_t l2rw__cu_conv_ws_bytes(const cshape *s, int n)
+{
+    return ws_floats(s, n > 0 ? (size_t)n : 1) * sizeof(float);
+}
+
+size_t l2rw__cu_conv_ws(const cshape *s)
+{
+    return ws_floats(s, s->max_threads > 0 ? (size_t)s->max_threads : 1);
+}
+
+int l2rw__cu_conv_slices(void) { return L2RW_CU_CONV_CHUNK; }
+
+/* The workspace of a call: the caller's, or the context's. */
+typedef struct {
+    float *p;
+    size_t floats;
+} cu_ws;
+
+static cu_ws workspace(cu_ctx *c, const cshape *s, float *ws)
+{
+    cu_ws w = {c->ws, c->ws_bytes / sizeof(float)};
+    if (ws) {
+        w.p = ws;
+        w.floats = l2rw__cu_conv_ws(s);
+    }
+    return w;
 }
 
 /* Examples per chunk: what fits in the workspace after `fixed` floats,
  * at most n; 0 (and the error kept) when not even one fits. */
-static int chunk_size(cu_ctx *c, const char *what, size_t fixed, size_t per,
+static int chunk_size(cu_ws w, const char *what, size_t fixed, size_t per,
                       int n)
 {
-    const size_t have = c->ws_bytes / sizeof(float);
     const size_t need = cu_round(fixed) + SLACK;
-    size_t cnt = have > need ? (have - need) / per : 0;
+    size_t cnt = w.floats > need ? (w.floats - need) / per : 0;
     if (cnt > (size_t)n) cnt = (size_t)n;
     if (cnt == 0) {
         char msg[200];
         snprintf(msg, sizeof msg,
                  "CUDA %s: workspace of %zu bytes too "
                  "small for one example (%zu bytes; l2rw__cu_reserve)",
-                 what, c->ws_bytes, (need + per) * sizeof(float));
+                 what, w.floats * sizeof(float), (need + per) * sizeof(float));
         l2rw__cu_note_msg(L2RW_ERR_NOMEM, msg);
     }
     return (int)cnt;
@@ -165,7 +197,6 @@ void l2rw__cu_conv_fwd(const cshape *s, int n, float *y, float *ty,
                        const float *b, const float *tW, const float *tb,
                        float *ws)
 {
-    (void)ws; /* the context's workspace serves */
     cu_ctx *c = l2rw__cu_cur();
     if (!c || n <= 0) return;
     const int K = (int)conv_K(s), P = (int)conv_P(s), oc = s->oc;
@@ -173,10 +204,11 @@ void l2rw__cu_conv_fwd(const cshape *s, int n, float *y, float *ty,
     const size_t out_sz = (size_t)oc * P;
     const int fused = ty && tx; /* [W tW] [cols(tx); cols(x)] */
     const size_t fixed = fused ? (size_t)oc * 2 * K : 0;
-    const int cnt_max = chunk_size(c, "conv forward", fixed,
+    const cu_ws w = workspace(c, s, ws);
+    const int cnt_max = chunk_size(w, "conv forward", fixed,
                                    (size_t)(fused ? 2 : 1) * K * P, n);
     if (cnt_max == 0) return;
-    float *w2 = c->ws, *cols = c->ws + cu_round(fixed);
+    float *w2 = w.p, *cols = w.p + cu_round(fixed);
     if (fused) {
         const size_t row = (size_t)K * sizeof(float);
         l2rw__cu_note(cudaMemcpy2DAsync(w2, 2 * row, W, row, row, oc,
@@ -215,7 +247,6 @@ void l2rw__cu_conv_bwd(const cshape *s, int n, float *dW, float *db, float *dx,
                        const float *dy, const float *x, const float *W,
                        int acc, float *ws)
 {
-    (void)ws;
     cu_ctx *c = l2rw__cu_cur();
     if (!c) return;
     const int K = (int)conv_K(s), P = (int)conv_P(s), oc = s->oc;
@@ -226,13 +257,14 @@ void l2rw__cu_conv_bwd(const cshape *s, int n, float *dW, float *db, float *dx,
         if (db) l2rw__cu_bias_grad(db, dy, 0, oc, (size_t)P, 0);
         return;
     }
+    const cu_ws w = workspace(c, s, ws);
     const int cnt_max =
-        chunk_size(c, "conv backward", 0, (size_t)(K + oc) * P, n);
+        chunk_size(w, "conv backward", 0, (size_t)(K + oc) * P, n);
     if (cnt_max == 0) return;
     for (int i0 = 0; i0 < n; i0 += cnt_max) {
         const int cnt = n - i0 < cnt_max ? n - i0 : cnt_max;
         const int cP = cnt * P;
-        float *cols = c->ws, *dyT = c->ws + cu_round((size_t)K * cP);
+        float *cols = w.p, *dyT = w.p + cu_round((size_t)K * cP);
         im2col(c, cols, x + i0 * in_sz, s, cnt);
         transpose(c, dyT, dy + i0 * out_sz, s, cnt);
         l2rw__cu_sgemm(c, 0, 1, oc, K, cP, 1.0f, dyT, cP, cols, cP,
@@ -246,19 +278,19 @@ void l2rw__cu_conv_bwd_each(const cshape *s, int n, float *G, size_t ldg,
                             int bias, float *dx, const float *dy,
                             const float *x, const float *W, int acc, float *ws)
 {
-    (void)ws;
     cu_ctx *c = l2rw__cu_cur();
     if (!c || n <= 0) return;
     const int K = (int)conv_K(s), P = (int)conv_P(s), oc = s->oc;
     const size_t in_sz = (size_t)s->ic * s->ih * s->iw;
     const size_t out_sz = (size_t)oc * P, nw = (size_t)oc * K;
-    const int cnt_max = chunk_size(c, "conv per-example backward", 0,
+    const cu_ws w = workspace(c, s, ws);
+    const int cnt_max = chunk_size(w, "conv per-example backward", 0,
                                    (size_t)(K + (dx ? oc : 0)) * P, n);
     if (cnt_max == 0) return;
     for (int i0 = 0; i0 < n; i0 += cnt_max) {
         const int cnt = n - i0 < cnt_max ? n - i0 : cnt_max;
         const int cP = cnt * P;
-        float *cols = c->ws, *dyT = c->ws + cu_round((size_t)K * cP);
+        float *cols = w.p, *dyT = w.p + cu_round((size_t)K * cP);
         const float *dyc = dy + i0 * out_sz;
         float *Gc = G + (size_t)i0 * ldg;
         im2col(c, cols, x + i0 * in_sz, s, cnt);

@@ -155,6 +155,19 @@ void l2rw__cu_dropout_mask(float *mask, uint64_t key, uint64_t layer, int n,
     CU_LAUNCHED("dropout_mask");
 }
 
+/* dst[r, 0:cols] = src[r, 0:cols], row strides ldd and lds floats. */
+void l2rw__cu_copy_2d(float *dst, size_t ldd, const float *src, size_t lds,
+                      int rows, size_t cols)
+{
+    cu_ctx *c = l2rw__cu_cur();
+    if (!c || rows <= 0 || cols == 0) return;
+    l2rw__cu_note(cudaMemcpy2DAsync(dst, ldd * sizeof *dst, src,
+                                    lds * sizeof *src, cols * sizeof *dst,
+                                    (size_t)rows, cudaMemcpyDeviceToDevice,
+                                    c->stream),
+                  "copy_2d");
+}
+
 /* ---------------------------------------------------------------- bias */
 
 __global__ static void k_bias_add(float *y, const float *b, int C, size_t P,

@@ -26,6 +26,7 @@ struct cu_scratch {
     unsigned int bad_label;       /* first example with a bad label */
     unsigned int bad_loss;        /* first example with a non-finite loss */
     int winfo[2];                 /* weights: positive count, bad score */
+    int any;                      /* any_nonzero's flag */
 };
 
 struct cu_ctx {

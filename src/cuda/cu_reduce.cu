@@ -5,6 +5,8 @@
  * fixed tree, one block adds the blocks' partials in a fixed tree; the
  * same input gives the same bits. The CPU's dot sums in 16 float lanes,
  * so the two differ by at most (len/16 + 2) 2^-24 sum |a_i b_i|. */
+#include <math.h>
+
 #include "cu_internal.cuh"
 
 /* Tree sum of v over the block (CU_THREADS, a power of two); thread 0
@@ -81,4 +83,28 @@ double l2rw__cu_dot(const float *a, const float *b, size_t len)
 double l2rw__cu_sumsq(const float *g, size_t n)
 {
     return reduce_sync(g, NULL, n);
+}
+
+/* *flag = 1 when some x[i] != 0: every writer stores the same value, so
+ * the order does not matter. */
+__global__ static void k_any_nonzero(const float *x, size_t len, int *flag)
+{
+    CU_FOR(i, len) if (x[i] != 0.0f) *flag = 1;
+}
+
+int l2rw__cu_any_nonzero(const float *x, size_t len)
+{
+    cu_ctx *c = l2rw__cu_cur();
+    if (!c || len == 0) return 0;
+    int *flag = &c->scr->any;
+    l2rw__cu_note(cudaMemsetAsync(flag, 0, sizeof *flag, c->stream),
+                  "any_nonzero");
+    k_any_nonzero<<<cu_blocks(len), CU_THREADS, 0, c->stream>>>(x, len, flag);
+    CU_LAUNCHED("any_nonzero");
+    int r = 0;
+    cudaError_t e = cudaMemcpyAsync(&r, flag, sizeof r,
+                                    cudaMemcpyDeviceToHost, c->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
+    l2rw__cu_note(e, "any_nonzero (result)");
+    return r;
 }

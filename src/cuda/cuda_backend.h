@@ -52,14 +52,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* common.h and kernels.h have no C++ guards of their own: C linkage for
+/* common.h and backend.h have no C++ guards of their own: C linkage for
  * their declarations when a .cu file includes this header. */
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+#include "backend.h" /* l2rw__conv_shape, l2rw__backend */
 #include "common.h"
-#include "kernels.h"
 
 /* 1 when device `device` can run l2rw's CUDA code, with a one-line
  * description of it in why; 0 with the reason: "l2rw was built without
@@ -80,7 +80,15 @@ void l2rw__cu_shutdown(void);
 
 #ifdef L2RW_HAVE_CUDA
 
-enum { L2RW_CU_WS_INIT = 16 << 20 }; /* bytes of workspace at init */
+enum {
+    L2RW_CU_WS_INIT = 16 << 20, /* bytes of the context's workspace at init */
+    L2RW_CU_CONV_CHUNK = 128    /* examples per chunk of a net's conv
+                                   workspace (l2rw__cu_conv_slices) */
+};
+
+/* The back-end table of src/engine/backend.h for the current context
+ * (src/cuda/backend_cuda.c). */
+extern const l2rw__backend l2rw__backend_cuda;
 
 /* ------------------------------------------------------ context, memory */
 /* Waits for the current context's work; returns the first CUDA error
@@ -94,6 +102,15 @@ size_t l2rw__cu_workspace_bytes(void);
 l2rw_status l2rw__cu_set_tf32(int on);
 /* The context's cudaStream_t, for callers that capture graphs. */
 void *l2rw__cu_stream(void);
+
+/* The same in the back-end table's forms (backend.h's contract): alloc
+ * of n * size zeroed bytes, NULL when they do not fit (n * size == 0 is
+ * still a valid block); transfers whose errors wait for l2rw__cu_sync. */
+void *l2rw__cu_be_alloc(size_t n, size_t size);
+void l2rw__cu_be_upload(void *dst, const void *src, size_t bytes);
+void l2rw__cu_be_download(void *dst, const void *src, size_t bytes);
+void l2rw__cu_be_copy(void *dst, const void *src, size_t bytes);
+void l2rw__cu_be_zero(void *dst, size_t bytes);
 
 /* Zeroed device memory (bytes 0: *p = NULL). */
 l2rw_status l2rw__cu_alloc(void **p, size_t bytes);
@@ -126,12 +143,16 @@ void l2rw__cu_bias_add(float *y, const float *b, int n, int C, size_t P);
 void l2rw__cu_bias_grad(float *db, const float *dy, int n, int C, size_t P,
                         int acc);
 
-/* Convolutions: im2col into the context's workspace (the `ws` argument is
- * not used; pass NULL) and cuBLAS. The batch goes through in chunks of as
- * many examples as the workspace holds: l2rw__cu_conv_ws_bytes(s, n)
- * bytes (reserve them once) do the whole batch at once. A workspace too
- * small for one example is an error (kept for l2rw__cu_sync), and the
- * call does nothing. */
+/* Convolutions: im2col into a workspace and cuBLAS, the batch in chunks.
+ * The workspace is ws, of l2rw__cu_conv_ws(s) floats on the device (the
+ * engine's: chunks of s->max_threads examples, which the net sets to
+ * l2rw__cu_conv_slices(), or to its largest batch for a single chunk),
+ * or, when ws is NULL, the context's (chunks of as many examples as it
+ * holds; l2rw__cu_reserve(l2rw__cu_conv_ws_bytes(s, n)) bytes do n
+ * examples at once). A workspace too small for one example is an error
+ * (kept for l2rw__cu_sync), and the call does nothing. */
+size_t l2rw__cu_conv_ws(const l2rw__conv_shape *s);
+int l2rw__cu_conv_slices(void);
 size_t l2rw__cu_conv_ws_bytes(const l2rw__conv_shape *s, int n);
 void l2rw__cu_conv_fwd(const l2rw__conv_shape *s, int n, float *y, float *ty,
                        const float *x, const float *tx, const float *W,
@@ -179,6 +200,17 @@ void l2rw__cu_bn_tangent_eval(float *ty, const float *tx, const float *xhat,
 void l2rw__cu_bn_bwd(float *dx, float *dg, float *db, const float *dy,
                      const float *xhat, const float *istd, const float *g,
                      int n, int C, size_t P, int train, int acc);
+
+/* The back-end table's other ops (backend.h; the CPU's in kernels.c). */
+void l2rw__cu_copy_2d(float *dst, size_t ldd, const float *src, size_t lds,
+                      int rows, size_t cols);
+void l2rw__cu_bn_eval_stats(float *mean, float *var, float *istd,
+                            const float *rmean, const float *rvar, float eps,
+                            int C);
+void l2rw__cu_bn_running(float *rmean, float *rvar, const float *mean,
+                         const float *var, float mom, float unbias, int C);
+/* 1 when some x[i] != 0 (NaN included), else 0 (synchronises). */
+int l2rw__cu_any_nonzero(const float *x, size_t len);
 
 /* ------------------------------------------------------------ the loss */
 /* l2rw__loss_eval on the device (cfg on the host; z, zdot, y, loss, dz, u
