@@ -21,6 +21,7 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime(CLOCK_MONOTONIC) */
 
 #include "cmds.h"
+#include "opts.h"
 
 #include "common.h"
 #include "l2rw.h"
@@ -39,7 +40,7 @@ enum { SGEMM_N = 1024, SGEMM_REPS = 5 };
 enum { REPS_MAX = 100000, BATCH_MAX = 1 << 16 };
 
 typedef struct {
-    const char *model;
+    const char *model, *device;
     int batch, val_batch, threads, reps, warmup, classes;
     int c, h, w;
     int input_given;
@@ -73,6 +74,7 @@ static void usage(FILE *fp)
     fprintf(fp,
             "usage: l2rw bench [--model NAME] [--batch N] [--val-batch M]\n"
             "                  [--threads T] [--reps R] [--warmup W]\n"
+            "                  [--device cpu|cuda[:N]]\n"
             "                  [--input CxHxW] [--classes K] [--seed S]\n"
             "Times ms per forward, forward+tangent, backward, plain step\n"
             "and L2RW step on random data (defaults: lenet, batch 100,\n"
@@ -121,7 +123,8 @@ static int int_opt(const char *name, const char *val, long lo, long hi,
 
 static int parse_opts(int argc, char **argv, bench_opts *o)
 {
-    *o = (bench_opts){.model = "lenet", .batch = 100, .val_batch = 100,
+    *o = (bench_opts){.model = "lenet", .device = "cpu", .batch = 100,
+                      .val_batch = 100,
                       .threads = 0, .reps = 20, .warmup = 3, .classes = 10,
                       .seed = 1};
     for (int i = 1; i < argc; i += 2) { /* every option takes a value */
@@ -137,6 +140,14 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
                 return -1;
             }
             o->model = v;
+        } else if (strcmp(a, "--device") == 0) {
+            if (!v) {
+                fprintf(stderr, "l2rw bench: --device needs cpu, cuda or "
+                                "cuda:N\n");
+                return -1;
+            }
+            if (opts_device("l2rw bench", v)) return -1;
+            o->device = v;
         } else if (strcmp(a, "--batch") == 0) {
             r = int_opt(a, v, 1, BATCH_MAX, &o->batch);
         } else if (strcmp(a, "--val-batch") == 0) {

@@ -33,11 +33,14 @@ static void print_check(void *ctx, const char *name, int passed,
 int l2rw_cmd_check(int argc, char **argv)
 {
     int quick = 0, verbose = 0, threads = 0;
+    const char *device = "cpu";
     opt_def opts[] = {
         {"quick", OPT_FLAG, &quick, NULL,
          "fewer coordinates, skip the largest model", 0, -1, 0},
         {"threads", OPT_INT, &threads, "T",
          "threads for OpenMP and BLAS (0 = all cores)", 0, 1024, 0},
+        {"device", OPT_STR, &device, "cpu|cuda[:N]",
+         "where the net runs", 1, 0, 0},
         {"verbose", OPT_FLAG, &verbose, NULL,
          "print the detail line of passing checks too", 0, -1, 0},
     };
@@ -49,6 +52,7 @@ int l2rw_cmd_check(int argc, char **argv)
                         stdout, NULL, 0, NULL, err, sizeof err);
     if (rc == 1) return 0;
     if (rc != 0) return opts_usage_error(err);
+    if (opts_device("l2rw check", device)) return 2;
     l2rw_set_threads(threads);
 
     print_ctx pc = {verbose};

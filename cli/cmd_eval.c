@@ -26,7 +26,7 @@ static int fail(const char *what)
 int l2rw_cmd_eval(int argc, char **argv)
 {
     const char *load = NULL, *data = NULL, *norm = NULL, *imb = "none",
-               *split = "test", *image_size = NULL;
+               *split = "test", *image_size = NULL, *device = "cpu";
     int batch = 500, threads = 0;
     opt_def opts[] = {
         {"load", OPT_STR, &load, "FILE", "model file (required)", 1, 0, 0},
@@ -42,6 +42,8 @@ int l2rw_cmd_eval(int argc, char **argv)
         {"image-size", OPT_STR, &image_size, "HxW",
          "resize folder: and list: images, as in training", 1, 0, 0},
         {"batch", OPT_INT, &batch, "N", "evaluation batch", 1, 65536, 0},
+        {"device", OPT_STR, &device, "cpu|cuda[:N]",
+         "where the net runs", 1, 0, 0},
         {"threads", OPT_INT, &threads, "T", "threads (0 = all cores)", 0,
          1024, 0},
     };
@@ -55,6 +57,7 @@ int l2rw_cmd_eval(int argc, char **argv)
     if (!load || !data)
         return opts_usage_error("l2rw eval: --load FILE and --data SPEC are "
                                 "required (try --help)");
+    if (opts_device("l2rw eval", device)) return 2;
     if (strcmp(split, "test") && strcmp(split, "train"))
         return opts_usage_error("l2rw eval: --split must be test or train");
     static char sized[8192];

@@ -306,7 +306,7 @@ int l2rw_cmd_train(int argc, char **argv)
 {
     l2rw_train_cfg cfg = l2rw_train_cfg_default();
     const char *lr_steps = NULL, *optimizer = "sgd", *schedule = "step";
-    const char *image_size = NULL;
+    const char *image_size = NULL, *device = "cpu";
     int quiet = 0, no_plots = 0, no_normalise = 0, overwrite = 0;
     double epochs = 0;
     opt_def opts[] = {
@@ -376,6 +376,8 @@ int l2rw_cmd_train(int argc, char **argv)
          "and > 1.5 ln(classes); else exit 1)", 1, 0, 0},
         {"seed", OPT_U64, &cfg.seed, "S", "seed of every random choice", 1, 0,
          0},
+        {"device", OPT_STR, &device, "cpu|cuda[:N]",
+         "where the net runs", 1, 0, 0},
         {"threads", OPT_INT, &cfg.threads, "T", "threads (0 = all cores)", 0,
          1024, 0},
         {"out", OPT_STR, &cfg.out_dir, "DIR",
@@ -428,6 +430,7 @@ int l2rw_cmd_train(int argc, char **argv)
     if (!cfg.data)
         return opts_usage_error("l2rw train: --data SPEC is required (try "
                                "--help)");
+    if (opts_device("l2rw train", device)) return 2;
     static char sized[8192];
     if (image_size) {
         if (l2rw_data_spec_set_size(cfg.data, image_size, sized,

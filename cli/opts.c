@@ -1,6 +1,8 @@
 /* Option parsing for the l2rw subcommands (see opts.h). */
 #include "opts.h"
 
+#include "l2rw.h"
+
 #include <errno.h>
 #include <float.h>
 #include <inttypes.h>
@@ -353,4 +355,16 @@ int opts_usage_error(const char *msg)
 {
     fprintf(stderr, "%s\n", msg);
     return 2;
+}
+
+int opts_device(const char *cmd, const char *name)
+{
+    l2rw_device d;
+    if (l2rw_device_parse(name, &d) != L2RW_OK ||
+        l2rw_device_available(&d, NULL, 0) != L2RW_OK) {
+        fprintf(stderr, "%s: --device %s: %s\n", cmd, name,
+                l2rw_last_error());
+        return 2;
+    }
+    return 0;
 }

@@ -66,4 +66,9 @@ void opts_join_argv(int argc, char **argv, char *buf, size_t size);
 /* Prints msg (one line) to stderr and returns 2, the usage exit status. */
 int opts_usage_error(const char *msg);
 
+/* --device NAME of command cmd ("l2rw train"): 0 when the command can run
+ * there, else prints "cmd: --device NAME: why" (an unknown name, a build
+ * without CUDA, no driver, no device, ...) and returns 2. */
+int opts_device(const char *cmd, const char *name);
+
 #endif

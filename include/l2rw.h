@@ -57,6 +57,29 @@ const char *l2rw_last_error(void);
 void l2rw_set_threads(int threads);
 int l2rw_get_threads(void);
 
+/* -------------------------------------------------------------- devices */
+
+/* Where nets run: the CPU (OpenBLAS and OpenMP) or an NVIDIA GPU through
+ * the CUDA back end ("cuda" is GPU 0, "cuda:N" GPU N). */
+typedef enum { L2RW_DEVICE_CPU, L2RW_DEVICE_CUDA } l2rw_device_kind;
+
+typedef struct {
+    l2rw_device_kind kind;
+    int index; /* GPU number; 0 for the CPU */
+} l2rw_device;
+
+/* "cpu", "cuda" or "cuda:N"; else L2RW_ERR_ARG naming the choices. */
+l2rw_status l2rw_device_parse(const char *name, l2rw_device *out);
+/* "cpu", "cuda:N" into buf (truncated to size). */
+void l2rw_device_format(const l2rw_device *d, char *buf, size_t size);
+/* L2RW_OK when nets can run on d in this process; else
+ * L2RW_ERR_UNSUPPORTED with a one-line reason in l2rw_last_error(): a
+ * build without CUDA, no driver, no device, no device N, a device too
+ * old, or a back end that does not run nets yet. For CUDA, desc (may be
+ * NULL) receives the device's name and memory. */
+l2rw_status l2rw_device_available(const l2rw_device *d, char *desc,
+                                  size_t size);
+
 /* ------------------------------------------------------------------ net */
 
 typedef struct l2rw_net l2rw_net;
