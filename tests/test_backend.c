@@ -4,7 +4,11 @@
  * the memory calls keep their contract (zeroed, overflow-checked, round
  * trips), and the ops added with the table (2-D copy, eval statistics and
  * running averages of batch norm, the nonzero test) against plain loops,
- * bit for bit where the formula is the same float expression. */
+ * bit for bit where the formula is the same float expression; and a net
+ * built on a table that counts its memory calls: every buffer from the
+ * table and back to it, no allocation in a step, one upload of the batch
+ * and one of the weights, one download of the losses, and results bit for
+ * bit those of the CPU table. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,8 +17,9 @@
 #include "backend.h"
 #include "check.h"
 #include "common.h"
-#include "falloc.h"
+#include "graph.h"
 #include "kernels.h"
+#include "l2rw.h"
 
 static const l2rw__backend *const be = &l2rw__backend_cpu;
 
@@ -156,6 +161,114 @@ static void test_any_nonzero(void)
     CHECK(be->any_nonzero(x, 0) == 0, "empty range reported nonzero");
 }
 
+/* ---------------------------------------------- a net on a counting table */
+
+/* The CPU table with its memory calls counted: a net built on it must get
+ * every buffer from it and give every one back, and a step may move only
+ * the batch in (one upload per forward, one for the weights of a
+ * backward) and the losses out. */
+static l2rw__backend counting;
+static long live_blocks, n_allocs, n_uploads, n_downloads;
+
+static void *count_alloc(size_t n, size_t size)
+{
+    void *p = l2rw__backend_cpu.alloc(n, size);
+    if (p) live_blocks++, n_allocs++;
+    return p;
+}
+static void count_dealloc(void *p)
+{
+    if (p) live_blocks--;
+    l2rw__backend_cpu.dealloc(p);
+}
+static void count_upload(void *dst, const void *src, size_t bytes)
+{
+    n_uploads++;
+    l2rw__backend_cpu.upload(dst, src, bytes);
+}
+static void count_download(void *dst, const void *src, size_t bytes)
+{
+    n_downloads++;
+    l2rw__backend_cpu.download(dst, src, bytes);
+}
+
+enum { NC = 2, NH = 8, NW = 8, NK = 4, NB = 5 };
+
+/* conv-bn-relu-pool, a residual conv-bn, dropout, dense: every layer. */
+static l2rw_status build_net(const l2rw__backend *b, l2rw_net **net)
+{
+    l2rw_graph *g;
+    L2RW_TRY(l2rw__graph_new(&g, NC, NH, NW));
+    int c1 = l2rw__g_conv(g, 0, 3, 3, 1, 1, 1);
+    int p1 = l2rw__g_maxpool(g, l2rw__g_relu(g, l2rw__g_batchnorm(g, c1)),
+                             2, 2);
+    int c2 = l2rw__g_batchnorm(g, l2rw__g_conv(g, p1, 3, 3, 1, 1, 0));
+    int r = l2rw__g_relu(g, l2rw__g_add(g, c2, p1));
+    int d = l2rw__g_dropout(g, r, 0.25f);
+    int a = l2rw__g_avgpool_global(g, r);
+    int o = l2rw__g_add(g, l2rw__g_dense(g, l2rw__g_flatten(g, d), NK),
+                        l2rw__g_dense(g, a, NK));
+    return l2rw__graph_compile_on(g, o, "test-backend", NK, NB, 9, b, net);
+}
+
+static int same_floats(const float *a, const float *b, size_t n)
+{
+    return memcmp(a, b, n * sizeof *a) == 0;
+}
+
+static void test_net_on_table(void)
+{
+    counting = l2rw__backend_cpu;
+    counting.name = "counting";
+    counting.alloc = count_alloc;
+    counting.dealloc = count_dealloc;
+    counting.upload = count_upload;
+    counting.download = count_download;
+    l2rw_net *ref = NULL, *net = NULL;
+    CHECK_OK(build_net(&l2rw__backend_cpu, &ref));
+    CHECK_OK(build_net(&counting, &net));
+    if (!ref || !net) goto done;
+    CHECK(n_allocs > 10 && live_blocks == n_allocs, "%ld buffers from the "
+          "table, %ld live", n_allocs, live_blocks);
+    const size_t np = l2rw_net_num_params(net);
+    CHECK(same_floats(l2rw_net_params(ref), l2rw_net_params(net), np),
+          "initial parameters differ between the two tables");
+    float x[NB * NC * NH * NW], w[NB] = {0.1f, 0.3f, 0.0f, 0.4f, 0.2f};
+    float l1[NB], l2[NB], u1[NB], u2[NB];
+    int32_t y[NB] = {0, 1, 2, 3, 1};
+    l2rw_rng rng;
+    l2rw_rng_seed(&rng, 3);
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++)
+        x[i] = (float)l2rw_rng_normal(&rng);
+    for (size_t i = 0; i < np; i++)
+        l2rw_net_tangents(ref)[i] = l2rw_net_tangents(net)[i] =
+            (float)l2rw_rng_normal(&rng);
+    l2rw_net *nets[2] = {ref, net};
+    float *ls[2] = {l1, l2}, *us[2] = {u1, u2};
+    long allocs = n_allocs, up = n_uploads, down = n_downloads;
+    for (int k = 0; k < 2; k++) {
+        l2rw_net_set_dropout_key(nets[k], 77);
+        CHECK_OK(l2rw_net_forward(nets[k], x, NB, L2RW_MODE_TRAIN, 1));
+        CHECK_OK(l2rw_net_loss(nets[k], y, NULL, ls[k], us[k]));
+        CHECK_OK(l2rw_net_backward(nets[k], w));
+    }
+    CHECK(n_allocs == allocs, "%ld allocations in a step", n_allocs - allocs);
+    CHECK(n_uploads - up == 2 && n_downloads - down == 1, "a step made %ld "
+          "uploads, %ld downloads (want 2 and 1)", n_uploads - up,
+          n_downloads - down);
+    CHECK(same_floats(l1, l2, NB) && same_floats(u1, u2, NB),
+          "losses or u differ between the two tables");
+    CHECK(same_floats(l2rw_net_grads(ref), l2rw_net_grads(net), np),
+          "gradients differ between the two tables");
+    CHECK(same_floats(l2rw_net_state(ref), l2rw_net_state(net),
+                      l2rw_net_num_state(net)),
+          "running statistics differ between the two tables");
+done:
+    l2rw_net_free(ref);
+    l2rw_net_free(net);
+    CHECK(live_blocks == 0, "%ld buffers not given back", live_blocks);
+}
+
 int main(void)
 {
     RUN(test_table_complete);
@@ -164,5 +277,6 @@ int main(void)
     RUN(test_copy_2d);
     RUN(test_bn_ops);
     RUN(test_any_nonzero);
+    RUN(test_net_on_table);
     return CHECK_DONE("test_backend");
 }

@@ -10,6 +10,7 @@
 #ifndef L2RW_GRAPH_H
 #define L2RW_GRAPH_H
 
+#include "backend.h"
 #include "common.h"
 
 typedef struct l2rw_graph l2rw_graph;
@@ -39,6 +40,13 @@ int l2rw__g_dropout(l2rw_graph *g, int in, float p);    /* inverted dropout */
 l2rw_status l2rw__graph_compile(l2rw_graph *g, int output, const char *model,
                                 int classes, int max_batch, uint64_t seed,
                                 l2rw_net **out);
+/* The same on back end `be` (backend.h), which then owns every buffer of
+ * the net; l2rw__graph_compile is this on l2rw__backend_cpu. */
+l2rw_status l2rw__graph_compile_on(l2rw_graph *g, int output,
+                                   const char *model, int classes,
+                                   int max_batch, uint64_t seed,
+                                   const l2rw__backend *be,
+                                   l2rw_net **out);
 
 /* The model zoo (zoo.c): build `model` (see l2rw_net_create) on g, whose
  * input node 0 is already there; *output receives the logits node. */

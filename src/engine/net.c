@@ -1,14 +1,21 @@
 /* The network: graph builder (graph.h), compilation into flat buffers and
  * the passes of the public l2rw_net_* API (forward with fused tangent,
  * loss, backward). Every buffer is allocated once at compile for
- * max_batch examples; the passes allocate nothing. */
+ * max_batch examples, by the net's back end (backend.h), which does every
+ * loop over them; the passes allocate nothing.
+ *
+ * Host access. The CPU back end (the only one instantiated so far) hands
+ * out host memory, so the public accessors return its buffers and the
+ * loss (loss.c) reads and writes them in place. Each place a device back
+ * end needs a download, an upload or a kernel instead says so with
+ * "DEVICE:". */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "graph.h"
-#include "kernels.h"
 #include "layers.h"
 #include "loss.h"
 #include "net_internal.h"
@@ -205,7 +212,7 @@ int l2rw__g_dropout(l2rw_graph *g, int in, float p)
 /* ------------------------------------------------------------------ net */
 
 struct l2rw_net {
-    const l2rw__backend *be; /* the layers' calls (l2rw__pass) */
+    const l2rw__backend *be; /* owns every float and int32 buffer below */
     char *model;
     int classes, max_batch;
     int n_nodes, output;
@@ -214,6 +221,7 @@ struct l2rw_net {
     size_t n_params, n_state, n_ws;
     float *params, *grads, *tangents, *state, *ws;
     float *dz, *loss;    /* [max_batch, classes], [max_batch] */
+    float *w;            /* [max_batch]: example weights, uploaded */
     /* Tangent and gradient buffers, shared by nodes whose lifetimes do not
      * overlap (see net_plan); the nodes' ty and dy point into them. */
     int n_slots;
@@ -228,7 +236,7 @@ struct l2rw_net {
     /* Per-example captures of the last l2rw__net_scores_each (allocated
      * at its first call); valid while have_capture. */
     float *capture;
-    double *capture_u; /* [max_batch] score accumulators */
+    double *capture_u; /* [max_batch] score accumulators (host) */
     int have_capture;
     char **class_names; /* [classes] or NULL: l2rw_net_set_class_names */
 };
@@ -274,28 +282,30 @@ const char *l2rw_net_class_name(const l2rw_net *net, int k)
 void l2rw_net_free(l2rw_net *net)
 {
     if (!net) return;
+    const l2rw__backend *be = net->be;
     if (net->nodes)
         for (int i = 0; i < net->n_nodes; i++) {
             l2rw__node *nd = &net->nodes[i];
-            if (nd->op != L2RW_OP_FLATTEN) l2rw__afree(nd->y); /* alias */
-            l2rw__afree(nd->aux);
-            l2rw__afree(nd->idx);
+            if (nd->op != L2RW_OP_FLATTEN) be->dealloc(nd->y); /* alias */
+            be->dealloc(nd->aux);
+            be->dealloc(nd->idx);
         }
-    for (int k = 0; k < net->n_slots; k++) l2rw__afree(net->slots[k]);
+    for (int k = 0; k < net->n_slots; k++) be->dealloc(net->slots[k]);
     free(net->slots);
     free(net->nodes);
     free(net->live);
     free_class_names(net);
     free(net->model);
-    l2rw__afree(net->params);
-    l2rw__afree(net->grads);
-    l2rw__afree(net->tangents);
-    l2rw__afree(net->capture);
+    be->dealloc(net->params);
+    be->dealloc(net->grads);
+    be->dealloc(net->tangents);
+    be->dealloc(net->capture);
     free(net->capture_u);
-    l2rw__afree(net->state);
-    l2rw__afree(net->ws);
-    l2rw__afree(net->dz);
-    l2rw__afree(net->loss);
+    be->dealloc(net->state);
+    be->dealloc(net->ws);
+    be->dealloc(net->dz);
+    be->dealloc(net->loss);
+    be->dealloc(net->w);
     free(net);
 }
 
@@ -424,7 +434,8 @@ static l2rw_status net_alloc_slots(l2rw_net *net)
     for (int kind = 0; kind < 2; kind++) {
         const int base = net->n_slots;
         for (int k = 0; k < sp[kind].n; k++) {
-            net->slots[net->n_slots] = l2rw__aalloc(sp[kind].size[k], sizeof(float));
+            net->slots[net->n_slots] =
+                net->be->alloc(sp[kind].size[k], sizeof(float));
             if (!net->slots[net->n_slots]) {
                 s = l2rw__fail(L2RW_ERR_NOMEM, "net %s: out of memory (%zu floats)",
                                net->model, sp[kind].size[k]);
@@ -458,7 +469,7 @@ static l2rw_status net_alloc(l2rw_net *net)
     const size_t mb = (size_t)net->max_batch;
 #define NET_ALLOC(ptr, n, T)                                                 \
     do {                                                                     \
-        if (!((ptr) = l2rw__aalloc((n), sizeof(T))))                         \
+        if (!((ptr) = net->be->alloc((n), sizeof(T))))                       \
             return l2rw__fail(L2RW_ERR_NOMEM,                                \
                               "net %s: out of memory (%zu floats)",          \
                               net->model, (size_t)(n));                      \
@@ -480,37 +491,68 @@ static l2rw_status net_alloc(l2rw_net *net)
     NET_ALLOC(net->ws, net->n_ws, float);
     NET_ALLOC(net->dz, mb * (size_t)net->classes, float);
     NET_ALLOC(net->loss, mb, float);
+    NET_ALLOC(net->w, mb, float);
 #undef NET_ALLOC
     return net_alloc_slots(net);
 }
 
-static void net_init_params(l2rw_net *net, uint64_t seed)
+/* The layers initialise their parameters and state in host memory, one
+ * node at a time in a zeroed staging buffer of the largest node, which
+ * is uploaded to the node's place (every node in order: the generator's
+ * sequence does not depend on which nodes are live). */
+static l2rw_status net_init_params(l2rw_net *net, uint64_t seed)
 {
+    size_t np = 0, ns = 0;
+    for (int i = 0; i < net->n_nodes; i++) {
+        if (net->nodes[i].n_params > np) np = net->nodes[i].n_params;
+        if (net->nodes[i].n_state > ns) ns = net->nodes[i].n_state;
+    }
+    float *hp = l2rw__calloc(np + ns, sizeof *hp), *hs = hp + np;
+    if (!hp)
+        return l2rw__fail(L2RW_ERR_NOMEM, "net %s: out of memory (%zu "
+                          "floats)", net->model, np + ns);
     l2rw_rng rng;
     l2rw_rng_seed(&rng, seed);
     net->last_dense = -1;
     for (int i = 0; i < net->n_nodes; i++) {
         l2rw__node *nd = &net->nodes[i];
         const l2rw__layer_ops *ops = l2rw__layer(nd->op);
-        if (ops->init)
-            ops->init(nd, net->params + nd->p_off, net->state + nd->s_off,
-                      &rng);
+        if (ops->init) {
+            memset(hp, 0, nd->n_params * sizeof *hp);
+            memset(hs, 0, nd->n_state * sizeof *hs);
+            ops->init(nd, hp, hs, &rng);
+            net->be->upload(net->params + nd->p_off, hp,
+                            nd->n_params * sizeof *hp);
+            net->be->upload(net->state + nd->s_off, hs,
+                            nd->n_state * sizeof *hs);
+        }
         if (nd->op == L2RW_OP_DENSE && net->live[i]) {
             net->last_begin = nd->p_off;
             net->last_end = nd->p_off + nd->n_params;
             net->last_dense = i;
         }
     }
+    free(hp);
+    return L2RW_OK;
 }
 
 l2rw_status l2rw__graph_compile(l2rw_graph *g, int output, const char *model,
                                 int classes, int max_batch, uint64_t seed,
                                 l2rw_net **out)
 {
+    return l2rw__graph_compile_on(g, output, model, classes, max_batch, seed,
+                                  &l2rw__backend_cpu, out);
+}
+
+l2rw_status l2rw__graph_compile_on(l2rw_graph *g, int output,
+                                   const char *model, int classes,
+                                   int max_batch, uint64_t seed,
+                                   const l2rw__backend *be, l2rw_net **out)
+{
     l2rw_status s = L2RW_OK;
     l2rw_net *net = NULL;
     if (out) *out = NULL;
-    if (!g || !out) {
+    if (!g || !out || !be) {
         l2rw__graph_free(g);
         return l2rw__fail(L2RW_ERR_ARG, "graph_compile: NULL argument");
     }
@@ -540,7 +582,7 @@ l2rw_status l2rw__graph_compile(l2rw_graph *g, int output, const char *model,
         s = l2rw__fail(L2RW_ERR_NOMEM, "net: out of memory");
         goto done;
     }
-    net->be = &l2rw__backend_cpu;
+    net->be = be;
     net->model = strdup(model ? model : "custom");
     net->live = l2rw__calloc((size_t)g->n, 1);
     if (!net->model || !net->live) {
@@ -555,7 +597,7 @@ l2rw_status l2rw__graph_compile(l2rw_graph *g, int output, const char *model,
     g->nodes = NULL;
     if ((s = net_layout(net)) != L2RW_OK) goto done;
     if ((s = net_alloc(net)) != L2RW_OK) goto done;
-    net_init_params(net, seed);
+    if ((s = net_init_params(net, seed)) != L2RW_OK) goto done;
     *out = net;
     net = NULL;
 done:
@@ -590,6 +632,10 @@ l2rw_status l2rw_net_create(l2rw_net **out, const char *model, int channels,
 
 /* -------------------------------------------------------------- accessors */
 
+/* DEVICE: l2rw_net_params, _grads, _tangents, _state and _logits hand out
+ * the back end's buffers, host memory on the CPU; a device net needs
+ * explicit copy-out and copy-in calls instead (issue 10). */
+
 const char *l2rw_net_model(const l2rw_net *net) { return net->model; }
 int l2rw_net_classes(const l2rw_net *net) { return net->classes; }
 int l2rw_net_max_batch(const l2rw_net *net) { return net->max_batch; }
@@ -621,6 +667,7 @@ const float *l2rw_net_logits(const l2rw_net *net)
     return net->nodes[net->output].y;
 }
 
+/* DEVICE: back-end memory (the reweighting reads it on the host). */
 const float *l2rw__net_last_input(const l2rw_net *net, int *dim)
 {
     if (!net || !net->have_fwd || net->last_dense < 0) return NULL;
@@ -629,6 +676,8 @@ const float *l2rw__net_last_input(const l2rw_net *net, int *dim)
     return a->y;
 }
 
+/* DEVICE: params and state are back-end memory (the exporter reads them
+ * on the host): a device net needs a download first. */
 l2rw__net_view l2rw__net_view_of(const l2rw_net *net)
 {
     l2rw__net_view v = {net->nodes, net->n_nodes, net->output, net->params,
@@ -636,6 +685,8 @@ l2rw__net_view l2rw__net_view_of(const l2rw_net *net)
     return v;
 }
 
+/* DEVICE: reads the logits on the host: a download of n x classes floats
+ * (or an argmax kernel) on a device. */
 void l2rw_net_predict(const l2rw_net *net, int32_t *pred)
 {
     if (!net->have_fwd) return;
@@ -670,9 +721,8 @@ static void net_tangent_support(l2rw_net *net)
     for (int i = 0; i <= net->output; i++) {
         l2rw__node *nd = &net->nodes[i];
         if (!net->live[i]) continue;
-        int zero = 1;
-        const float *t = net->tangents + nd->p_off;
-        for (size_t j = 0; j < nd->n_params && zero; j++) zero = t[j] == 0.0f;
+        int zero = !net->be->any_nonzero(net->tangents + nd->p_off,
+                                         nd->n_params);
         for (int s = 0; s < nd->n_in && zero; s++)
             zero = net->nodes[nd->in[s]].tzero_now;
         nd->tzero_now = nd->tzero || zero;
@@ -723,12 +773,15 @@ l2rw_status l2rw_net_loss(l2rw_net *net, const int32_t *y,
      * zero: u = 0. */
     const float *zdot = u && !o->tzero_now ? o->ty : NULL;
     net->have_loss = 0;
+    /* DEVICE: loss.c works on host memory (the CPU back end's buffers); a
+     * device net needs the loss and u kernels here, with u downloaded. */
     l2rw_status s = l2rw__loss_eval(loss_kind, o->y, zdot, y, net->n,
                                     net->classes, net->loss, net->dz,
                                     zdot ? u : NULL);
     if (s != L2RW_OK) return s;
     if (u && !zdot) memset(u, 0, (size_t)net->n * sizeof *u);
-    if (loss) memcpy(loss, net->loss, (size_t)net->n * sizeof *loss);
+    if (loss)
+        net->be->download(loss, net->loss, (size_t)net->n * sizeof *loss);
     net->have_loss = 1;
     return L2RW_OK;
 }
@@ -739,17 +792,19 @@ l2rw_status l2rw_net_backward(l2rw_net *net, const float *w)
     if (!net->have_loss)
         return l2rw__fail(L2RW_ERR_ARG,
                           "net_backward: no loss of the last forward");
+    const l2rw__backend *be = net->be;
     l2rw__node *o = &net->nodes[net->output];
     if (!o->need_dy) { /* no parameters: nothing to differentiate */
-        memset(net->grads, 0, net->n_params * sizeof *net->grads);
+        be->zero(net->grads, net->n_params * sizeof *net->grads);
         return L2RW_OK;
     }
     const size_t k = (size_t)net->classes;
     if (w) {
-        l2rw__scale_rows(o->dy, net->dz, w, net->n, k);
+        be->upload(net->w, w, (size_t)net->n * sizeof *w);
+        be->scale_rows(o->dy, net->dz, net->w, net->n, k);
     } else {
-        l2rw__scale(o->dy, net->dz, 1.0f / (float)net->n, (size_t)net->n * k,
-                    0);
+        be->scale(o->dy, net->dz, 1.0f / (float)net->n, (size_t)net->n * k,
+                  0);
     }
     l2rw__pass ps = net_pass(net, 0);
     for (int i = net->output; i > 0; i--) {
@@ -789,10 +844,10 @@ static l2rw_status capture_alloc(l2rw_net *net)
         off += (size_t)net->max_batch *
                (nd->op == L2RW_OP_CONV ? nd->n_params : 2 * (size_t)nd->units);
     }
-    net->capture = l2rw__aalloc(off ? off : 1, sizeof(float));
+    net->capture = net->be->alloc(off ? off : 1, sizeof(float));
     net->capture_u = calloc((size_t)net->max_batch, sizeof(double));
     if (!net->capture || !net->capture_u) {
-        l2rw__afree(net->capture);
+        net->be->dealloc(net->capture);
         free(net->capture_u);
         net->capture = NULL;
         net->capture_u = NULL;
@@ -803,14 +858,16 @@ static l2rw_status capture_alloc(l2rw_net *net)
     return L2RW_OK;
 }
 
-/* u_i += <tW, G_i> + <tb, db_i> of a conv node. */
+/* u_i += <tW, G_i> + <tb, db_i> of a conv node. DEVICE: one dot (a
+ * scalar to the host) per example and layer; a device wants one kernel
+ * for all n and u kept on the device. */
 static void conv_scores(const l2rw_net *net, const l2rw__node *nd,
                         double *u)
 {
     const float *t = net->tangents + nd->p_off;
     const float *G = net->capture + nd->cap_off;
     for (int i = 0; i < net->n; i++)
-        u[i] += l2rw__dot(t, G + (size_t)i * nd->n_params, nd->n_params);
+        u[i] += net->be->dot(t, G + (size_t)i * nd->n_params, nd->n_params);
 }
 
 /* u_i += <dy_i, x_i tW^T + tb> of a dense node. */
@@ -822,11 +879,12 @@ static void dense_scores(const l2rw_net *net, const l2rw__node *nd,
     const float *tW = net->tangents + nd->p_off, *tb = tW + (size_t)out * in;
     const float *d = net->capture + nd->cap_off;
     float *z = net->capture + nd->cap_off + (size_t)net->max_batch * out;
-    l2rw__gemm(0, 1, n, out, in, 1.0f, a->y, in, tW, in, 0.0f, z, out);
-    l2rw__bias_add(z, tb, n, out, 1);
-    for (int i = 0; i < n; i++)
-        u[i] += l2rw__dot(d + (size_t)i * out, z + (size_t)i * out,
-                          (size_t)out);
+    const l2rw__backend *be = net->be;
+    be->gemm(0, 1, n, out, in, 1.0f, a->y, in, tW, in, 0.0f, z, out);
+    be->bias_add(z, tb, n, out, 1);
+    for (int i = 0; i < n; i++) /* DEVICE: as in conv_scores */
+        u[i] += be->dot(d + (size_t)i * out, z + (size_t)i * out,
+                        (size_t)out);
 }
 
 l2rw_status l2rw__net_scores_each(l2rw_net *net, float *u)
@@ -846,7 +904,7 @@ l2rw_status l2rw__net_scores_each(l2rw_net *net, float *u)
     double *ud = net->capture_u; /* allocated once, like the captures */
     memset(ud, 0, (size_t)n * sizeof *ud);
     /* unit weights: each example's own loss gradient at every layer */
-    l2rw__copy(o->dy, net->dz, (size_t)n * net->classes, 0);
+    net->be->copy(o->dy, net->dz, (size_t)n * net->classes, 0);
     l2rw__pass ps = net_pass(net, 0);
     ps.capture = net->capture;
     for (int i = net->output; i > 0; i--) {
@@ -871,9 +929,9 @@ static void conv_grads_each(l2rw_net *net, const l2rw__node *nd,
 {
     float *dW = net->grads + nd->p_off;
     const float *G = net->capture + nd->cap_off;
-    for (int i = 0; i < net->n; i++)
-        l2rw__scale(dW, G + (size_t)i * nd->n_params, w ? w[i] : w0,
-                    nd->n_params, i > 0);
+    for (int i = 0; i < net->n; i++) /* w: host; w[i] a scalar argument */
+        net->be->scale(dW, G + (size_t)i * nd->n_params, w ? w[i] : w0,
+                       nd->n_params, i > 0);
 }
 
 static void dense_grads_each(l2rw_net *net, const l2rw__node *nd,
@@ -884,12 +942,13 @@ static void dense_grads_each(l2rw_net *net, const l2rw__node *nd,
     float *dW = net->grads + nd->p_off, *db = dW + (size_t)out * in;
     const float *d = net->capture + nd->cap_off;
     float *sd = net->capture + nd->cap_off + (size_t)net->max_batch * out;
-    if (w)
-        l2rw__scale_rows(sd, d, w, n, (size_t)out);
+    const l2rw__backend *be = net->be;
+    if (w) /* net->w: the weights uploaded by l2rw__net_backward_each */
+        be->scale_rows(sd, d, net->w, n, (size_t)out);
     else
-        l2rw__scale(sd, d, w0, (size_t)n * out, 0);
-    l2rw__gemm(1, 0, out, in, n, 1.0f, sd, out, a->y, in, 0.0f, dW, in);
-    l2rw__bias_grad(db, sd, n, out, 1, 0);
+        be->scale(sd, d, w0, (size_t)n * out, 0);
+    be->gemm(1, 0, out, in, n, 1.0f, sd, out, a->y, in, 0.0f, dW, in);
+    be->bias_grad(db, sd, n, out, 1, 0);
 }
 
 l2rw_status l2rw__net_backward_each(l2rw_net *net, const float *w)
@@ -900,9 +959,10 @@ l2rw_status l2rw__net_backward_each(l2rw_net *net, const float *w)
                           "backward_each: no l2rw__net_scores_each since the "
                           "last forward");
     if (!net->nodes[net->output].need_dy) {
-        memset(net->grads, 0, net->n_params * sizeof *net->grads);
+        net->be->zero(net->grads, net->n_params * sizeof *net->grads);
         return L2RW_OK;
     }
+    if (w) net->be->upload(net->w, w, (size_t)net->n * sizeof *w);
     const float w0 = 1.0f / (float)net->n;
     for (int i = 1; i <= net->output; i++) {
         const l2rw__node *nd = &net->nodes[i];
