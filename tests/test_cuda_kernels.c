@@ -1,9 +1,11 @@
 /* The CUDA back end against the CPU back end: every kernel of kernels.h,
  * the losses with their u_i, the L2RW weights and the optimizer updates,
  * on the same random inputs (fixed seeds); and each GPU result computed
- * twice must be bit-identical (determinism). The probe case runs
- * everywhere; the others need a usable GPU and otherwise say why they
- * skip (the probe's reason: no driver, no device, built without CUDA).
+ * twice must be bit-identical (determinism); and the back-end table
+ * l2rw__backend_cuda (its entries, memory calls and extra ops). The probe
+ * and table-entry cases run everywhere; the others need a usable GPU and
+ * otherwise say why they skip (the probe's reason: no driver, no device,
+ * built without CUDA).
  *
  * Tolerances (u = 2^-24, the float unit roundoff):
  *  - exact (bit for bit): element-wise kernels, dropout masks, max
