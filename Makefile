@@ -192,7 +192,7 @@ install: all
 	ln -sf $(SO_FILE) $(DESTDIR)$(PREFIX)/lib/$(SO_NAME)
 	ln -sf $(SO_NAME) $(DESTDIR)$(PREFIX)/lib/libl2rw.so
 	install -m 755 $(BUILD)/l2rw $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LIBS)|' \
 	    l2rw.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/l2rw.pc
 
 clean:

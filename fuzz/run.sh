@@ -16,11 +16,12 @@ CC=${FUZZ_CC:-clang}
 if ! command -v "$CC" >/dev/null 2>&1; then
     echo "fuzz: $CC not found (install clang)"; exit 2
 fi
-flags="-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=all -Wno-psabi -Iinclude -Isrc -Isrc/engine -Isrc/cpu"
+flags="-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=all -Wno-psabi -Iinclude -Isrc -Isrc/engine -Isrc/cpu -Isrc/cuda"
 # the whole library: the data readers share the binary I/O of the model
 # files (the image cache), the model and checkpoint readers need the engine
-# (the Makefile's SRC_DIRS: the library, the engine, the CPU back end)
-libsrc="$(ls src/*.c src/engine/*.c src/cpu/*.c)"
+# (the Makefile's SRC_DIRS: the library, the engine, the CPU back end;
+# the CUDA stub, which answers the device probe without CUDA)
+libsrc="$(ls src/*.c src/engine/*.c src/cpu/*.c) src/cuda/cuda_stub.c"
 
 # Seed corpora: one valid input per target (python3 writes them; without
 # it the fuzzers start from nothing, which still works, only slower).
