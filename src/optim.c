@@ -19,17 +19,11 @@
  * ||g|| > C, before either update (weight decay is not clipped, as with
  * PyTorch's clip_grad_norm_ followed by the optimizer). */
 #include "common.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Parameters below which one thread updates the buffer. */
-enum { OPTIM_PARALLEL_MIN = 1 << 15 };
-/* The gradient norm sums blocks of this many squares, each in double in
- * index order, then the block sums in block order: a fixed order, so the
- * norm (and the clipped step) is the same for every thread count. */
-enum { NORM_BLOCK = 1 << 13 };
 
 static const double PI = 3.14159265358979323846; /* M_PI is not C11 */
 
@@ -39,7 +33,6 @@ struct l2rw_sgd {
     size_t n;
     float *velocity;   /* SGD velocity, AdamW first moment */
     float *second;     /* AdamW second moment, NULL for SGD */
-    double *blocks;    /* clipping: one partial sum per block */
     long updates;      /* steps that updated the parameters (AdamW's t) */
     double grad_norm;  /* of the last step, before clipping; NaN */
 };
@@ -181,7 +174,6 @@ void l2rw_sgd_free(l2rw_sgd *opt)
     if (!opt) return;
     l2rw__afree(opt->velocity);
     l2rw__afree(opt->second);
-    free(opt->blocks);
     free(opt);
 }
 
@@ -191,10 +183,7 @@ static l2rw_status alloc_state(l2rw_sgd *o)
     o->velocity = l2rw__aalloc(o->n, sizeof(float));
     if (o->ext.kind == L2RW_OPTIM_ADAMW)
         o->second = l2rw__aalloc(o->n, sizeof(float));
-    if (o->ext.clip_grad_norm > 0.0f)
-        o->blocks = calloc(o->n / NORM_BLOCK + 1, sizeof *o->blocks);
-    if (!o->velocity || (o->ext.kind == L2RW_OPTIM_ADAMW && !o->second) ||
-        (o->ext.clip_grad_norm > 0.0f && !o->blocks))
+    if (!o->velocity || (o->ext.kind == L2RW_OPTIM_ADAMW && !o->second))
         return l2rw__fail(L2RW_ERR_NOMEM, "optimizer: cannot allocate its "
                           "state for %zu parameters", o->n);
     return L2RW_OK;
@@ -284,24 +273,6 @@ l2rw_status l2rw_optim_set_updates(l2rw_sgd *opt, long t)
 
 double l2rw_optim_grad_norm(const l2rw_sgd *opt) { return opt->grad_norm; }
 
-/* ||g|| in double, blocks in a fixed order (see NORM_BLOCK). */
-static double grad_norm(l2rw_sgd *opt, const float *restrict g)
-{
-    const long n = (long)opt->n, nb = n / NORM_BLOCK + 1;
-    double *restrict part = opt->blocks;
-#pragma omp parallel for schedule(static) if (n >= OPTIM_PARALLEL_MIN)
-    for (long b = 0; b < nb; b++) {
-        const long lo = b * NORM_BLOCK;
-        const long hi = lo + NORM_BLOCK < n ? lo + NORM_BLOCK : n;
-        double s = 0.0;
-        for (long i = lo; i < hi; i++) s += (double)g[i] * (double)g[i];
-        part[b] = s;
-    }
-    double s = 0.0;
-    for (long b = 0; b < nb; b++) s += part[b];
-    return sqrt(s);
-}
-
 /* The factor that brings the gradient's norm down to the clipping
  * norm (1 when clipping is off or the norm is within it). */
 static l2rw_status clip_scale(l2rw_sgd *opt, const float *g, long step,
@@ -309,7 +280,7 @@ static l2rw_status clip_scale(l2rw_sgd *opt, const float *g, long step,
 {
     *scale = 1.0f;
     if (!(opt->ext.clip_grad_norm > 0.0f)) return L2RW_OK;
-    opt->grad_norm = grad_norm(opt, g);
+    opt->grad_norm = sqrt(l2rw__sumsq(g, opt->n));
     /* a non-finite gradient would be scaled to 0 and hide the problem */
     if (!isfinite(opt->grad_norm))
         return l2rw__fail(L2RW_ERR_NUMERIC, "optimizer step %ld: the "
@@ -319,61 +290,28 @@ static l2rw_status clip_scale(l2rw_sgd *opt, const float *g, long step,
     return L2RW_OK;
 }
 
-/* SGD; returns NaN exactly when a parameter became non-finite. */
-static float sgd_update(l2rw_sgd *opt, l2rw_net *net, float lr, float scale)
+/* SGD; 1 exactly when a parameter became non-finite. */
+static int sgd_update(l2rw_sgd *opt, l2rw_net *net, float lr, float scale)
 {
-    const float mu = opt->cfg.momentum, wd = opt->cfg.weight_decay;
-    float *restrict p = l2rw_net_params(net);
-    const float *restrict g = l2rw_net_grads(net);
-    float *restrict v = opt->velocity;
-    const long n = (long)opt->n;
-    const int clip = scale != 1.0f; /* unclipped: today's exact arithmetic */
-    /* x - x is 0 for finite x and NaN otherwise, so `bad` is NaN exactly
-     * when a parameter became non-finite, whatever the reduction order. */
-    float bad = 0.0f;
-    /* Each element is updated on its own, so the result does not depend
-     * on the thread count; small nets skip the cost of a team. */
-#pragma omp parallel for simd schedule(static) reduction(+ : bad) \
-    if (n >= OPTIM_PARALLEL_MIN)
-    for (long i = 0; i < n; i++) {
-        float gi = clip ? g[i] * scale : g[i];
-        float vi = mu * v[i] + (gi + wd * p[i]);
-        float pi = p[i] - lr * vi;
-        v[i] = vi;
-        p[i] = pi;
-        bad += pi - pi;
-    }
+    int bad = 0;
+    l2rw__sgd_update(l2rw_net_params(net), opt->velocity,
+                     l2rw_net_grads(net), opt->n, lr, opt->cfg.momentum,
+                     opt->cfg.weight_decay, scale, &bad);
     return bad;
 }
 
-/* AdamW with the update count already advanced; NaN as sgd_update. */
-static float adamw_update(l2rw_sgd *opt, l2rw_net *net, float lr,
-                          float scale)
+/* AdamW with the update count already advanced; as sgd_update. */
+static int adamw_update(l2rw_sgd *opt, l2rw_net *net, float lr, float scale)
 {
     const float b1 = opt->ext.beta1, b2 = opt->ext.beta2;
-    const float c1 = 1.0f - b1, c2 = 1.0f - b2, eps = opt->ext.eps;
-    const float wd = opt->cfg.weight_decay;
     /* bias corrections in double: b2^t stays accurate for large t */
     const float bc1 = (float)(1.0 / (1.0 - pow(b1, (double)opt->updates)));
     const float bc2 = (float)(1.0 / (1.0 - pow(b2, (double)opt->updates)));
-    float *restrict p = l2rw_net_params(net);
-    const float *restrict g = l2rw_net_grads(net);
-    float *restrict m = opt->velocity, *restrict v = opt->second;
-    const long n = (long)opt->n;
-    float bad = 0.0f;
-#pragma omp parallel for simd schedule(static) reduction(+ : bad) \
-    if (n >= OPTIM_PARALLEL_MIN)
-    for (long i = 0; i < n; i++) {
-        float gi = g[i] * scale;
-        float mi = b1 * m[i] + c1 * gi;
-        float vi = b2 * v[i] + c2 * (gi * gi);
-        float u = (mi * bc1) / (sqrtf(vi * bc2) + eps) + wd * p[i];
-        float pi = p[i] - lr * u;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = pi;
-        bad += pi - pi;
-    }
+    int bad = 0;
+    l2rw__adamw_update(l2rw_net_params(net), opt->velocity, opt->second,
+                       l2rw_net_grads(net), opt->n, lr, b1, b2,
+                       opt->ext.eps, opt->cfg.weight_decay, bc1, bc2, scale,
+                       &bad);
     return bad;
 }
 
@@ -391,10 +329,10 @@ l2rw_status l2rw_sgd_step(l2rw_sgd *opt, l2rw_net *net, long step)
     float scale;
     L2RW_TRY(clip_scale(opt, l2rw_net_grads(net), step, &scale));
     opt->updates++;
-    float bad = opt->ext.kind == L2RW_OPTIM_ADAMW
-                    ? adamw_update(opt, net, lr, scale)
-                    : sgd_update(opt, net, lr, scale);
-    if (bad != 0.0f)
+    int bad = opt->ext.kind == L2RW_OPTIM_ADAMW
+                  ? adamw_update(opt, net, lr, scale)
+                  : sgd_update(opt, net, lr, scale);
+    if (bad)
         return l2rw__fail(L2RW_ERR_NUMERIC,
                           "%s step %ld: a parameter became NaN or Inf "
                           "(non-finite gradient or divergent learning rate "

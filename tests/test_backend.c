@@ -41,6 +41,7 @@ static void test_table_complete(void)
     FILLED(copy_2d); FILLED(bn_eval_stats); FILLED(bn_running);
     FILLED(any_nonzero); FILLED(conv_slices);
 #undef FILLED
+    CHECK(be->host == 1, "the CPU back end's memory is the host's");
 }
 
 /* The CPU table points at kernels.c's functions, not at copies. */
@@ -220,6 +221,7 @@ static void test_net_on_table(void)
 {
     counting = l2rw__backend_cpu;
     counting.name = "counting";
+    counting.host = 0; /* parameters initialised by staging and upload */
     counting.alloc = count_alloc;
     counting.dealloc = count_dealloc;
     counting.upload = count_upload;

@@ -21,6 +21,7 @@ static l2rw_status cpu_sync(void) { return L2RW_OK; }
 
 const l2rw__backend l2rw__backend_cpu = {
     .name = "cpu",
+    .host = 1,
     .alloc = l2rw__aalloc,
     .dealloc = l2rw__afree,
     .upload = cpu_copy_bytes,

@@ -149,4 +149,23 @@ void l2rw__bn_running(float *rmean, float *rvar, const float *mean,
 /* 1 when some x[i] != 0. */
 int l2rw__any_nonzero(const float *x, size_t len);
 
+/* ------------------------------------------------ optimizer (kernels_update.c)
+ * Flat [n] buffers: parameters p, gradients g, state v (AdamW: m, v).
+ * *bad (may be NULL) is set to 1 when a parameter became NaN or Inf and
+ * left alone otherwise (the caller zeroes it). */
+/* SGD: gi = g (scale == 1) or g scale; v = mu v + (gi + wd p);
+ * p -= lr v. */
+void l2rw__sgd_update(float *p, float *v, const float *g, size_t n, float lr,
+                      float momentum, float wd, float scale, int *bad);
+/* AdamW: gi = g scale; m = b1 m + (1 - b1) gi; v = b2 v + (1 - b2) gi^2;
+ * p -= lr ((m bc1) / (sqrtf(v bc2) + eps) + wd p), the bias corrections
+ * bc1 = 1 / (1 - b1^t), bc2 = 1 / (1 - b2^t) given. */
+void l2rw__adamw_update(float *p, float *m, float *v, const float *g,
+                        size_t n, float lr, float b1, float b2, float eps,
+                        float wd, float bc1, float bc2, float scale,
+                        int *bad);
+/* sum g_i^2, products and sums in double, over blocks of 8192 in index
+ * order then the block sums in order (the same for any thread count). */
+double l2rw__sumsq(const float *g, size_t n);
+
 #endif

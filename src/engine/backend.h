@@ -47,6 +47,9 @@ typedef struct {
 
 typedef struct l2rw__backend {
     const char *name; /* "cpu", "cuda" */
+    /* 1 when the back end's memory is the host's (the CPU): the net then
+     * lets the layers initialise parameters in place. */
+    int host;
 
     /* ---------------------------------------------------------- memory */
     void *(*alloc)(size_t n, size_t size);  /* zeroed; NULL: no memory */

@@ -496,19 +496,23 @@ static l2rw_status net_alloc(l2rw_net *net)
     return net_alloc_slots(net);
 }
 
-/* The layers initialise their parameters and state in host memory, one
- * node at a time in a zeroed staging buffer of the largest node, which
- * is uploaded to the node's place (every node in order: the generator's
- * sequence does not depend on which nodes are live). */
+/* The layers initialise their parameters and state in host memory: in
+ * place on a host back end; otherwise one node at a time in a zeroed
+ * staging buffer of the largest node, uploaded to the node's place. Every
+ * node in order: the generator's sequence does not depend on which nodes
+ * are live. (In place on the CPU also keeps the process's heap as it was:
+ * freeing a staging buffer of megabytes raises glibc's mmap threshold,
+ * which moved later buffers and cost the CPU steps ~3%.) */
 static l2rw_status net_init_params(l2rw_net *net, uint64_t seed)
 {
+    const l2rw__backend *be = net->be;
     size_t np = 0, ns = 0;
-    for (int i = 0; i < net->n_nodes; i++) {
+    for (int i = 0; i < net->n_nodes && !be->host; i++) {
         if (net->nodes[i].n_params > np) np = net->nodes[i].n_params;
         if (net->nodes[i].n_state > ns) ns = net->nodes[i].n_state;
     }
-    float *hp = l2rw__calloc(np + ns, sizeof *hp), *hs = hp + np;
-    if (!hp)
+    float *hp = be->host ? NULL : l2rw__calloc(np + ns, sizeof *hp);
+    if (!be->host && !hp)
         return l2rw__fail(L2RW_ERR_NOMEM, "net %s: out of memory (%zu "
                           "floats)", net->model, np + ns);
     l2rw_rng rng;
@@ -517,14 +521,17 @@ static l2rw_status net_init_params(l2rw_net *net, uint64_t seed)
     for (int i = 0; i < net->n_nodes; i++) {
         l2rw__node *nd = &net->nodes[i];
         const l2rw__layer_ops *ops = l2rw__layer(nd->op);
-        if (ops->init) {
+        if (ops->init && be->host) {
+            ops->init(nd, net->params + nd->p_off, net->state + nd->s_off,
+                      &rng);
+        } else if (ops->init) {
+            float *hs = hp + np;
             memset(hp, 0, nd->n_params * sizeof *hp);
             memset(hs, 0, nd->n_state * sizeof *hs);
             ops->init(nd, hp, hs, &rng);
-            net->be->upload(net->params + nd->p_off, hp,
-                            nd->n_params * sizeof *hp);
-            net->be->upload(net->state + nd->s_off, hs,
-                            nd->n_state * sizeof *hs);
+            be->upload(net->params + nd->p_off, hp,
+                       nd->n_params * sizeof *hp);
+            be->upload(net->state + nd->s_off, hs, nd->n_state * sizeof *hs);
         }
         if (nd->op == L2RW_OP_DENSE && net->live[i]) {
             net->last_begin = nd->p_off;
