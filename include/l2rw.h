@@ -124,10 +124,30 @@ const char *l2rw_net_class_name(const l2rw_net *net, int k);
 int l2rw_net_max_batch(const l2rw_net *net);
 void l2rw_net_input_shape(const l2rw_net *net, int *c, int *h, int *w);
 
+/* A net on a device (NULL: the CPU): the CPU, or CUDA GPU dev->index
+ * through the CUDA back end. A build without CUDA, no driver, no such
+ * GPU: L2RW_ERR_UNSUPPORTED with the probe's one-line reason in
+ * l2rw_last_error(). Every buffer of the net (parameters, gradients,
+ * tangents, state, activations, workspace) then lives on the device; a
+ * pass moves only its batch in (inputs, labels, weights) and per-example
+ * values out (losses, u). l2rw_net_create is this with dev NULL.
+ * CUDA: the device of the last net created on CUDA is the one every
+ * CUDA net of the process runs on (one GPU per process for now). */
+l2rw_status l2rw_net_create_on(l2rw_net **out, const char *model,
+                               int channels, int height, int width,
+                               int classes, int max_batch, uint64_t seed,
+                               const l2rw_device *dev);
+/* The device the net was created on. */
+l2rw_device l2rw_net_device(const l2rw_net *net);
+
 /* Flat buffers, each l2rw_net_num_params() floats, in the same layout:
  * parameters, their gradient (written by backward) and their tangent
  * (read by a forward with tangent). */
 size_t l2rw_net_num_params(const l2rw_net *net);
+/* Host pointers to the buffers, for nets on the CPU. On a device they
+ * are NULL (as are l2rw_net_state and l2rw_net_logits): the host reaches
+ * a device net's buffers only through l2rw_net_read / l2rw_net_write
+ * below, so no caller can write device memory through a host pointer. */
 float *l2rw_net_params(l2rw_net *net);
 float *l2rw_net_grads(l2rw_net *net);
 float *l2rw_net_tangents(l2rw_net *net);
@@ -137,6 +157,36 @@ void l2rw_net_last_layer_range(const l2rw_net *net, size_t *begin,
 /* Non-trainable state (batch-norm running means and variances). */
 size_t l2rw_net_num_state(const l2rw_net *net);
 float *l2rw_net_state(l2rw_net *net);
+
+/* The buffers of a net, for explicit copies on any device. */
+typedef enum {
+    L2RW_NET_PARAMS,   /* l2rw_net_num_params() floats */
+    L2RW_NET_GRADS,    /* as PARAMS */
+    L2RW_NET_TANGENTS, /* as PARAMS */
+    L2RW_NET_STATE,    /* l2rw_net_num_state() floats */
+    L2RW_NET_LOGITS    /* n x classes of the last forward; read-only */
+} l2rw_net_buffer;
+
+/* Floats in a buffer now (the logits: 0 before a forward). */
+size_t l2rw_net_buffer_size(const l2rw_net *net, l2rw_net_buffer which);
+/* dst[0..count) = buffer[offset..offset+count) (a download on a device;
+ * it returns once dst holds the values, after the net's queued work).
+ * A range outside the buffer is L2RW_ERR_ARG; a device error since the
+ * last check is reported here. */
+l2rw_status l2rw_net_read(const l2rw_net *net, l2rw_net_buffer which,
+                          size_t offset, size_t count, float *dst);
+/* buffer[offset..offset+count) = src[0..count) (an upload; src may be
+ * reused on return). The logits are read-only (L2RW_ERR_ARG). */
+l2rw_status l2rw_net_write(l2rw_net *net, l2rw_net_buffer which,
+                           size_t offset, size_t count, const float *src);
+/* On the device, nothing through the host: dst[offset..offset+count) =
+ * src[offset..offset+count) between the parameter-shaped buffers
+ * (PARAMS, GRADS, TANGENTS; e.g. the L2RW tangent v = the validation
+ * gradient), and a range set to zero. */
+l2rw_status l2rw_net_copy(l2rw_net *net, l2rw_net_buffer dst,
+                          l2rw_net_buffer src, size_t offset, size_t count);
+l2rw_status l2rw_net_zero(l2rw_net *net, l2rw_net_buffer which,
+                          size_t offset, size_t count);
 
 /* Dropout masks are a pure function of (key, layer, example, unit): the
  * training loop sets the key once per step so that forward, tangent and
@@ -150,7 +200,8 @@ void l2rw_net_set_dropout_key(l2rw_net *net, uint64_t key);
  * Activations are kept for l2rw_net_loss and l2rw_net_backward. */
 l2rw_status l2rw_net_forward(l2rw_net *net, const float *x, int n,
                              l2rw_mode mode, int with_tangent);
-/* Logits [n, classes] of the last forward. */
+/* Logits [n, classes] of the last forward (NULL on a device net:
+ * l2rw_net_read(net, L2RW_NET_LOGITS, ...)). */
 const float *l2rw_net_logits(const l2rw_net *net);
 
 /* Per-example losses. */
@@ -188,7 +239,8 @@ l2rw_status l2rw_net_loss(l2rw_net *net, const int32_t *y,
  * uniform 1/n. */
 l2rw_status l2rw_net_backward(l2rw_net *net, const float *w);
 
-/* Classes predicted by the last forward (argmax of logits). */
+/* Classes predicted by the last forward (argmax of logits; on a device
+ * the logits are downloaded first). */
 void l2rw_net_predict(const l2rw_net *net, int32_t *pred);
 
 /* Save and load parameters and batch-norm statistics: a versioned binary
@@ -197,9 +249,13 @@ void l2rw_net_predict(const l2rw_net *net, int32_t *pred);
 l2rw_status l2rw_net_save(const l2rw_net *net, const char *path);
 /* Load into an existing net; another architecture is L2RW_ERR_ARCH. */
 l2rw_status l2rw_net_load(l2rw_net *net, const char *path);
-/* Create a net from a file. */
+/* Create a net from a file. Files do not depend on the device: a net
+ * saved on one device loads on any other with the same predictions. */
 l2rw_status l2rw_net_load_new(l2rw_net **out, const char *path,
                               int max_batch);
+/* The same on a device (NULL: the CPU), as l2rw_net_create_on. */
+l2rw_status l2rw_net_load_new_on(l2rw_net **out, const char *path,
+                                 int max_batch, const l2rw_device *dev);
 
 /* Export to ONNX (opset 17, IR version 8) for inference elsewhere: the
  * eval-mode network (running batch-norm statistics, dropout as identity)
@@ -251,7 +307,8 @@ float l2rw_sgd_lr(const l2rw_sgd *opt, long step);
 /* params -= lr(step) * (velocity = momentum*velocity + grad + wd*params) */
 l2rw_status l2rw_sgd_step(l2rw_sgd *opt, l2rw_net *net, long step);
 /* Velocity buffer (num_params floats), for checkpoints; AdamW's first
- * moment m. */
+ * moment m. The optimizer's state lives with the net's buffers, on its
+ * device: NULL for a net on a device (use l2rw_optim_read/_write). */
 float *l2rw_sgd_velocity(l2rw_sgd *opt);
 
 /* Beyond SGD: AdamW, a cosine schedule, warm-up and gradient clipping,
@@ -308,8 +365,25 @@ l2rw_status l2rw_optim_create(l2rw_sgd **out, const l2rw_net *net,
                               const l2rw_optim_cfg *ext);
 /* The extended configuration the optimizer was made with. */
 l2rw_optim_cfg l2rw_optim_config(const l2rw_sgd *opt);
-/* AdamW's second moment v (num_params floats), NULL for SGD. */
+/* AdamW's second moment v (num_params floats), NULL for SGD (and for a
+ * net on a device). */
 float *l2rw_optim_second_moment(l2rw_sgd *opt);
+
+/* The optimizer's state, for checkpoints, on any device. */
+typedef enum {
+    L2RW_OPTIM_FIRST, /* SGD's velocity, AdamW's first moment m */
+    L2RW_OPTIM_SECOND /* AdamW's second moment v (not SGD's) */
+} l2rw_optim_buffer;
+
+/* As l2rw_net_read / l2rw_net_write, over num_params floats. */
+l2rw_status l2rw_optim_read(const l2rw_sgd *opt, l2rw_optim_buffer which,
+                            size_t offset, size_t count, float *dst);
+l2rw_status l2rw_optim_write(l2rw_sgd *opt, l2rw_optim_buffer which,
+                             size_t offset, size_t count, const float *src);
+/* dst's state (buffers and update count) = src's: optimizers of the same
+ * kind made for nets of the same size on the same device; the copy stays
+ * on the device. */
+l2rw_status l2rw_optim_copy_state(l2rw_sgd *dst, const l2rw_sgd *src);
 /* Updates made (AdamW's t), for checkpoints. */
 long l2rw_optim_updates(const l2rw_sgd *opt);
 l2rw_status l2rw_optim_set_updates(l2rw_sgd *opt, long t);

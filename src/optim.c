@@ -18,8 +18,9 @@
  * Clipping (clip_grad_norm = C > 0): g is scaled by C / ||g|| when
  * ||g|| > C, before either update (weight decay is not clipped, as with
  * PyTorch's clip_grad_norm_ followed by the optimizer). */
+#include "backend.h"
 #include "common.h"
-#include "kernels.h"
+#include "net_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -27,12 +28,17 @@
 
 static const double PI = 3.14159265358979323846; /* M_PI is not C11 */
 
+/* The state lives on the net's back end (backend.h), next to the
+ * parameters it updates; a step moves one int to the host (the flag of
+ * a non-finite parameter) and, with clipping, the norm's square. */
 struct l2rw_sgd {
     l2rw_sgd_cfg cfg;
     l2rw_optim_cfg ext;
     size_t n;
+    const l2rw__backend *be; /* the net's: owns velocity, second, bad */
     float *velocity;   /* SGD velocity, AdamW first moment */
     float *second;     /* AdamW second moment, NULL for SGD */
+    int *bad;          /* [1]: a parameter became non-finite */
     long updates;      /* steps that updated the parameters (AdamW's t) */
     double grad_norm;  /* of the last step, before clipping; NaN */
 };
@@ -172,18 +178,23 @@ l2rw_status l2rw_optim_check(const l2rw_sgd_cfg *cfg,
 void l2rw_sgd_free(l2rw_sgd *opt)
 {
     if (!opt) return;
-    l2rw__afree(opt->velocity);
-    l2rw__afree(opt->second);
+    if (opt->be) {
+        opt->be->dealloc(opt->velocity);
+        opt->be->dealloc(opt->second);
+        opt->be->dealloc(opt->bad);
+    }
     free(opt);
 }
 
 /* The buffers the kind and clipping need, zeroed. */
 static l2rw_status alloc_state(l2rw_sgd *o)
 {
-    o->velocity = l2rw__aalloc(o->n, sizeof(float));
+    o->velocity = o->be->alloc(o->n, sizeof(float));
     if (o->ext.kind == L2RW_OPTIM_ADAMW)
-        o->second = l2rw__aalloc(o->n, sizeof(float));
-    if (!o->velocity || (o->ext.kind == L2RW_OPTIM_ADAMW && !o->second))
+        o->second = o->be->alloc(o->n, sizeof(float));
+    o->bad = o->be->alloc(1, sizeof *o->bad);
+    if (!o->velocity || (o->ext.kind == L2RW_OPTIM_ADAMW && !o->second) ||
+        !o->bad)
         return l2rw__fail(L2RW_ERR_NOMEM, "optimizer: cannot allocate its "
                           "state for %zu parameters", o->n);
     return L2RW_OK;
@@ -202,6 +213,7 @@ l2rw_status l2rw_optim_create(l2rw_sgd **out, const l2rw_net *net,
     o->cfg = *cfg;
     if (ext) o->ext = *ext; /* else all zero: SGD, step schedule */
     o->n = l2rw_net_num_params(net);
+    o->be = l2rw__net_backend(net);
     o->grad_norm = NAN;
     l2rw_status s = alloc_state(o);
     if (s != L2RW_OK) {
@@ -255,11 +267,77 @@ float l2rw_sgd_lr(const l2rw_sgd *opt, long step)
     return lr;
 }
 
-float *l2rw_sgd_velocity(l2rw_sgd *opt) { return opt->velocity; }
+float *l2rw_sgd_velocity(l2rw_sgd *opt)
+{
+    return opt->be->host ? opt->velocity : NULL;
+}
 
 l2rw_optim_cfg l2rw_optim_config(const l2rw_sgd *opt) { return opt->ext; }
 
-float *l2rw_optim_second_moment(l2rw_sgd *opt) { return opt->second; }
+float *l2rw_optim_second_moment(l2rw_sgd *opt)
+{
+    return opt->be->host ? opt->second : NULL;
+}
+
+/* The back-end address of [offset, offset + count) of a state buffer. */
+static l2rw_status state_range(const l2rw_sgd *opt, l2rw_optim_buffer which,
+                               size_t offset, size_t count, const char *fn,
+                               float **at)
+{
+    if (!opt) return l2rw__fail(L2RW_ERR_ARG, "%s: NULL optimizer", fn);
+    float *base = which == L2RW_OPTIM_FIRST    ? opt->velocity
+                  : which == L2RW_OPTIM_SECOND ? opt->second
+                                               : NULL;
+    if (!base)
+        return l2rw__fail(L2RW_ERR_ARG, "%s: %s has no buffer %d (first "
+                          "moment or velocity 0, AdamW's second moment 1)",
+                          fn, l2rw_optim_name(opt->ext.kind), (int)which);
+    if (offset > opt->n || count > opt->n - offset)
+        return l2rw__fail(L2RW_ERR_ARG, "%s: [%zu, +%zu) outside the %zu "
+                          "floats", fn, offset, count, opt->n);
+    *at = base + offset;
+    return L2RW_OK;
+}
+
+l2rw_status l2rw_optim_read(const l2rw_sgd *opt, l2rw_optim_buffer which,
+                            size_t offset, size_t count, float *dst)
+{
+    float *at = NULL;
+    L2RW_TRY(state_range(opt, which, offset, count, "optim_read", &at));
+    if (count && !dst)
+        return l2rw__fail(L2RW_ERR_ARG, "optim_read: NULL destination");
+    if (count) opt->be->download(dst, at, count * sizeof *dst);
+    return opt->be->sync();
+}
+
+l2rw_status l2rw_optim_write(l2rw_sgd *opt, l2rw_optim_buffer which,
+                             size_t offset, size_t count, const float *src)
+{
+    float *at = NULL;
+    L2RW_TRY(state_range(opt, which, offset, count, "optim_write", &at));
+    if (count && !src)
+        return l2rw__fail(L2RW_ERR_ARG, "optim_write: NULL source");
+    if (count) opt->be->upload(at, src, count * sizeof *src);
+    return opt->be->sync();
+}
+
+l2rw_status l2rw_optim_copy_state(l2rw_sgd *dst, const l2rw_sgd *src)
+{
+    if (!dst || !src)
+        return l2rw__fail(L2RW_ERR_ARG, "optim_copy_state: NULL argument");
+    if (dst->be != src->be || dst->n != src->n ||
+        dst->ext.kind != src->ext.kind)
+        return l2rw__fail(L2RW_ERR_ARG, "optim_copy_state: %s of %zu "
+                          "floats on %s to %s of %zu on %s",
+                          l2rw_optim_name(src->ext.kind), src->n,
+                          src->be->name, l2rw_optim_name(dst->ext.kind),
+                          dst->n, dst->be->name);
+    dst->be->copy_dev(dst->velocity, src->velocity, dst->n * sizeof(float));
+    if (dst->second)
+        dst->be->copy_dev(dst->second, src->second, dst->n * sizeof(float));
+    dst->updates = src->updates;
+    return dst->be->sync();
+}
 
 long l2rw_optim_updates(const l2rw_sgd *opt) { return opt->updates; }
 
@@ -280,7 +358,7 @@ static l2rw_status clip_scale(l2rw_sgd *opt, const float *g, long step,
 {
     *scale = 1.0f;
     if (!(opt->ext.clip_grad_norm > 0.0f)) return L2RW_OK;
-    opt->grad_norm = sqrt(l2rw__sumsq(g, opt->n));
+    opt->grad_norm = sqrt(opt->be->sumsq(g, opt->n));
     /* a non-finite gradient would be scaled to 0 and hide the problem */
     if (!isfinite(opt->grad_norm))
         return l2rw__fail(L2RW_ERR_NUMERIC, "optimizer step %ld: the "
@@ -290,29 +368,26 @@ static l2rw_status clip_scale(l2rw_sgd *opt, const float *g, long step,
     return L2RW_OK;
 }
 
-/* SGD; 1 exactly when a parameter became non-finite. */
-static int sgd_update(l2rw_sgd *opt, l2rw_net *net, float lr, float scale)
+/* SGD (the flag opt->bad zeroed before). */
+static void sgd_update(l2rw_sgd *opt, l2rw_net *net, float lr, float scale)
 {
-    int bad = 0;
-    l2rw__sgd_update(l2rw_net_params(net), opt->velocity,
-                     l2rw_net_grads(net), opt->n, lr, opt->cfg.momentum,
-                     opt->cfg.weight_decay, scale, &bad);
-    return bad;
+    opt->be->sgd_update(l2rw__net_buf(net, L2RW_NET_PARAMS), opt->velocity,
+                        l2rw__net_buf(net, L2RW_NET_GRADS), opt->n, lr,
+                        opt->cfg.momentum, opt->cfg.weight_decay, scale,
+                        opt->bad);
 }
 
 /* AdamW with the update count already advanced; as sgd_update. */
-static int adamw_update(l2rw_sgd *opt, l2rw_net *net, float lr, float scale)
+static void adamw_update(l2rw_sgd *opt, l2rw_net *net, float lr, float scale)
 {
     const float b1 = opt->ext.beta1, b2 = opt->ext.beta2;
     /* bias corrections in double: b2^t stays accurate for large t */
     const float bc1 = (float)(1.0 / (1.0 - pow(b1, (double)opt->updates)));
     const float bc2 = (float)(1.0 / (1.0 - pow(b2, (double)opt->updates)));
-    int bad = 0;
-    l2rw__adamw_update(l2rw_net_params(net), opt->velocity, opt->second,
-                       l2rw_net_grads(net), opt->n, lr, b1, b2,
-                       opt->ext.eps, opt->cfg.weight_decay, bc1, bc2, scale,
-                       &bad);
-    return bad;
+    opt->be->adamw_update(l2rw__net_buf(net, L2RW_NET_PARAMS), opt->velocity,
+                          opt->second, l2rw__net_buf(net, L2RW_NET_GRADS),
+                          opt->n, lr, b1, b2, opt->ext.eps,
+                          opt->cfg.weight_decay, bc1, bc2, scale, opt->bad);
 }
 
 l2rw_status l2rw_sgd_step(l2rw_sgd *opt, l2rw_net *net, long step)
@@ -325,13 +400,24 @@ l2rw_status l2rw_sgd_step(l2rw_sgd *opt, l2rw_net *net, long step)
                           opt->n, l2rw_net_num_params(net));
     if (step < 0)
         return l2rw__fail(L2RW_ERR_ARG, "sgd: negative step %ld", step);
+    const l2rw__backend *be = opt->be;
+    if (l2rw__net_backend(net) != be)
+        return l2rw__fail(L2RW_ERR_ARG, "sgd: optimizer made for a net on "
+                          "%s, this net is on %s", be->name,
+                          l2rw__net_backend(net)->name);
     const float lr = l2rw_sgd_lr(opt, step);
     float scale;
-    L2RW_TRY(clip_scale(opt, l2rw_net_grads(net), step, &scale));
+    L2RW_TRY(clip_scale(opt, l2rw__net_buf(net, L2RW_NET_GRADS), step,
+                        &scale));
     opt->updates++;
-    int bad = opt->ext.kind == L2RW_OPTIM_ADAMW
-                  ? adamw_update(opt, net, lr, scale)
-                  : sgd_update(opt, net, lr, scale);
+    be->zero(opt->bad, sizeof *opt->bad);
+    if (opt->ext.kind == L2RW_OPTIM_ADAMW)
+        adamw_update(opt, net, lr, scale);
+    else
+        sgd_update(opt, net, lr, scale);
+    int bad = 0;
+    be->download(&bad, opt->bad, sizeof bad);
+    L2RW_TRY(be->sync());
     if (bad)
         return l2rw__fail(L2RW_ERR_NUMERIC,
                           "%s step %ld: a parameter became NaN or Inf "

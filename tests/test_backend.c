@@ -7,8 +7,8 @@
  * bit for bit where the formula is the same float expression; and a net
  * built on a table that counts its memory calls: every buffer from the
  * table and back to it, no allocation in a step, one upload of the batch
- * and one of the weights, one download of the losses, and results bit for
- * bit those of the CPU table. */
+ * and one of the labels and one of the weights, one download of the
+ * losses and one of u, and results bit for bit those of the CPU table. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +20,8 @@
 #include "graph.h"
 #include "kernels.h"
 #include "l2rw.h"
+#include "loss.h"
+#include "net_internal.h"
 
 static const l2rw__backend *const be = &l2rw__backend_cpu;
 
@@ -40,6 +42,8 @@ static void test_table_complete(void)
     FILLED(bn_tangent_train); FILLED(bn_tangent_eval); FILLED(bn_bwd);
     FILLED(copy_2d); FILLED(bn_eval_stats); FILLED(bn_running);
     FILLED(any_nonzero); FILLED(conv_slices);
+    FILLED(loss_eval); FILLED(sgd_update); FILLED(adamw_update);
+    FILLED(sumsq);
 #undef FILLED
     CHECK(be->host == 1, "the CPU back end's memory is the host's");
 }
@@ -55,7 +59,8 @@ static void test_cpu_is_kernels(void)
     SAME(maxpool_gather); SAME(maxpool_bwd); SAME(avgpool_fwd);
     SAME(avgpool_bwd); SAME(dot); SAME(bn_stats); SAME(bn_stats_norm);
     SAME(bn_norm); SAME(bn_tangent_train); SAME(bn_tangent_eval);
-    SAME(bn_bwd);
+    SAME(bn_bwd); SAME(loss_eval); SAME(sgd_update); SAME(adamw_update);
+    SAME(sumsq);
 #undef SAME
     CHECK(be->conv_slices() >= l2rw_get_threads(), "conv_slices %d < %d "
           "threads", be->conv_slices(), l2rw_get_threads());
@@ -166,8 +171,8 @@ static void test_any_nonzero(void)
 
 /* The CPU table with its memory calls counted: a net built on it must get
  * every buffer from it and give every one back, and a step may move only
- * the batch in (one upload per forward, one for the weights of a
- * backward) and the losses out. */
+ * the batch in (one upload per forward, one for the labels of the loss,
+ * one for the weights of a backward) and the losses and u out. */
 static l2rw__backend counting;
 static long live_blocks, n_allocs, n_uploads, n_downloads;
 
@@ -227,13 +232,21 @@ static void test_net_on_table(void)
     counting.upload = count_upload;
     counting.download = count_download;
     l2rw_net *ref = NULL, *net = NULL;
+    float *buf = NULL;
     CHECK_OK(build_net(&l2rw__backend_cpu, &ref));
     CHECK_OK(build_net(&counting, &net));
     if (!ref || !net) goto done;
     CHECK(n_allocs > 10 && live_blocks == n_allocs, "%ld buffers from the "
           "table, %ld live", n_allocs, live_blocks);
     const size_t np = l2rw_net_num_params(net);
-    CHECK(same_floats(l2rw_net_params(ref), l2rw_net_params(net), np),
+    CHECK(l2rw_net_params(net) == NULL && l2rw_net_grads(net) == NULL &&
+          l2rw_net_tangents(net) == NULL && l2rw_net_state(net) == NULL,
+          "host pointers of a net whose back end is not the host's");
+    buf = calloc(np, sizeof *buf);
+    CHECK(buf != NULL, "out of memory");
+    if (!buf) goto done;
+    CHECK_OK(l2rw_net_read(net, L2RW_NET_PARAMS, 0, np, buf));
+    CHECK(same_floats(l2rw_net_params(ref), buf, np),
           "initial parameters differ between the two tables");
     float x[NB * NC * NH * NW], w[NB] = {0.1f, 0.3f, 0.0f, 0.4f, 0.2f};
     float l1[NB], l2[NB], u1[NB], u2[NB];
@@ -243,8 +256,9 @@ static void test_net_on_table(void)
     for (size_t i = 0; i < sizeof x / sizeof *x; i++)
         x[i] = (float)l2rw_rng_normal(&rng);
     for (size_t i = 0; i < np; i++)
-        l2rw_net_tangents(ref)[i] = l2rw_net_tangents(net)[i] =
-            (float)l2rw_rng_normal(&rng);
+        l2rw_net_tangents(ref)[i] = (float)l2rw_rng_normal(&rng);
+    CHECK_OK(l2rw_net_write(net, L2RW_NET_TANGENTS, 0, np,
+                            l2rw_net_tangents(ref)));
     l2rw_net *nets[2] = {ref, net};
     float *ls[2] = {l1, l2}, *us[2] = {u1, u2};
     long allocs = n_allocs, up = n_uploads, down = n_downloads;
@@ -255,17 +269,23 @@ static void test_net_on_table(void)
         CHECK_OK(l2rw_net_backward(nets[k], w));
     }
     CHECK(n_allocs == allocs, "%ld allocations in a step", n_allocs - allocs);
-    CHECK(n_uploads - up == 2 && n_downloads - down == 1, "a step made %ld "
-          "uploads, %ld downloads (want 2 and 1)", n_uploads - up,
+    CHECK(n_uploads - up == 3 && n_downloads - down == 2, "a step made %ld "
+          "uploads, %ld downloads (want 3 and 2)", n_uploads - up,
           n_downloads - down);
     CHECK(same_floats(l1, l2, NB) && same_floats(u1, u2, NB),
           "losses or u differ between the two tables");
-    CHECK(same_floats(l2rw_net_grads(ref), l2rw_net_grads(net), np),
+    CHECK_OK(l2rw_net_read(net, L2RW_NET_GRADS, 0, np, buf));
+    CHECK(same_floats(l2rw_net_grads(ref), buf, np),
           "gradients differ between the two tables");
-    CHECK(same_floats(l2rw_net_state(ref), l2rw_net_state(net),
-                      l2rw_net_num_state(net)),
+    const size_t ns = l2rw_net_num_state(net);
+    float *st = calloc(ns ? ns : 1, sizeof *st);
+    CHECK(st != NULL, "out of memory");
+    if (st) CHECK_OK(l2rw_net_read(net, L2RW_NET_STATE, 0, ns, st));
+    CHECK(st && same_floats(l2rw_net_state(ref), st, ns),
           "running statistics differ between the two tables");
+    free(st);
 done:
+    free(buf);
     l2rw_net_free(ref);
     l2rw_net_free(net);
     CHECK(live_blocks == 0, "%ld buffers not given back", live_blocks);

@@ -1,11 +1,13 @@
 /* The CPU back end: host memory (64-byte aligned, zeroed) and the kernels
  * of kernels.c (OpenBLAS called serially from OpenMP threads, static
- * schedules, fixed-order reductions). Memory is the host's, so transfers
+ * schedules, fixed-order reductions), the optimizer's of kernels_update.c
+ * and the loss of loss.c. Memory is the host's, so transfers
  * are memcpy and sync has nothing to wait for. */
 #include <string.h>
 
 #include "backend.h"
 #include "kernels.h"
+#include "loss.h"
 
 static void cpu_copy_bytes(void *dst, const void *src, size_t bytes)
 {
@@ -63,4 +65,9 @@ const l2rw__backend l2rw__backend_cpu = {
     .bn_running = l2rw__bn_running,
     .any_nonzero = l2rw__any_nonzero,
     .conv_slices = l2rw__conv_slices,
+
+    .loss_eval = l2rw__loss_eval,
+    .sgd_update = l2rw__sgd_update,
+    .adamw_update = l2rw__adamw_update,
+    .sumsq = l2rw__sumsq,
 };

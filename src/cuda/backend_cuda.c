@@ -9,6 +9,7 @@
 
 const l2rw__backend l2rw__backend_cuda = {
     .name = "cuda",
+    .host = 0, /* device memory: the host reaches it by upload/download */
     .alloc = l2rw__cu_be_alloc,
     .dealloc = l2rw__cu_free,
     .upload = l2rw__cu_be_upload,
@@ -50,4 +51,9 @@ const l2rw__backend l2rw__backend_cuda = {
     .bn_running = l2rw__cu_bn_running,
     .any_nonzero = l2rw__cu_any_nonzero,
     .conv_slices = l2rw__cu_conv_slices,
+
+    .loss_eval = l2rw__cu_loss_eval,
+    .sgd_update = l2rw__cu_sgd_update,
+    .adamw_update = l2rw__cu_adamw_update,
+    .sumsq = l2rw__cu_sumsq,
 };

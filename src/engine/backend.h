@@ -1,7 +1,10 @@
 /* The back-end interface: one table of functions per device (ggml-style),
  * through which the layers (ps->be) and the net (net->be) do every
  * allocation, transfer and loop over a tensor. A back end lives in its own
- * folder: src/cpu/ (OpenBLAS and OpenMP, l2rw__backend_cpu), src/cuda/.
+ * folder: src/cpu/ (OpenBLAS and OpenMP, l2rw__backend_cpu; and, for the
+ * tests, l2rw__backend_checked of backend_checked.h: the CPU's kernels on
+ * memory the host cannot touch, every pointer argument checked),
+ * src/cuda/ (l2rw__backend_cuda).
  * The kernels keep the argument lists of src/cpu/kernels.h, where each
  * one's formula is documented; shapes are NCHW, "P" is h*w of a plane,
  * and a flag `acc` selects dst += ... (1) or dst = ... (0).
@@ -15,11 +18,13 @@
  *   dealloc(NULL) does nothing. Host values by design: the scalars of a
  *   call (alpha, eps, sizes, keys) and the shape structs.
  * - Order. Calls act as if run one after another in call order; a back
- *   end may queue them (a device stream) as long as download, dot and
- *   any_nonzero (the calls that hand values to the host) return only
- *   after everything queued before them has finished. sync waits for all
- *   queued work and returns the first error since the last sync
- *   (L2RW_OK on the CPU, where nothing can fail after alloc).
+ *   end may queue them (a device stream) as long as download, dot,
+ *   any_nonzero, loss_eval and sumsq (the calls that hand values to the
+ *   host) return only after everything queued before them has
+ *   finished. sync waits for all queued work and returns the first
+ *   error since the last sync (L2RW_OK on the CPU, where nothing can
+ *   fail after alloc). The net syncs in its loss and reads, the
+ *   optimizer in its step: errors of a pass surface there.
  * - Determinism. For a fixed device and thread count the results are
  *   bit-identical from run to run: fixed-order reductions, no atomics
  *   where the order of additions matters, deterministic library
@@ -141,6 +146,28 @@ typedef struct l2rw__backend {
     /* Parallel slices a conv workspace holds (CPU: the OpenMP threads it
      * may use; a device: 1); read when the net is laid out. */
     int (*conv_slices)(void);
+
+    /* ------------------------------------------- loss and optimizer */
+    /* l2rw__loss_eval (loss.h) on back-end memory: logits z and their
+     * tangent zdot [n, k], labels y [n] (int32), loss [n], dz [n, k],
+     * u [n]; cfg on the host. zdot, loss, dz, u may be NULL as there.
+     * Returns the checks' status (labels, then finite logits, then finite
+     * losses, with loss.c's messages), so it waits for the queued work. */
+    l2rw_status (*loss_eval)(const l2rw_loss *cfg, const float *z,
+                             const float *zdot, const int32_t *y, int n,
+                             int k, float *loss, float *dz, float *u);
+    /* The optimizer updates of kernels.h (l2rw__sgd_update,
+     * l2rw__adamw_update): p, v (m), g [n]; *bad (back-end memory, one
+     * int, may be NULL) set to 1 when a parameter became NaN or Inf. */
+    void (*sgd_update)(float *p, float *v, const float *g, size_t n,
+                       float lr, float momentum, float wd, float scale,
+                       int *bad);
+    void (*adamw_update)(float *p, float *m, float *v, const float *g,
+                         size_t n, float lr, float b1, float b2, float eps,
+                         float wd, float bc1, float bc2, float scale,
+                         int *bad);
+    /* sum g_i^2 in double (the clipping norm's square), to the host. */
+    double (*sumsq)(const float *g, size_t n);
 } l2rw__backend;
 
 /* The CPU back end (src/cpu/backend_cpu.c). */

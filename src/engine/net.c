@@ -4,11 +4,13 @@
  * max_batch examples, by the net's back end (backend.h), which does every
  * loop over them; the passes allocate nothing.
  *
- * Host access. The CPU back end (the only one instantiated so far) hands
- * out host memory, so the public accessors return its buffers and the
- * loss (loss.c) reads and writes them in place. Each place a device back
- * end needs a download, an upload or a kernel instead says so with
- * "DEVICE:". */
+ * Host access. Only the batch crosses: a forward uploads its inputs, the
+ * loss its labels (and downloads the losses and u), a backward its
+ * weights. The host pointer accessors hand out the buffers of a back end
+ * whose memory is the host's (the CPU) and NULL otherwise;
+ * l2rw_net_read/_write/_copy/_zero work on every back end. What remains
+ * slow on a device (values to the host per example or per layer) says
+ * so with "DEVICE:". */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdlib.h>
@@ -213,6 +215,7 @@ int l2rw__g_dropout(l2rw_graph *g, int in, float p)
 
 struct l2rw_net {
     const l2rw__backend *be; /* owns every float and int32 buffer below */
+    l2rw_device dev;         /* what l2rw_net_device says */
     char *model;
     int classes, max_batch;
     int n_nodes, output;
@@ -222,6 +225,10 @@ struct l2rw_net {
     float *params, *grads, *tangents, *state, *ws;
     float *dz, *loss;    /* [max_batch, classes], [max_batch] */
     float *w;            /* [max_batch]: example weights, uploaded */
+    int32_t *labels;     /* [max_batch]: the loss's labels, uploaded */
+    float *u;            /* [max_batch]: the loss's u, downloaded */
+    float *host_z;       /* [max_batch, classes] host copy of the logits
+                            for predict (back ends not the host's) */
     /* Tangent and gradient buffers, shared by nodes whose lifetimes do not
      * overlap (see net_plan); the nodes' ty and dy point into them. */
     int n_slots;
@@ -306,6 +313,9 @@ void l2rw_net_free(l2rw_net *net)
     be->dealloc(net->dz);
     be->dealloc(net->loss);
     be->dealloc(net->w);
+    be->dealloc(net->labels);
+    be->dealloc(net->u);
+    free(net->host_z);
     free(net);
 }
 
@@ -492,7 +502,14 @@ static l2rw_status net_alloc(l2rw_net *net)
     NET_ALLOC(net->dz, mb * (size_t)net->classes, float);
     NET_ALLOC(net->loss, mb, float);
     NET_ALLOC(net->w, mb, float);
+    NET_ALLOC(net->labels, mb, int32_t);
+    NET_ALLOC(net->u, mb, float);
 #undef NET_ALLOC
+    if (!net->be->host &&
+        !(net->host_z = l2rw__calloc(mb * (size_t)net->classes,
+                                     sizeof *net->host_z)))
+        return l2rw__fail(L2RW_ERR_NOMEM, "net %s: out of memory",
+                          net->model);
     return net_alloc_slots(net);
 }
 
@@ -590,6 +607,7 @@ l2rw_status l2rw__graph_compile_on(l2rw_graph *g, int output,
         goto done;
     }
     net->be = be;
+    net->dev.kind = L2RW_DEVICE_CPU; /* l2rw_net_create_on sets others */
     net->model = strdup(model ? model : "custom");
     net->live = l2rw__calloc((size_t)g->n, 1);
     if (!net->model || !net->live) {
@@ -613,14 +631,16 @@ done:
     return s;
 }
 
-l2rw_status l2rw_net_create(l2rw_net **out, const char *model, int channels,
-                            int height, int width, int classes,
-                            int max_batch, uint64_t seed)
+l2rw_status l2rw__net_create_be(l2rw_net **out, const char *model,
+                                int channels, int height, int width,
+                                int classes, int max_batch, uint64_t seed,
+                                const l2rw__backend *be)
 {
     if (!out) return l2rw__fail(L2RW_ERR_ARG, "net_create: NULL output");
     *out = NULL;
-    if (!model)
-        return l2rw__fail(L2RW_ERR_ARG, "net_create: NULL model name");
+    if (!model || !be)
+        return l2rw__fail(L2RW_ERR_ARG, "net_create: NULL model name or "
+                          "back end");
     if (classes < 1 || max_batch < 1)
         return l2rw__fail(L2RW_ERR_ARG,
                           "net_create: classes %d, max_batch %d", classes,
@@ -633,16 +653,43 @@ l2rw_status l2rw_net_create(l2rw_net **out, const char *model, int channels,
         l2rw__graph_free(g);
         return s;
     }
-    return l2rw__graph_compile(g, output, model, classes, max_batch, seed,
-                               out);
+    return l2rw__graph_compile_on(g, output, model, classes, max_batch, seed,
+                                  be, out);
+}
+
+l2rw_status l2rw_net_create_on(l2rw_net **out, const char *model,
+                               int channels, int height, int width,
+                               int classes, int max_batch, uint64_t seed,
+                               const l2rw_device *dev)
+{
+    if (!out) return l2rw__fail(L2RW_ERR_ARG, "net_create: NULL output");
+    *out = NULL;
+    const l2rw__backend *be = NULL;
+    L2RW_TRY(l2rw__backend_of(dev, &be));
+    L2RW_TRY(l2rw__net_create_be(out, model, channels, height, width,
+                                 classes, max_batch, seed, be));
+    if (dev) (*out)->dev = *dev;
+    return L2RW_OK;
+}
+
+l2rw_status l2rw_net_create(l2rw_net **out, const char *model, int channels,
+                            int height, int width, int classes,
+                            int max_batch, uint64_t seed)
+{
+    return l2rw__net_create_be(out, model, channels, height, width, classes,
+                               max_batch, seed, &l2rw__backend_cpu);
 }
 
 /* -------------------------------------------------------------- accessors */
 
-/* DEVICE: l2rw_net_params, _grads, _tangents, _state and _logits hand out
- * the back end's buffers, host memory on the CPU; a device net needs
- * explicit copy-out and copy-in calls instead (issue 10). */
+/* l2rw_net_params, _grads, _tangents, _state and _logits hand out the
+ * back end's buffers where they are host memory (the CPU), else NULL. */
 
+l2rw_device l2rw_net_device(const l2rw_net *net) { return net->dev; }
+const l2rw__backend *l2rw__net_backend(const l2rw_net *net)
+{
+    return net->be;
+}
 const char *l2rw_net_model(const l2rw_net *net) { return net->model; }
 int l2rw_net_classes(const l2rw_net *net) { return net->classes; }
 int l2rw_net_max_batch(const l2rw_net *net) { return net->max_batch; }
@@ -653,9 +700,18 @@ void l2rw_net_input_shape(const l2rw_net *net, int *c, int *h, int *w)
     if (w) *w = net->nodes[0].w;
 }
 size_t l2rw_net_num_params(const l2rw_net *net) { return net->n_params; }
-float *l2rw_net_params(l2rw_net *net) { return net->params; }
-float *l2rw_net_grads(l2rw_net *net) { return net->grads; }
-float *l2rw_net_tangents(l2rw_net *net) { return net->tangents; }
+float *l2rw_net_params(l2rw_net *net)
+{
+    return net->be->host ? net->params : NULL;
+}
+float *l2rw_net_grads(l2rw_net *net)
+{
+    return net->be->host ? net->grads : NULL;
+}
+float *l2rw_net_tangents(l2rw_net *net)
+{
+    return net->be->host ? net->tangents : NULL;
+}
 void l2rw_net_last_layer_range(const l2rw_net *net, size_t *begin,
                                size_t *end)
 {
@@ -663,7 +719,10 @@ void l2rw_net_last_layer_range(const l2rw_net *net, size_t *begin,
     if (end) *end = net->last_end;
 }
 size_t l2rw_net_num_state(const l2rw_net *net) { return net->n_state; }
-float *l2rw_net_state(l2rw_net *net) { return net->state; }
+float *l2rw_net_state(l2rw_net *net)
+{
+    return net->be->host ? net->state : NULL;
+}
 void l2rw_net_set_dropout_key(l2rw_net *net, uint64_t key)
 {
     net->dropout_key = key;
@@ -671,10 +730,117 @@ void l2rw_net_set_dropout_key(l2rw_net *net, uint64_t key)
 
 const float *l2rw_net_logits(const l2rw_net *net)
 {
-    return net->nodes[net->output].y;
+    return net->be->host ? net->nodes[net->output].y : NULL;
 }
 
-/* DEVICE: back-end memory (the reweighting reads it on the host). */
+/* ------------------------------------------------- explicit copies */
+
+float *l2rw__net_buf(const l2rw_net *net, l2rw_net_buffer which)
+{
+    switch (which) {
+    case L2RW_NET_PARAMS: return net->params;
+    case L2RW_NET_GRADS: return net->grads;
+    case L2RW_NET_TANGENTS: return net->tangents;
+    case L2RW_NET_STATE: return net->state;
+    case L2RW_NET_LOGITS:
+        return net->have_fwd ? net->nodes[net->output].y : NULL;
+    }
+    return NULL;
+}
+
+size_t l2rw_net_buffer_size(const l2rw_net *net, l2rw_net_buffer which)
+{
+    switch (which) {
+    case L2RW_NET_PARAMS:
+    case L2RW_NET_GRADS:
+    case L2RW_NET_TANGENTS: return net->n_params;
+    case L2RW_NET_STATE: return net->n_state;
+    case L2RW_NET_LOGITS:
+        return net->have_fwd ? (size_t)net->n * (size_t)net->classes : 0;
+    }
+    return 0;
+}
+
+static const char *buffer_name(l2rw_net_buffer which)
+{
+    static const char *const names[] = {"parameters", "gradients",
+                                        "tangents", "state", "logits"};
+    return (unsigned)which <= L2RW_NET_LOGITS ? names[which] : "?";
+}
+
+/* The back-end address of [offset, offset + count) of a buffer, after
+ * the checks every copy makes. */
+static l2rw_status net_range(const l2rw_net *net, l2rw_net_buffer which,
+                             size_t offset, size_t count, const char *fn,
+                             float **at)
+{
+    if (!net) return l2rw__fail(L2RW_ERR_ARG, "%s: NULL net", fn);
+    if ((unsigned)which > L2RW_NET_LOGITS)
+        return l2rw__fail(L2RW_ERR_ARG, "%s: unknown buffer %d", fn,
+                          (int)which);
+    size_t size = l2rw_net_buffer_size(net, which);
+    if (offset > size || count > size - offset)
+        return l2rw__fail(L2RW_ERR_ARG, "%s: %s [%zu, +%zu) outside the "
+                          "%zu floats", fn, buffer_name(which), offset, count,
+                          size);
+    float *base = l2rw__net_buf(net, which);
+    *at = base ? base + offset : NULL;
+    return L2RW_OK;
+}
+
+l2rw_status l2rw_net_read(const l2rw_net *net, l2rw_net_buffer which,
+                          size_t offset, size_t count, float *dst)
+{
+    float *at = NULL;
+    L2RW_TRY(net_range(net, which, offset, count, "net_read", &at));
+    if (count == 0) return net->be->sync();
+    if (!dst) return l2rw__fail(L2RW_ERR_ARG, "net_read: NULL destination");
+    net->be->download(dst, at, count * sizeof *dst);
+    return net->be->sync();
+}
+
+l2rw_status l2rw_net_write(l2rw_net *net, l2rw_net_buffer which,
+                           size_t offset, size_t count, const float *src)
+{
+    float *at = NULL;
+    L2RW_TRY(net_range(net, which, offset, count, "net_write", &at));
+    if (which == L2RW_NET_LOGITS)
+        return l2rw__fail(L2RW_ERR_ARG, "net_write: the logits are "
+                          "read-only");
+    if (count == 0) return net->be->sync();
+    if (!src) return l2rw__fail(L2RW_ERR_ARG, "net_write: NULL source");
+    net->be->upload(at, src, count * sizeof *src);
+    return net->be->sync();
+}
+
+l2rw_status l2rw_net_copy(l2rw_net *net, l2rw_net_buffer dst,
+                          l2rw_net_buffer src, size_t offset, size_t count)
+{
+    float *d = NULL, *s = NULL;
+    L2RW_TRY(net_range(net, dst, offset, count, "net_copy", &d));
+    L2RW_TRY(net_range(net, src, offset, count, "net_copy", &s));
+    if (dst > L2RW_NET_TANGENTS || src > L2RW_NET_TANGENTS)
+        return l2rw__fail(L2RW_ERR_ARG, "net_copy: %s to %s (parameters, "
+                          "gradients and tangents only)", buffer_name(src),
+                          buffer_name(dst));
+    if (count) net->be->copy_dev(d, s, count * sizeof *d);
+    return L2RW_OK;
+}
+
+l2rw_status l2rw_net_zero(l2rw_net *net, l2rw_net_buffer which,
+                          size_t offset, size_t count)
+{
+    float *at = NULL;
+    L2RW_TRY(net_range(net, which, offset, count, "net_zero", &at));
+    if (which == L2RW_NET_LOGITS)
+        return l2rw__fail(L2RW_ERR_ARG, "net_zero: the logits are "
+                          "read-only");
+    if (count) net->be->zero(at, count * sizeof *at);
+    return L2RW_OK;
+}
+
+/* Back-end memory (net_internal.h): the last-layer path of the
+ * reweighting reads it on the host, which only a host back end allows. */
 const float *l2rw__net_last_input(const l2rw_net *net, int *dim)
 {
     if (!net || !net->have_fwd || net->last_dense < 0) return NULL;
@@ -683,8 +849,8 @@ const float *l2rw__net_last_input(const l2rw_net *net, int *dim)
     return a->y;
 }
 
-/* DEVICE: params and state are back-end memory (the exporter reads them
- * on the host): a device net needs a download first. */
+/* params and state are back-end memory: the exporter reads copies on a
+ * back end that is not the host's. */
 l2rw__net_view l2rw__net_view_of(const l2rw_net *net)
 {
     l2rw__net_view v = {net->nodes, net->n_nodes, net->output, net->params,
@@ -692,12 +858,18 @@ l2rw__net_view l2rw__net_view_of(const l2rw_net *net)
     return v;
 }
 
-/* DEVICE: reads the logits on the host: a download of n x classes floats
- * (or an argmax kernel) on a device. */
+/* On a back end that is not the host's the logits are downloaded into a
+ * host buffer of the net (DEVICE: n x classes floats; an argmax kernel
+ * would bring n ints). */
 void l2rw_net_predict(const l2rw_net *net, int32_t *pred)
 {
     if (!net->have_fwd) return;
-    const float *z = l2rw_net_logits(net);
+    const float *z = net->nodes[net->output].y;
+    if (!net->be->host) {
+        net->be->download(net->host_z, z,
+                          (size_t)net->n * net->classes * sizeof *z);
+        z = net->host_z;
+    }
     for (int i = 0; i < net->n; i++) {
         const float *r = z + (size_t)i * net->classes;
         int best = 0;
@@ -780,15 +952,19 @@ l2rw_status l2rw_net_loss(l2rw_net *net, const int32_t *y,
      * zero: u = 0. */
     const float *zdot = u && !o->tzero_now ? o->ty : NULL;
     net->have_loss = 0;
-    /* DEVICE: loss.c works on host memory (the CPU back end's buffers); a
-     * device net needs the loss and u kernels here, with u downloaded. */
-    l2rw_status s = l2rw__loss_eval(loss_kind, o->y, zdot, y, net->n,
-                                    net->classes, net->loss, net->dz,
-                                    zdot ? u : NULL);
+    const l2rw__backend *be = net->be;
+    const size_t n = (size_t)net->n;
+    be->upload(net->labels, y, n * sizeof *y);
+    l2rw_status s = be->loss_eval(loss_kind, o->y, zdot, net->labels, net->n,
+                                  net->classes, net->loss, net->dz,
+                                  zdot ? net->u : NULL);
+    /* an error of the queued work (the passes before) comes first */
+    l2rw_status q = be->sync();
+    if (q != L2RW_OK) return q;
     if (s != L2RW_OK) return s;
-    if (u && !zdot) memset(u, 0, (size_t)net->n * sizeof *u);
-    if (loss)
-        net->be->download(loss, net->loss, (size_t)net->n * sizeof *loss);
+    if (u && zdot) be->download(u, net->u, n * sizeof *u);
+    if (u && !zdot) memset(u, 0, n * sizeof *u);
+    if (loss) be->download(loss, net->loss, n * sizeof *loss);
     net->have_loss = 1;
     return L2RW_OK;
 }

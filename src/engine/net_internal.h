@@ -4,10 +4,32 @@
 
 #include "l2rw.h"
 
+/* ------------------------------------------------- back end of a net */
+struct l2rw__backend;
+
+/* The table every buffer of the net belongs to (backend.h). */
+const struct l2rw__backend *l2rw__net_backend(const l2rw_net *net);
+/* The back-end pointer of a buffer (device memory on a device: for
+ * kernels of the same table, never for the host), NULL for the logits
+ * before a forward. */
+float *l2rw__net_buf(const l2rw_net *net, l2rw_net_buffer which);
+/* l2rw_net_create on a given table (a back end that is not a device of
+ * l2rw_device: the checking back end of the tests); l2rw_net_device
+ * then says "cpu". */
+l2rw_status l2rw__net_create_be(l2rw_net **out, const char *model,
+                                int channels, int height, int width,
+                                int classes, int max_batch, uint64_t seed,
+                                const struct l2rw__backend *be);
+/* The table of a device, after making the device ready (CUDA: its
+ * context); L2RW_ERR_UNSUPPORTED with the reason where it cannot run. */
+l2rw_status l2rw__backend_of(const l2rw_device *dev,
+                             const struct l2rw__backend **be);
+
 /* Input activations [n, *dim] of the last dense layer (the one of
  * l2rw_net_last_layer_range) in the last forward, NULL before a forward
  * or when the net has no dense layer. Valid until the next forward. Lets
- * the reweighting compute last-layer meta scores without a tangent pass. */
+ * the reweighting compute last-layer meta scores without a tangent pass.
+ * Back-end memory: host-readable only when l2rw__net_backend(net)->host. */
 const float *l2rw__net_last_input(const l2rw_net *net, int *dim);
 
 /* The L2RW scores without a tangent pass, for nets whose examples do not
@@ -28,7 +50,9 @@ l2rw_status l2rw__net_backward_each(l2rw_net *net, const float *w);
 /* The compiled graph, read-only, for exporters (onnx_export.c): node 0 is
  * the input, creation order is a topological order, `output` is the logits
  * node (nodes that are no ancestor of it take no part in a pass); each
- * node's parameters are at params + p_off, its state at state + s_off. */
+ * node's parameters are at params + p_off, its state at state + s_off.
+ * params and state are back-end memory (see l2rw__net_buf): an exporter
+ * of a net whose back end is not the host's reads copies instead. */
 struct l2rw__node;
 typedef struct {
     const struct l2rw__node *nodes;
