@@ -359,16 +359,71 @@ l2rw_status l2rw__br_end(l2rw_breader *r)
 
 /* -------------------------------------------------------- net section */
 
-/* The public accessors of the buffers take a non-const net; writing
- * only reads through them. */
-static float *params_of(const l2rw_net *net)
+/* A net's buffers and an optimizer's state may live on a device: the
+ * host reads them in place where the accessors give host pointers (the
+ * CPU) and otherwise through chunks of a host buffer (writing) or a whole
+ * host copy (reading, so that the checks see every value before the
+ * device does). */
+enum { COPY_CHUNK = 4096 }; /* floats per chunk of a device's buffer */
+
+/* The host pointer of a net buffer, NULL on a device. The accessors
+ * take a non-const net; writing only reads through them. */
+static float *host_buf(const l2rw_net *net, l2rw_net_buffer which)
 {
-    return l2rw_net_params((l2rw_net *)net);
+    l2rw_net *m = (l2rw_net *)net;
+    return which == L2RW_NET_PARAMS ? l2rw_net_params(m) : l2rw_net_state(m);
 }
 
-static float *state_of(const l2rw_net *net)
+l2rw_status l2rw__write_net_buffer(l2rw_bwriter *w, const l2rw_net *net,
+                                   l2rw_net_buffer which)
 {
-    return l2rw_net_state((l2rw_net *)net);
+    const size_t n = l2rw_net_buffer_size(net, which);
+    const float *h = host_buf(net, which);
+    if (h) return l2rw__write_floats(w, h, n);
+    float buf[COPY_CHUNK];
+    for (size_t at = 0; at < n; at += COPY_CHUNK) {
+        size_t k = n - at < COPY_CHUNK ? n - at : COPY_CHUNK;
+        L2RW_TRY(l2rw_net_read(net, which, at, k, buf));
+        L2RW_TRY(l2rw__write_floats(w, buf, k));
+    }
+    return L2RW_OK;
+}
+
+static float *host_state(const l2rw_sgd *opt, l2rw_optim_buffer which)
+{
+    l2rw_sgd *m = (l2rw_sgd *)opt; /* read only */
+    return which == L2RW_OPTIM_FIRST ? l2rw_sgd_velocity(m)
+                                     : l2rw_optim_second_moment(m);
+}
+
+l2rw_status l2rw__write_optim_buffer(l2rw_bwriter *w, const l2rw_sgd *opt,
+                                     l2rw_optim_buffer which, size_t n)
+{
+    const float *h = host_state(opt, which);
+    if (h) return l2rw__write_floats(w, h, n);
+    float buf[COPY_CHUNK];
+    for (size_t at = 0; at < n; at += COPY_CHUNK) {
+        size_t k = n - at < COPY_CHUNK ? n - at : COPY_CHUNK;
+        L2RW_TRY(l2rw_optim_read(opt, which, at, k, buf));
+        L2RW_TRY(l2rw__write_floats(w, buf, k));
+    }
+    return L2RW_OK;
+}
+
+l2rw_status l2rw__read_optim_buffer(l2rw_breader *r, l2rw_sgd *opt,
+                                    l2rw_optim_buffer which, size_t n,
+                                    const char *what)
+{
+    float *h = host_state(opt, which);
+    float *buf = h ? h : l2rw__aalloc(n, sizeof *buf);
+    if (!buf)
+        return l2rw__fail(L2RW_ERR_NOMEM, "%s: out of memory (%s)", r->path,
+                          what);
+    l2rw_status s = l2rw__read_floats(r, buf, n, what);
+    if (s == L2RW_OK) s = l2rw__check_finite(buf, n, r->path, what);
+    if (s == L2RW_OK && !h) s = l2rw_optim_write(opt, which, 0, n, buf);
+    if (!h) l2rw__afree(buf);
+    return s;
 }
 
 l2rw_status l2rw__net_write(l2rw_bwriter *w, const l2rw_net *net)
@@ -386,8 +441,8 @@ l2rw_status l2rw__net_write(l2rw_bwriter *w, const l2rw_net *net)
     L2RW_TRY(l2rw__bw_i32(w, l2rw_net_classes(net)));
     L2RW_TRY(l2rw__bw_u64(w, np));
     L2RW_TRY(l2rw__bw_u64(w, ns));
-    L2RW_TRY(l2rw__write_floats(w, params_of(net), np));
-    return l2rw__write_floats(w, state_of(net), ns);
+    L2RW_TRY(l2rw__write_net_buffer(w, net, L2RW_NET_PARAMS));
+    return l2rw__write_net_buffer(w, net, L2RW_NET_STATE);
 }
 
 static l2rw_status read_dim(l2rw_breader *r, int *out, const char *what)
@@ -511,6 +566,43 @@ l2rw_status l2rw__net_read_data(l2rw_breader *r, const l2rw_net_header *h,
     return l2rw__check_finite(state, ns, r->path, "batch-norm statistic");
 }
 
+/* params and state in one host block (a device net's staging). */
+static l2rw_status alloc_staging(const l2rw_net_header *h, const char *path,
+                                 float **p, float **st)
+{
+    *p = l2rw__aalloc((size_t)h->num_params, sizeof(float));
+    *st = l2rw__aalloc((size_t)h->num_state, sizeof(float));
+    if (*p && *st) return L2RW_OK;
+    l2rw__afree(*p);
+    l2rw__afree(*st);
+    *p = *st = NULL;
+    return l2rw__fail(L2RW_ERR_NOMEM, "%s: out of memory", path);
+}
+
+/* Staged values into the net (sizes checked by l2rw__net_check_arch). */
+static l2rw_status net_upload(l2rw_net *net, const l2rw_net_header *h,
+                              const float *p, const float *st)
+{
+    L2RW_TRY(l2rw_net_write(net, L2RW_NET_PARAMS, 0, (size_t)h->num_params,
+                            p));
+    return l2rw_net_write(net, L2RW_NET_STATE, 0, (size_t)h->num_state, st);
+}
+
+l2rw_status l2rw__net_read_into(l2rw_breader *r, const l2rw_net_header *h,
+                                l2rw_net *net)
+{
+    if (l2rw_net_params(net))
+        return l2rw__net_read_data(r, h, l2rw_net_params(net),
+                                   l2rw_net_state(net));
+    float *p, *st;
+    L2RW_TRY(alloc_staging(h, r->path, &p, &st));
+    l2rw_status s = l2rw__net_read_data(r, h, p, st);
+    if (s == L2RW_OK) s = net_upload(net, h, p, st);
+    l2rw__afree(p);
+    l2rw__afree(st);
+    return s;
+}
+
 /* ---------------------------------------------------------- model file */
 
 typedef struct {
@@ -624,18 +716,10 @@ l2rw_status l2rw_net_load(l2rw_net *net, const char *path)
     l2rw_status s = l2rw__net_check_arch(&h, net, path);
     /* Read into scratch buffers so a failure leaves the net untouched. */
     float *p = NULL, *st = NULL;
-    if (s == L2RW_OK) {
-        p = l2rw__aalloc((size_t)h.num_params, sizeof(float));
-        st = l2rw__aalloc((size_t)h.num_state, sizeof(float));
-        if (!p || !st)
-            s = l2rw__fail(L2RW_ERR_NOMEM, "%s: out of memory", path);
-    }
+    if (s == L2RW_OK) s = alloc_staging(&h, path, &p, &st);
     if (s == L2RW_OK) s = l2rw__net_read_data(&r, &h, p, st);
     if (s == L2RW_OK) s = read_tail(&r, version, h.classes, net);
-    if (s == L2RW_OK) {
-        memcpy(l2rw_net_params(net), p, (size_t)h.num_params * sizeof *p);
-        memcpy(l2rw_net_state(net), st, (size_t)h.num_state * sizeof *st);
-    }
+    if (s == L2RW_OK) s = net_upload(net, &h, p, st);
     l2rw__afree(p);
     l2rw__afree(st);
     l2rw__br_close(&r);
@@ -644,6 +728,12 @@ l2rw_status l2rw_net_load(l2rw_net *net, const char *path)
 
 l2rw_status l2rw_net_load_new(l2rw_net **out, const char *path,
                               int max_batch)
+{
+    return l2rw_net_load_new_on(out, path, max_batch, NULL);
+}
+
+l2rw_status l2rw_net_load_new_on(l2rw_net **out, const char *path,
+                                 int max_batch, const l2rw_device *dev)
 {
     if (!out || !path)
         return l2rw__fail(L2RW_ERR_ARG, "net_load_new: NULL argument");
@@ -659,16 +749,14 @@ l2rw_status l2rw_net_load_new(l2rw_net **out, const char *path,
     /* The counts first: the net is only built for a file that holds it. */
     l2rw_status s = l2rw__net_check_counts(&h, path);
     if (s == L2RW_OK &&
-        (s = l2rw_net_create(&net, h.model, h.c, h.h, h.w, h.classes,
-                             max_batch, 0)) != L2RW_OK) {
+        (s = l2rw_net_create_on(&net, h.model, h.c, h.h, h.w, h.classes,
+                                max_batch, 0, dev)) != L2RW_OK) {
         char detail[400]; /* out of memory for max_batch, say */
         snprintf(detail, sizeof detail, "%s", l2rw_last_error());
         s = l2rw__fail(s, "%s: cannot build its model: %s", path, detail);
     }
     if (s == L2RW_OK) s = l2rw__net_check_arch(&h, net, path);
-    if (s == L2RW_OK)
-        s = l2rw__net_read_data(&r, &h, l2rw_net_params(net),
-                                l2rw_net_state(net));
+    if (s == L2RW_OK) s = l2rw__net_read_into(&r, &h, net);
     if (s == L2RW_OK) s = read_tail(&r, version, h.classes, net);
     l2rw__br_close(&r);
     if (s != L2RW_OK) {

@@ -59,5 +59,23 @@ l2rw_status l2rw__check_finite(const float *x, size_t n, const char *path,
                                const char *what);
 l2rw_status l2rw__net_read_data(l2rw_breader *r, const l2rw_net_header *h,
                                 float *params, float *state);
+/* The same into the net itself, on any device (a device net through a
+ * host copy, uploaded once every value has passed the checks); sizes
+ * checked before by l2rw__net_check_arch. */
+l2rw_status l2rw__net_read_into(l2rw_breader *r, const l2rw_net_header *h,
+                                l2rw_net *net);
+
+/* A net buffer (L2RW_NET_PARAMS or L2RW_NET_STATE, all of it) and n
+ * floats of an optimizer's state written from any device: in place on
+ * the CPU, through chunks of a host buffer otherwise (checkpoints). */
+l2rw_status l2rw__write_net_buffer(l2rw_bwriter *w, const l2rw_net *net,
+                                   l2rw_net_buffer which);
+l2rw_status l2rw__write_optim_buffer(l2rw_bwriter *w, const l2rw_sgd *opt,
+                                     l2rw_optim_buffer which, size_t n);
+/* n floats into an optimizer's state buffer (any device); a NaN or Inf
+ * is L2RW_ERR_FORMAT naming `what` and the index, as check_finite. */
+l2rw_status l2rw__read_optim_buffer(l2rw_breader *r, l2rw_sgd *opt,
+                                    l2rw_optim_buffer which, size_t n,
+                                    const char *what);
 
 #endif

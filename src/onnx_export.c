@@ -81,6 +81,7 @@ typedef struct {
     int *uses;   /* live readers of each node */
     int *fold;   /* conv node -> the batch norm folded into it, or -1 */
     char flat[L2RW_MAX_IN][ONNX_NAME_MAX]; /* input_2d's Flatten outputs */
+    float *host; /* host copy of params and state of a device net */
 } onnx_ctx;
 
 static const l2rw__node *node_at(const onnx_ctx *x, int i)
@@ -647,6 +648,23 @@ static l2rw_status check_opts(const l2rw_net *net, const l2rw_onnx_opts *o)
     return L2RW_OK;
 }
 
+/* The view reads params and state on the host: a net on a device (no
+ * host pointers) lends a host copy instead. */
+static l2rw_status host_view(onnx_ctx *x, const l2rw_net *net)
+{
+    x->v = l2rw__net_view_of(net);
+    if (l2rw_net_params((l2rw_net *)net)) return L2RW_OK; /* read only */
+    const size_t np = l2rw_net_num_params(net), ns = l2rw_net_num_state(net);
+    x->host = malloc((np + ns ? np + ns : 1) * sizeof *x->host);
+    if (!x->host)
+        return l2rw__fail(L2RW_ERR_NOMEM, "onnx export: out of memory");
+    L2RW_TRY(l2rw_net_read(net, L2RW_NET_PARAMS, 0, np, x->host));
+    L2RW_TRY(l2rw_net_read(net, L2RW_NET_STATE, 0, ns, x->host + np));
+    x->v.params = x->host;
+    x->v.state = x->host + np;
+    return L2RW_OK;
+}
+
 static l2rw_status ctx_alloc(onnx_ctx *x)
 {
     const size_t n = (size_t)x->v.n_nodes;
@@ -667,6 +685,7 @@ static void ctx_free(onnx_ctx *x)
     free(x->live);
     free(x->uses);
     free(x->fold);
+    free(x->host);
     l2rw__pb_free(&x->graph);
 }
 
@@ -679,10 +698,10 @@ l2rw_status l2rw_net_export_onnx(const l2rw_net *net, const char *path,
     memset(&x, 0, sizeof x);
     x.o = opts ? *opts : l2rw_onnx_opts_default();
     L2RW_TRY(check_opts(net, &x.o));
-    x.v = l2rw__net_view_of(net);
     l2rw_pb head;
     l2rw__pb_init(&head);
-    l2rw_status s = ctx_alloc(&x);
+    l2rw_status s = host_view(&x, net);
+    if (s == L2RW_OK) s = ctx_alloc(&x);
     if (s == L2RW_OK) s = build_graph(&x, l2rw_net_model(net));
     if (s == L2RW_OK) s = model_head(&head, net, &x.o);
     if (s == L2RW_OK) {
