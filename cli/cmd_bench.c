@@ -146,7 +146,7 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
                                 "cuda:N\n");
                 return -1;
             }
-            if (opts_device("l2rw bench", v)) return -1;
+            if (opts_device("l2rw bench", v, 1, NULL)) return -1;
             o->device = v;
         } else if (strcmp(a, "--batch") == 0) {
             r = int_opt(a, v, 1, BATCH_MAX, &o->batch);

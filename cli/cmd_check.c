@@ -52,7 +52,7 @@ int l2rw_cmd_check(int argc, char **argv)
                         stdout, NULL, 0, NULL, err, sizeof err);
     if (rc == 1) return 0;
     if (rc != 0) return opts_usage_error(err);
-    if (opts_device("l2rw check", device)) return 2;
+    if (opts_device("l2rw check", device, 1, NULL)) return 2;
     l2rw_set_threads(threads);
 
     print_ctx pc = {verbose};

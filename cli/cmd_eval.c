@@ -57,7 +57,7 @@ int l2rw_cmd_eval(int argc, char **argv)
     if (!load || !data)
         return opts_usage_error("l2rw eval: --load FILE and --data SPEC are "
                                 "required (try --help)");
-    if (opts_device("l2rw eval", device)) return 2;
+    if (opts_device("l2rw eval", device, 1, NULL)) return 2;
     if (strcmp(split, "test") && strcmp(split, "train"))
         return opts_usage_error("l2rw eval: --split must be test or train");
     static char sized[8192];

@@ -430,7 +430,9 @@ int l2rw_cmd_train(int argc, char **argv)
     if (!cfg.data)
         return opts_usage_error("l2rw train: --data SPEC is required (try "
                                "--help)");
-    if (opts_device("l2rw train", device)) return 2;
+    l2rw_device dev;
+    if (opts_device("l2rw train", device, 0, &dev)) return 2;
+    cfg.device = &dev;
     static char sized[8192];
     if (image_size) {
         if (l2rw_data_spec_set_size(cfg.data, image_size, sized,

@@ -357,7 +357,8 @@ int opts_usage_error(const char *msg)
     return 2;
 }
 
-int opts_device(const char *cmd, const char *name)
+int opts_device(const char *cmd, const char *name, int cpu_only,
+                l2rw_device *out)
 {
     l2rw_device d;
     if (l2rw_device_parse(name, &d) != L2RW_OK ||
@@ -366,5 +367,12 @@ int opts_device(const char *cmd, const char *name)
                 l2rw_last_error());
         return 2;
     }
+    if (cpu_only && d.kind != L2RW_DEVICE_CPU) {
+        fprintf(stderr, "%s: --device %s: this command runs on the CPU "
+                "only for now (l2rw train runs on the device)\n", cmd,
+                name);
+        return 2;
+    }
+    if (out) *out = d;
     return 0;
 }

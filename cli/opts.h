@@ -8,6 +8,8 @@
 #ifndef L2RW_CLI_OPTS_H
 #define L2RW_CLI_OPTS_H
 
+#include "l2rw.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,9 +68,11 @@ void opts_join_argv(int argc, char **argv, char *buf, size_t size);
 /* Prints msg (one line) to stderr and returns 2, the usage exit status. */
 int opts_usage_error(const char *msg);
 
-/* --device NAME of command cmd ("l2rw train"): 0 when the command can run
- * there, else prints "cmd: --device NAME: why" (an unknown name, a build
- * without CUDA, no driver, no device, ...) and returns 2. */
-int opts_device(const char *cmd, const char *name);
+/* --device NAME of command cmd ("l2rw train"): 0 with the device in out
+ * when the command can run there, else prints "cmd: --device NAME: why"
+ * (an unknown name, a build without CUDA, no driver, no device, or a
+ * command that runs on the CPU only: cpu_only) and returns 2. */
+int opts_device(const char *cmd, const char *name, int cpu_only,
+                l2rw_device *out);
 
 #endif

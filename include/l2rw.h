@@ -60,17 +60,27 @@ int l2rw_get_threads(void);
 /* -------------------------------------------------------------- devices */
 
 /* Where nets run: the CPU (OpenBLAS and OpenMP) or an NVIDIA GPU through
- * the CUDA back end ("cuda" is GPU 0, "cuda:N" GPU N). */
-typedef enum { L2RW_DEVICE_CPU, L2RW_DEVICE_CUDA } l2rw_device_kind;
+ * the CUDA back end ("cuda" is GPU 0, "cuda:N" GPU N). "checked" runs the
+ * CPU's kernels as a device: every buffer in an arena of its own that
+ * the host cannot touch between kernels, every pointer a kernel receives
+ * checked (slower; it shows on any machine that a run never reads device
+ * memory from the host nor hands a host buffer to a kernel, and gives
+ * the CPU's bits). */
+typedef enum {
+    L2RW_DEVICE_CPU,
+    L2RW_DEVICE_CUDA,
+    L2RW_DEVICE_CHECKED
+} l2rw_device_kind;
 
 typedef struct {
     l2rw_device_kind kind;
     int index; /* GPU number; 0 for the CPU */
 } l2rw_device;
 
-/* "cpu", "cuda" or "cuda:N"; else L2RW_ERR_ARG naming the choices. */
+/* "cpu", "cuda", "cuda:N" or "checked"; else L2RW_ERR_ARG naming the
+ * choices. */
 l2rw_status l2rw_device_parse(const char *name, l2rw_device *out);
-/* "cpu", "cuda:N" into buf (truncated to size). */
+/* "cpu", "cuda:N", "checked" into buf (truncated to size). */
 void l2rw_device_format(const l2rw_device *d, char *buf, size_t size);
 /* L2RW_OK when nets can run on d in this process; else
  * L2RW_ERR_UNSUPPORTED with a one-line reason in l2rw_last_error(): a

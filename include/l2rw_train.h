@@ -171,6 +171,12 @@ typedef struct {
      * every rank). The number of ranks is part of the fingerprint: a
      * run resumes with the same number. */
     const l2rw_comm *comm;
+    /* NULL: the CPU. Else the device the net runs on (l2rw_net_create_on):
+     * the batches go in, losses and weights come out; evaluation runs
+     * there too. The data stay on the host. A checkpoint holds host
+     * copies, so a run resumes on another device (not bit-identically
+     * across CPU and GPU; bit-identically on the same one). */
+    const l2rw_device *device;
 } l2rw_train_cfg;
 
 typedef struct {

@@ -130,6 +130,8 @@ struct l2rw_method_ctx {
     const int32_t *g_y;
     float *gw, *gu, *gloss;
     int32_t *gorder;
+    float *host_grads;    /* [num_params] host copy of a device net's
+                             gradient for the sums over ranks, or NULL */
 };
 
 /* Input activations [n, dim] of the last dense layer (the one of
@@ -311,6 +313,7 @@ void l2rw_method_free(l2rw_method_ctx *m)
     if (!m) return;
     if (m->has_bal) l2rw_balanced_free(&m->bal);
     dist_free(m);
+    l2rw__afree(m->host_grads);
     l2rw__afree(m->w);
     l2rw__afree(m->loss);
     l2rw__afree(m->u);
@@ -407,15 +410,26 @@ static uint64_t pass_key(const l2rw_method_ctx *m, uint64_t key)
     return m->dist ? l2rw_hash2(key, (uint64_t)m->comm.rank) : key;
 }
 
-/* Gradient buffer <- scale x its sum over the ranks. */
-static l2rw_status sum_grads(const l2rw_method_ctx *m, l2rw_net *net,
-                             float scale)
+/* Gradient buffer <- scale x its sum over the ranks. A net on a device
+ * goes through a host copy (the comm sums host memory). */
+static l2rw_status sum_grads(l2rw_method_ctx *m, l2rw_net *net, float scale)
 {
     float *g = l2rw_net_grads(net);
     size_t np = l2rw_net_num_params(net);
+    if (!g) {
+        if (!m->host_grads) {
+            m->host_grads = l2rw__aalloc(np, sizeof(float));
+            if (!m->host_grads)
+                return l2rw__fail(L2RW_ERR_NOMEM, "method: out of memory");
+        }
+        g = m->host_grads;
+        L2RW_TRY(l2rw_net_read(net, L2RW_NET_GRADS, 0, np, g));
+    }
     if (scale != 1.0f)
         for (size_t i = 0; i < np; i++) g[i] *= scale;
-    return m->comm.sum_f32(m->comm.ctx, g, np);
+    L2RW_TRY(m->comm.sum_f32(m->comm.ctx, g, np));
+    return g == m->host_grads ? l2rw_net_write(net, L2RW_NET_GRADS, 0, np, g)
+                              : L2RW_OK;
 }
 
 /* Mean of loss[0..n) of this rank's share, over the whole batch of
@@ -626,20 +640,21 @@ l2rw_status l2rw_weighted_step(l2rw_net *net, l2rw_sgd *opt, long step,
 /* ---------------------------------------------------------------- l2rw */
 
 /* Tangent buffer = v (the gradient buffer), restricted to the last dense
- * layer for META_LAST. */
-static void set_tangent(l2rw_net *net, l2rw_meta_params meta)
+ * layer for META_LAST; on the net's device. */
+static l2rw_status set_tangent(l2rw_net *net, l2rw_meta_params meta)
 {
     size_t np = l2rw_net_num_params(net);
-    float *t = l2rw_net_tangents(net);
-    memcpy(t, l2rw_net_grads(net), np * sizeof(float));
+    L2RW_TRY(l2rw_net_copy(net, L2RW_NET_TANGENTS, L2RW_NET_GRADS, 0, np));
     if (meta == L2RW_META_LAST) {
         size_t b = 0, e = 0;
         l2rw_net_last_layer_range(net, &b, &e);
         if (b > np) b = np;
         if (e > np) e = np;
-        memset(t, 0, b * sizeof(float));
-        memset(t + e, 0, (np - e) * sizeof(float));
+        if (b > 0) L2RW_TRY(l2rw_net_zero(net, L2RW_NET_TANGENTS, 0, b));
+        if (e < np)
+            L2RW_TRY(l2rw_net_zero(net, L2RW_NET_TANGENTS, e, np - e));
     }
+    return L2RW_OK;
 }
 
 /* v: validation forward (running statistics untouched), loss and
@@ -648,7 +663,7 @@ static void set_tangent(l2rw_net *net, l2rw_meta_params meta)
  * NULL: leave the net's key as it is). Over ranks (m->dist), v is that
  * of the whole validation batch: each share's mean gradient weighted by
  * its share of the batch, summed. */
-static l2rw_status validation_tangent(const l2rw_method_ctx *m,
+static l2rw_status validation_tangent(l2rw_method_ctx *m,
                                       l2rw_net *net, l2rw_meta_params meta,
                                       const float *vx, const int32_t *vy,
                                       int nv, float *vloss_scratch,
@@ -664,14 +679,14 @@ static l2rw_status validation_tangent(const l2rw_method_ctx *m,
     float vl = 0.0f;
     L2RW_TRY(mean_over_ranks(m, vloss_scratch, nv, m ? m->g_nv : nv, &vl));
     if (val_loss) *val_loss = vl;
-    set_tangent(net, meta);
+    L2RW_TRY(set_tangent(net, meta));
     if (keys) l2rw_net_set_dropout_key(net, keys[0]);
     return L2RW_OK;
 }
 
 /* l2rw_meta_scores with optional dropout keys for the two passes; m
  * (NULL: one process) for a rank's share. */
-static l2rw_status meta_scores(const l2rw_method_ctx *m, l2rw_net *net,
+static l2rw_status meta_scores(l2rw_method_ctx *m, l2rw_net *net,
                                l2rw_meta_params meta,
                                l2rw_mode mode, const float *x,
                                const int32_t *y, int n, const float *vx,
@@ -724,6 +739,9 @@ static l2rw_status last_scores(l2rw_method_ctx *m, l2rw_net *net,
     const int k = m->classes, d = m->last_d;
     float *V = m->last_v, *vb = m->last_v + (size_t)k * d;
     int dim = 0;
+    /* h and the logits are read on the host: a net on a device takes the
+     * masked tangent path (the same values) */
+    if (!l2rw__net_backend(net)->host) return L2RW_ERR_UNSUPPORTED;
     l2rw_net_set_dropout_key(net, keys[1]);
     L2RW_TRY(l2rw_net_forward(net, vx, nv, L2RW_MODE_TRAIN_FROZEN, 0));
     const float *hv = l2rw__net_last_input(net, &dim);

@@ -231,6 +231,25 @@ l2rw_status l2rw_evaluate(l2rw_net *net, const l2rw_dataset *d, int batch,
     return L2RW_OK;
 }
 
+/* Rank 0's running statistics to every rank (a sum where the others
+ * give zeros), through a host copy: the net may be on a device. */
+static l2rw_status broadcast_state(l2rw_net *net, const l2rw_comm *cm,
+                                   size_t ns)
+{
+    float *state = malloc(ns * sizeof *state);
+    if (!state)
+        return l2rw__fail(L2RW_ERR_NOMEM, "evaluate: out of memory");
+    l2rw_status s = L2RW_OK;
+    if (cm->rank == 0)
+        s = l2rw_net_read(net, L2RW_NET_STATE, 0, ns, state);
+    else
+        memset(state, 0, ns * sizeof *state);
+    if (s == L2RW_OK) s = cm->sum_f32(cm->ctx, state, ns);
+    if (s == L2RW_OK) s = l2rw_net_write(net, L2RW_NET_STATE, 0, ns, state);
+    free(state);
+    return s;
+}
+
 /* l2rw_evaluate over a group of ranks: rank 0's running statistics (the
  * model's: batch norm keeps each rank's own while training) go to every
  * rank, each evaluates its share of d, and the sums are summed. The
@@ -241,10 +260,8 @@ static l2rw_status evaluate_group(l2rw_net *net, const l2rw_dataset *d,
 {
     if (!cm || cm->size == 1)
         return l2rw_evaluate(net, d, batch, accuracy, loss);
-    float *state = l2rw_net_state(net);
     size_t ns = l2rw_net_num_state(net);
-    if (cm->rank != 0 && ns > 0) memset(state, 0, ns * sizeof *state);
-    if (ns > 0) L2RW_TRY(cm->sum_f32(cm->ctx, state, ns));
+    if (ns > 0) L2RW_TRY(broadcast_state(net, cm, ns));
     *accuracy = -1;
     *loss = -1;
     if (d->n == 0) return L2RW_OK;
@@ -383,8 +400,8 @@ static l2rw_status build_model(run *r)
     int mb = (r->batch + p - 1) / p;
     if ((r->val_batch + p - 1) / p > mb) mb = (r->val_batch + p - 1) / p;
     if (c->eval_batch > mb) mb = c->eval_batch;
-    L2RW_TRY(l2rw_net_create(&r->net, c->model, t->c, t->h, t->w,
-                             t->classes, mb, c->seed));
+    L2RW_TRY(l2rw_net_create_on(&r->net, c->model, t->c, t->h, t->w,
+                                t->classes, mb, c->seed, c->device));
     /* Folder data name their classes: the model file keeps the names. */
     const l2rw_sources *src = &r->data.sources;
     if (src->class_names && src->classes == t->classes)
@@ -695,17 +712,6 @@ static l2rw_status run_phase(run *r, phase ph, int *stop)
  * replaces it, so that the checkpoint always holds the velocity of the
  * optimizer in use. resumed: the velocity in r->opt is that of a
  * checkpoint written during fine-tuning, so it moves to the new one. */
-/* The state of a checkpoint, read into src, to the optimizer dst of the
- * same kind. */
-static void move_state(l2rw_sgd *dst, l2rw_sgd *src, size_t n)
-{
-    memcpy(l2rw_sgd_velocity(dst), l2rw_sgd_velocity(src), n * sizeof(float));
-    if (l2rw_optim_second_moment(dst))
-        memcpy(l2rw_optim_second_moment(dst), l2rw_optim_second_moment(src),
-               n * sizeof(float));
-    l2rw_optim_set_updates(dst, l2rw_optim_updates(src));
-}
-
 static l2rw_status enter_finetune(run *r, int resumed)
 {
     const l2rw_train_cfg *c = r->cfg;
@@ -725,7 +731,15 @@ static l2rw_status enter_finetune(run *r, int resumed)
     oc.warmup_steps = 0;
     l2rw_sgd *own;
     L2RW_TRY(l2rw_optim_create(&own, r->net, &sc, &oc));
-    if (resumed) move_state(own, r->opt, l2rw_net_num_params(r->net));
+    /* the state of a checkpoint, read into r->opt, goes to the new one
+     * (on the net's device) */
+    if (resumed) {
+        l2rw_status s = l2rw_optim_copy_state(own, r->opt);
+        if (s != L2RW_OK) {
+            l2rw_sgd_free(own);
+            return s;
+        }
+    }
     l2rw_sgd_free(r->opt);
     r->opt = own;
     return L2RW_OK;

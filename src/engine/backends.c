@@ -2,6 +2,7 @@
  * the CUDA table once the GPU's context is made (src/cuda/; a build
  * without CUDA has only the stub, whose init gives the reason). */
 #include "backend.h"
+#include "backend_checked.h"
 #include "cuda_backend.h"
 #include "net_internal.h"
 
@@ -11,6 +12,10 @@ l2rw_status l2rw__backend_of(const l2rw_device *dev,
     *be = NULL;
     if (!dev || dev->kind == L2RW_DEVICE_CPU) {
         *be = &l2rw__backend_cpu;
+        return L2RW_OK;
+    }
+    if (dev->kind == L2RW_DEVICE_CHECKED) {
+        *be = &l2rw__backend_checked;
         return L2RW_OK;
     }
     if (dev->kind != L2RW_DEVICE_CUDA)
