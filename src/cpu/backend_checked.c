@@ -19,7 +19,7 @@
 #include "loss.h"
 
 /* Address space reserved for the arena (backed only where touched). */
-#define ARENA_BYTES ((size_t)1 << 30)
+#define ARENA_BYTES ((size_t)8 << 30)
 enum { ARENA_ALIGN = 64, MAX_BLOCKS = 1 << 16 };
 
 typedef struct {
