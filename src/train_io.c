@@ -286,39 +286,19 @@ typedef struct {
 } ckpt_ctx;
 
 /* The optimizer section: kind, update count, AdamW's hyper-parameters,
- * the velocity (or first moment), AdamW's second moment. */
-/* One of the optimizer's buffers: in place on the CPU, through a host
- * copy (tmp, n floats) on a device. */
-static l2rw_status bw_optim_buffer(l2rw_bwriter *w, const l2rw_sgd *opt,
-                                   l2rw_optim_buffer which, const float *host,
-                                   float *tmp, size_t n)
-{
-    if (!host) {
-        L2RW_TRY(l2rw_optim_read(opt, which, 0, n, tmp));
-        host = tmp;
-    }
-    return l2rw__write_floats(w, host, n);
-}
-
+ * the velocity (or first moment), AdamW's second moment (from any
+ * device). */
 static l2rw_status bw_optim(l2rw_bwriter *w, const l2rw_sgd *opt, size_t n)
 {
     const l2rw_optim_cfg o = l2rw_optim_config(opt);
     const float hyper[] = {o.beta1, o.beta2, o.eps};
-    l2rw_sgd *mut = (l2rw_sgd *)opt; /* the buffer getters are not const */
-    const float *first = l2rw_sgd_velocity(mut);
-    float *tmp = NULL;
-    if (!first && !(tmp = malloc((n ? n : 1) * sizeof *tmp)))
-        return l2rw__fail(L2RW_ERR_NOMEM, "checkpoint: out of memory");
-    l2rw_status s = l2rw__bw_u32(w, (uint32_t)o.kind);
-    if (s == L2RW_OK) s = l2rw__bw_i64(w, l2rw_optim_updates(opt));
-    if (s == L2RW_OK) s = l2rw__write_floats(w, hyper, 3);
-    if (s == L2RW_OK)
-        s = bw_optim_buffer(w, opt, L2RW_OPTIM_FIRST, first, tmp, n);
-    if (s == L2RW_OK && o.kind == L2RW_OPTIM_ADAMW)
-        s = bw_optim_buffer(w, opt, L2RW_OPTIM_SECOND,
-                            l2rw_optim_second_moment(mut), tmp, n);
-    free(tmp);
-    return s;
+    L2RW_TRY(l2rw__bw_u32(w, (uint32_t)o.kind));
+    L2RW_TRY(l2rw__bw_i64(w, l2rw_optim_updates(opt)));
+    L2RW_TRY(l2rw__write_floats(w, hyper, 3));
+    L2RW_TRY(l2rw__write_optim_buffer(w, opt, L2RW_OPTIM_FIRST, n));
+    if (o.kind == L2RW_OPTIM_ADAMW)
+        L2RW_TRY(l2rw__write_optim_buffer(w, opt, L2RW_OPTIM_SECOND, n));
+    return L2RW_OK;
 }
 
 static l2rw_status bw_diverge(l2rw_bwriter *w, const l2rw__diverge *d)
@@ -676,25 +656,6 @@ static l2rw_status br_tail(l2rw_breader *r, uint32_t version,
     return br_buffer(r, o->first, o->n, "velocity");
 }
 
-/* The net section's parameters and state into the net: in place on the
- * CPU, through host copies on a device. */
-static l2rw_status read_net_data(l2rw_breader *r, const l2rw_net_header *h,
-                                 l2rw_net *net)
-{
-    if (l2rw_net_params(net))
-        return l2rw__net_read_data(r, h, l2rw_net_params(net),
-                                   l2rw_net_state(net));
-    size_t np = l2rw_net_num_params(net), ns = l2rw_net_num_state(net);
-    float *p = malloc((np + ns + 1) * sizeof *p);
-    if (!p) return l2rw__fail(L2RW_ERR_NOMEM, "checkpoint: out of memory");
-    l2rw_status s = l2rw__net_read_data(r, h, p, p + np);
-    if (s == L2RW_OK) s = l2rw_net_write(net, L2RW_NET_PARAMS, 0, np, p);
-    if (s == L2RW_OK && ns > 0)
-        s = l2rw_net_write(net, L2RW_NET_STATE, 0, ns, p + np);
-    free(p);
-    return s;
-}
-
 static l2rw_status ckpt_read(l2rw_breader *r, const char *fingerprint,
                              l2rw__train_state *st, l2rw_record *record,
                              l2rw_net *net, optim_sink *o)
@@ -721,7 +682,7 @@ static l2rw_status ckpt_read(l2rw_breader *r, const char *fingerprint,
     l2rw_net_header h;
     L2RW_TRY(l2rw__net_read_header(r, &h));
     L2RW_TRY(l2rw__net_check_arch(&h, net, r->path));
-    L2RW_TRY(read_net_data(r, &h, net));
+    L2RW_TRY(l2rw__net_read_into(r, &h, net));
     L2RW_TRY(br_tail(r, version, st, o));
     return l2rw__br_end(r);
 }
