@@ -52,18 +52,31 @@ SO_FILE  := libl2rw.so.$(VERSION)
 HEADERS  := $(wildcard include/*.h $(SRC_DIRS:%=%/*.h))
 DEPS_OK  := $(BUILD)/.deps-ok
 
-# The CUDA back end (src/cuda/): built whenever nvcc is found, on the PATH
-# or as /usr/local/cuda/bin/nvcc, with its table src/cuda/backend_cuda.c
-# (`make CUDA=0` leaves it out, and src/cuda/cuda_stub.c's probe then says
-# "l2rw was built without CUDA").
+# The CUDA back end (src/cuda/): built whenever a CUDA toolkit is found,
+# with its table src/cuda/backend_cuda.c (`make CUDA=0` leaves it out, and
+# src/cuda/cuda_stub.c's probe then says "l2rw was built without CUDA").
+# The toolkit is found by its libraries, not by where nvcc sits: nvcc may
+# be a wrapper script in /usr/local/bin whose ../lib has no cuBLAS. The
+# first of $(CUDA_HOME), /usr/local/cuda and nvcc's ../ that holds
+# libcudart.so and libcublas.so (in lib64, lib or targets/*/lib) wins; a
+# toolkit without them gives a CPU-only build and a note, never a failed
+# link.
 # sm_90 code plus compute_90 PTX (compiled by the driver on newer GPUs);
 # --fmad=false so that the kernels do the CPU's float operations (see
 # src/cuda/cuda_backend.h). The stamp's name says whether CUDA was in, so
 # that switching rebuilds everything (L2RW_HAVE_CUDA changes headers).
 CUDA     ?= 1
-NVCC     ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
-CUDA_ON  := $(if $(filter 1,$(CUDA)),$(NVCC))
-CUDA_LIBDIR := $(firstword $(wildcard $(patsubst %/bin/,%,$(dir $(CUDA_ON)))/lib64 $(patsubst %/bin/,%,$(dir $(CUDA_ON)))/lib))
+NVCC_PATH := $(shell command -v nvcc 2>/dev/null)
+CUDA_ROOTS := $(CUDA_HOME) /usr/local/cuda $(patsubst %/bin/,%,$(dir $(NVCC_PATH)))
+CUDA_LIBDIR ?= $(firstword $(foreach d,$(foreach r,$(CUDA_ROOTS),$(r)/lib64 $(r)/lib $(wildcard $(r)/targets/*/lib)),$(if $(and $(wildcard $(d)/libcudart.so),$(wildcard $(d)/libcublas.so)),$(d))))
+CUDA_ROOT := $(firstword $(foreach r,$(CUDA_ROOTS),$(if $(filter $(r)/%,$(CUDA_LIBDIR)),$(r))))
+NVCC     ?= $(firstword $(wildcard $(CUDA_ROOT)/bin/nvcc) $(NVCC_PATH))
+CUDA_ON  := $(if $(filter 1,$(CUDA)),$(if $(CUDA_LIBDIR),$(NVCC)))
+ifeq ($(CUDA)$(CUDA_ON),1)
+ifneq ($(NVCC_PATH),)
+$(info note: nvcc found but no libcudart.so and libcublas.so under $(CUDA_ROOTS): building without the CUDA back end)
+endif
+endif
 NVFLAGS  := -std=c++17 -O3 --fmad=false -gencode arch=compute_90,code=[sm_90,compute_90] -Xcompiler -fPIC,-Wall,-Wextra,-fvisibility=hidden
 CUDA_OBJ := $(if $(CUDA_ON),$(patsubst src/%.cu,$(BUILD)/obj/%.o,$(sort $(wildcard src/cuda/*.cu))))
 CUDA_C   := $(if $(CUDA_ON),cuda/backend_cuda,cuda/cuda_stub)
