@@ -2,9 +2,12 @@
  *
  *   l2rw eval --load FILE --data SPEC [--norm FILE] [--imbalance SPEC]
  *             [--split test|train] [--batch N] [--threads T]
+ *             [--device cpu|cuda[:N]|checked]
  *
  * The normalisation of training (norm.txt next to the model file, as
- * `l2rw train --out DIR` writes it) is applied when present. */
+ * `l2rw train --out DIR` writes it) is applied when present. On a device
+ * the model is loaded there and l2rw_evaluate uploads each batch; the
+ * metrics it returns are host values. */
 #define _POSIX_C_SOURCE 200809L
 #include "cmds.h"
 #include "model_load.h"
@@ -42,7 +45,7 @@ int l2rw_cmd_eval(int argc, char **argv)
         {"image-size", OPT_STR, &image_size, "HxW",
          "resize folder: and list: images, as in training", 1, 0, 0},
         {"batch", OPT_INT, &batch, "N", "evaluation batch", 1, 65536, 0},
-        {"device", OPT_STR, &device, "cpu|cuda[:N]",
+        {"device", OPT_STR, &device, "cpu|cuda[:N]|checked",
          "where the net runs", 1, 0, 0},
         {"threads", OPT_INT, &threads, "T", "threads (0 = all cores)", 0,
          1024, 0},
@@ -57,7 +60,8 @@ int l2rw_cmd_eval(int argc, char **argv)
     if (!load || !data)
         return opts_usage_error("l2rw eval: --load FILE and --data SPEC are "
                                 "required (try --help)");
-    if (opts_device("l2rw eval", device, 1, NULL)) return 2;
+    l2rw_device dev;
+    if (opts_device("l2rw eval", device, 0, &dev)) return 2;
     if (strcmp(split, "test") && strcmp(split, "train"))
         return opts_usage_error("l2rw eval: --split must be test or train");
     static char sized[8192];
@@ -72,7 +76,7 @@ int l2rw_cmd_eval(int argc, char **argv)
     l2rw_imbalance im;
     if (l2rw_imbalance_parse(&im, imb) != L2RW_OK) return fail("--imbalance");
     cli_model model;
-    if (cli_model_load(&model, "l2rw eval", load, batch)) return 2;
+    if (cli_model_load(&model, "l2rw eval", load, batch, &dev)) return 2;
     l2rw_dataset train, test;
     int status = 2;
     if (l2rw_data_load(data, &train, &test) != L2RW_OK) {

@@ -2,7 +2,7 @@
  *
  *   l2rw predict --load FILE --data SPEC [--image-size HxW] [--norm FILE]
  *                [--imbalance SPEC] [--split test|train] [--out FILE]
- *                [--batch N] [--threads T]
+ *                [--batch N] [--threads T] [--device cpu|cuda[:N]|checked]
  *
  * One CSV row per example of the chosen split, in the data's order:
  *   id[,file],predicted[,predicted_class],label,p_0,...,p_{K-1}
@@ -11,7 +11,10 @@
  * data or the model know them. The normalisation is the model's (norm.txt
  * next to it) as in `l2rw eval`. Without --out the CSV goes to stdout and
  * nothing else does; with it the file is written atomically and a summary
- * line is printed. */
+ * line is printed. On a device the model is loaded there, each batch is
+ * uploaded and its logits read back (the CSV does not depend on where the
+ * net ran beyond the device's rounding: the checked device gives the
+ * CPU's bytes). */
 #define _POSIX_C_SOURCE 200809L
 #include "cmds.h"
 #include "model_load.h"
@@ -50,23 +53,46 @@ static void softmax(const float *z, int k, float *p)
     for (int j = 0; j < k; j++) p[j] = (float)(exp((double)z[j] - m) / sum);
 }
 
+/* The class of the largest logit, the first on ties: l2rw_net_predict's
+ * rule, so that the CSV's predictions are the library's. */
+static int32_t argmax(const float *z, int k)
+{
+    int best = 0;
+    for (int j = 1; j < k; j++)
+        if (z[j] > z[best]) best = j;
+    return best;
+}
+
+/* The logits of each batch come to the host through l2rw_net_read (a
+ * download on a device, which also reports a device error of the pass),
+ * never through the host pointer l2rw_net_logits, which a device net
+ * does not have. */
 static l2rw_status predict_all(l2rw_net *net, const l2rw_dataset *d,
                                int batch, float *prob, int32_t *pred)
 {
     int k = l2rw_net_classes(net);
     size_t dim = l2rw_dataset_dim(d);
     if (batch > l2rw_net_max_batch(net)) batch = l2rw_net_max_batch(net);
-    for (int i = 0; i < d->n; i += batch) {
+    if (batch > d->n) batch = d->n;
+    float *z = malloc((size_t)batch * (size_t)k * sizeof *z);
+    if (!z)
+        return l2rw__fail(L2RW_ERR_NOMEM, "out of memory for %d x %d "
+                          "logits", batch, k);
+    l2rw_status s = L2RW_OK;
+    for (int i = 0; i < d->n && s == L2RW_OK; i += batch) {
         int n = d->n - i < batch ? d->n - i : batch;
-        L2RW_TRY(l2rw_net_forward(net, d->x + (size_t)i * dim, n,
-                                  L2RW_MODE_EVAL, 0));
-        const float *z = l2rw_net_logits(net);
-        l2rw_net_predict(net, pred + i);
-        for (int j = 0; j < n; j++)
-            softmax(z + (size_t)j * (size_t)k, k,
-                    prob + (size_t)(i + j) * (size_t)k);
+        size_t len = (size_t)n * (size_t)k;
+        s = l2rw_net_forward(net, d->x + (size_t)i * dim, n, L2RW_MODE_EVAL,
+                             0);
+        if (s == L2RW_OK) s = l2rw_net_read(net, L2RW_NET_LOGITS, 0, len, z);
+        for (int j = 0; s == L2RW_OK && j < n; j++) {
+            const float *row = z + (size_t)j * (size_t)k;
+            pred[i + j] = argmax(row, k);
+            softmax(row, k, prob + (size_t)(i + j) * (size_t)k);
+        }
     }
-    return L2RW_OK;
+    free(z);
+    return s;
 }
 
 /* -------------------------------------------------------------- writing */
@@ -203,7 +229,8 @@ static char **class_names(const l2rw_net *net, const l2rw_sources *src,
 int l2rw_cmd_predict(int argc, char **argv)
 {
     const char *load = NULL, *data = NULL, *norm = NULL, *imb = "none",
-               *split = "test", *out = NULL, *image_size = NULL;
+               *split = "test", *out = NULL, *image_size = NULL,
+               *device = "cpu";
     int batch = 500, threads = 0;
     opt_def opts[] = {
         {"load", OPT_STR, &load, "FILE", "model file (required)", 1, 0, 0},
@@ -220,6 +247,8 @@ int l2rw_cmd_predict(int argc, char **argv)
          0, 0},
         {"out", OPT_STR, &out, "FILE", "CSV file (none = stdout)", 1, 0, 0},
         {"batch", OPT_INT, &batch, "N", "prediction batch", 1, 65536, 0},
+        {"device", OPT_STR, &device, "cpu|cuda[:N]|checked",
+         "where the net runs", 1, 0, 0},
         {"threads", OPT_INT, &threads, "T", "threads (0 = all cores)", 0,
          1024, 0},
     };
@@ -232,6 +261,8 @@ int l2rw_cmd_predict(int argc, char **argv)
     if (!load || !data)
         return opts_usage_error(PROG ": --load FILE and --data SPEC are "
                                 "required (try --help)");
+    l2rw_device dev;
+    if (opts_device(PROG, device, 0, &dev)) return 2;
     if (strcmp(split, "test") && strcmp(split, "train"))
         return opts_usage_error(PROG ": --split must be test or train");
     static char sized[8192];
@@ -246,7 +277,7 @@ int l2rw_cmd_predict(int argc, char **argv)
     if (threads > 0) l2rw_set_threads(threads);
 
     cli_model model;
-    if (cli_model_load(&model, PROG, load, batch)) return 2;
+    if (cli_model_load(&model, PROG, load, batch, &dev)) return 2;
     l2rw_data d;
     memset(&d, 0, sizeof d);
     rc = load_data(data, imb, &d);

@@ -13,10 +13,11 @@ static int fail(const char *prog)
 }
 
 int cli_model_load(cli_model *m, const char *prog, const char *path,
-                   int batch)
+                   int batch, const l2rw_device *dev)
 {
     memset(m, 0, sizeof *m);
-    if (l2rw_net_load_new(&m->net, path, batch) != L2RW_OK) return fail(prog);
+    if (l2rw_net_load_new_on(&m->net, path, batch, dev) != L2RW_OK)
+        return fail(prog);
     return 0;
 }
 

@@ -16,10 +16,11 @@ typedef struct {
     char norm_path[MODEL_PATH_MAX]; /* "" when none was applied */
 } cli_model;
 
-/* Reads the model file for batches of up to `batch` examples. Returns 0,
- * or 2 after printing why. */
+/* Reads the model file for batches of up to `batch` examples onto device
+ * dev (NULL: the CPU; a net on a device is reached only through
+ * l2rw_net_read). Returns 0, or 2 after printing why. */
 int cli_model_load(cli_model *m, const char *prog, const char *path,
-                   int batch);
+                   int batch, const l2rw_device *dev);
 
 /* The model against d (input shape, class count), then the
  * normalisation: the file `norm`, or norm.txt next to the model when
