@@ -3,7 +3,7 @@
  *
  *   l2rw bench [--model NAME] [--batch N] [--val-batch M] [--threads T]
  *              [--reps R] [--warmup W] [--input CxHxW] [--classes K]
- *              [--seed S]
+ *              [--seed S] [--device cpu|cuda[:N]|checked]
  *
  * Every figure is the median of R timed repetitions after W untimed ones
  * (the steps also give their fastest repetition, "min").
@@ -17,14 +17,28 @@
  * 3x the forward (forward, input gradient, weight gradient), the usual
  * convention; the tangent pass counts 2x the forward (conv(x', W) and
  * conv(x, W')). The analytic parameter count is compared with the net's
- * to catch a zoo that drifted from the count. */
+ * to catch a zoo that drifted from the count.
+ *
+ * On a device (--device) the net, its optimizer and every buffer of a step
+ * live there; the data stay on the host and each pass uploads its batch,
+ * as training does. A device runs asynchronously, so every timed region
+ * (and every untimed set-up before one) ends with the back end's sync
+ * (the internal l2rw__net_backend(net)->sync of net_internal.h: it waits
+ * for all queued work and reports its first error); on the CPU sync does
+ * nothing and the figures are those of before. The GEMM rate is then the
+ * device's (the back end's gemm, the net's own, on device memory) and the
+ * device's name comes from l2rw_device_available. The checked device runs
+ * the CPU's kernels with every op's memory opened and closed: it shows
+ * that bench runs on a device, and its timings mean nothing. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime(CLOCK_MONOTONIC) */
 
 #include "cmds.h"
 #include "opts.h"
 
+#include "backend.h"      /* l2rw__backend: sync and gemm of a device */
 #include "common.h"
 #include "l2rw.h"
+#include "net_internal.h" /* l2rw__net_backend */
 
 #include <cblas.h>
 #include <errno.h>
@@ -41,6 +55,7 @@ enum { REPS_MAX = 100000, BATCH_MAX = 1 << 16 };
 
 typedef struct {
     const char *model, *device;
+    l2rw_device dev;
     int batch, val_batch, threads, reps, warmup, classes;
     int c, h, w;
     int input_given;
@@ -74,12 +89,13 @@ static void usage(FILE *fp)
     fprintf(fp,
             "usage: l2rw bench [--model NAME] [--batch N] [--val-batch M]\n"
             "                  [--threads T] [--reps R] [--warmup W]\n"
-            "                  [--device cpu|cuda[:N]]\n"
+            "                  [--device cpu|cuda[:N]|checked]\n"
             "                  [--input CxHxW] [--classes K] [--seed S]\n"
             "Times ms per forward, forward+tangent, backward, plain step\n"
             "and L2RW step on random data (defaults: lenet, batch 100,\n"
             "val batch 100, 1x28x28 for lenet/mlp and 3x32x32 for resnet\n"
-            "and wrn, 10 classes, threads 0 = all cores, 20 reps).\n");
+            "and wrn, 10 classes, threads 0 = all cores, 20 reps, the\n"
+            "CPU). On a device every timed pass ends with a sync.\n");
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -123,7 +139,8 @@ static int int_opt(const char *name, const char *val, long lo, long hi,
 
 static int parse_opts(int argc, char **argv, bench_opts *o)
 {
-    *o = (bench_opts){.model = "lenet", .device = "cpu", .batch = 100,
+    *o = (bench_opts){.model = "lenet", .device = "cpu",
+                      .dev = {L2RW_DEVICE_CPU, 0}, .batch = 100,
                       .val_batch = 100,
                       .threads = 0, .reps = 20, .warmup = 3, .classes = 10,
                       .seed = 1};
@@ -142,11 +159,11 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
             o->model = v;
         } else if (strcmp(a, "--device") == 0) {
             if (!v) {
-                fprintf(stderr, "l2rw bench: --device needs cpu, cuda or "
-                                "cuda:N\n");
+                fprintf(stderr, "l2rw bench: --device needs cpu, cuda, "
+                                "cuda:N or checked\n");
                 return -1;
             }
-            if (opts_device("l2rw bench", v, 1, NULL)) return -1;
+            if (opts_device("l2rw bench", v, 0, &o->dev)) return -1;
             o->device = v;
         } else if (strcmp(a, "--batch") == 0) {
             r = int_opt(a, v, 1, BATCH_MAX, &o->batch);
@@ -400,8 +417,8 @@ static l2rw_status step_composed(bench_ctx *b)
     L2RW_TRY(l2rw_net_forward(net, b->xv, b->m, L2RW_MODE_TRAIN_FROZEN, 0));
     L2RW_TRY(l2rw_net_loss(net, b->yv, &b->ce, NULL, NULL));
     L2RW_TRY(l2rw_net_backward(net, NULL));
-    memcpy(l2rw_net_tangents(net), l2rw_net_grads(net),
-           l2rw_net_num_params(net) * sizeof(float));
+    L2RW_TRY(l2rw_net_copy(net, L2RW_NET_TANGENTS, L2RW_NET_GRADS, 0,
+                           l2rw_net_num_params(net)));
     L2RW_TRY(l2rw_net_forward(net, b->x, b->n, L2RW_MODE_TRAIN, 1));
     L2RW_TRY(l2rw_net_loss(net, b->y, &b->ce, b->loss, b->u));
     if (l2rw_weights_normalise(b->u, b->n, b->w) == 0)
@@ -410,15 +427,31 @@ static l2rw_status step_composed(bench_ctx *b)
     return l2rw_sgd_step(b->opt, net, b->step++);
 }
 
+/* Waits until the net's queued work has finished: a device queues
+ * kernels and returns, so a region timed without it would time the
+ * launches only. The CPU's sync returns at once. */
+static l2rw_status sync_net(const bench_ctx *b)
+{
+    return l2rw__net_backend(b->net)->sync();
+}
+
+/* fn, then the sync that makes its time the device's. */
+static l2rw_status run_synced(bench_ctx *b, bench_fn fn)
+{
+    L2RW_TRY(fn(b));
+    return sync_net(b);
+}
+
 /* Median ms of fn over reps after warmup untimed calls; pre (may be NULL)
- * runs untimed before each call. t has room for reps values. */
+ * runs untimed before each call (and is finished before the clock
+ * starts). t has room for reps values. */
 static l2rw_status time_fn(bench_ctx *b, bench_fn pre, bench_fn fn,
                            int warmup, int reps, double *t, double *ms)
 {
     for (int r = 0; r < warmup + reps; r++) {
-        if (pre) L2RW_TRY(pre(b));
+        if (pre) L2RW_TRY(run_synced(b, pre));
         double t0 = now_ms();
-        L2RW_TRY(fn(b));
+        L2RW_TRY(run_synced(b, fn));
         if (r >= warmup) t[r - warmup] = now_ms() - t0;
     }
     *ms = median(t, reps);
@@ -436,7 +469,7 @@ static l2rw_status time_steps(bench_ctx *b, const bench_fn *fn, int k,
     for (int r = 0; r < warmup + reps; r++)
         for (int j = 0; j < k; j++) {
             double t0 = now_ms();
-            L2RW_TRY(fn[j](b));
+            L2RW_TRY(run_synced(b, fn[j]));
             if (r >= warmup) t[(size_t)j * reps + (r - warmup)] = now_ms() - t0;
         }
     for (int j = 0; j < k; j++) {
@@ -472,6 +505,44 @@ static int sgemm_rate(double *gflops)
     *gflops = 2.0 * SGEMM_N * (double)SGEMM_N * SGEMM_N / (ms * 1e6);
     free(a), free(bm), free(c);
     return 0;
+}
+
+/* The same product with the back end's gemm on its own memory (a
+ * device's rate, each repetition ending with a sync); the operands are
+ * the CPU test's values, uploaded once. */
+static l2rw_status device_gemm_rate(const l2rw__backend *be, double *gflops)
+{
+    size_t nn = (size_t)SGEMM_N * SGEMM_N;
+    float *host = malloc(nn * sizeof *host);
+    float *a = be->alloc(nn, sizeof(float));
+    float *bm = be->alloc(nn, sizeof(float));
+    float *c = be->alloc(nn, sizeof(float));
+    l2rw_status s = L2RW_OK;
+    if (!host || !a || !bm || !c)
+        s = l2rw__fail(L2RW_ERR_NOMEM, "bench: no memory for the %dx%d "
+                       "GEMM test on the device", SGEMM_N, SGEMM_N);
+    for (size_t i = 0; s == L2RW_OK && i < nn; i++)
+        host[i] = (float)((i * 7u) % 13u) * 0.01f;
+    if (s == L2RW_OK) be->upload(a, host, nn * sizeof *host);
+    for (size_t i = 0; s == L2RW_OK && i < nn; i++)
+        host[i] = (float)((i * 5u) % 11u) * 0.01f;
+    if (s == L2RW_OK) be->upload(bm, host, nn * sizeof *host);
+    double t[SGEMM_REPS];
+    /* r = -1: warm-up */
+    for (int r = -1; s == L2RW_OK && r < SGEMM_REPS; r++) {
+        s = be->sync();
+        double t0 = now_ms();
+        be->gemm(0, 0, SGEMM_N, SGEMM_N, SGEMM_N, 1.0f, a, SGEMM_N, bm,
+                 SGEMM_N, 0.0f, c, SGEMM_N);
+        if (s == L2RW_OK) s = be->sync();
+        if (r >= 0) t[r] = now_ms() - t0;
+    }
+    if (s == L2RW_OK)
+        *gflops = 2.0 * SGEMM_N * (double)SGEMM_N * SGEMM_N /
+                  (median(t, SGEMM_REPS) * 1e6);
+    be->dealloc(a), be->dealloc(bm), be->dealloc(c);
+    free(host);
+    return s;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -514,8 +585,8 @@ static l2rw_status setup_methods(bench_ctx *b, uint64_t seed)
 static l2rw_status setup_ctx(bench_ctx *b, const bench_opts *o)
 {
     int maxb = o->batch > o->val_batch ? o->batch : o->val_batch;
-    L2RW_TRY(l2rw_net_create(&b->net, o->model, o->c, o->h, o->w, o->classes,
-                             maxb, o->seed));
+    L2RW_TRY(l2rw_net_create_on(&b->net, o->model, o->c, o->h, o->w,
+                                o->classes, maxb, o->seed, &o->dev));
     /* A learning rate too small to move the parameters: every repetition
      * then times the same net. With 0.01 and random labels, LeNet's ReLUs
      * died within about ten steps; the validation gradient of the layers
@@ -549,11 +620,38 @@ static l2rw_status setup_ctx(bench_ctx *b, const bench_opts *o)
     for (int i = 0; i < b->m; i++)
         b->yv[i] = (int32_t)l2rw_rng_below(&rng, (uint64_t)o->classes);
     /* A parameter tangent of the scale of a gradient, for the timing of
-     * the forward with tangent before any L2RW step has written one. */
-    float *tan = l2rw_net_tangents(b->net);
-    for (size_t i = 0; i < l2rw_net_num_params(b->net); i++)
+     * the forward with tangent before any L2RW step has written one
+     * (written through l2rw_net_write: the net may be on a device). */
+    size_t np = l2rw_net_num_params(b->net);
+    float *tan = malloc(np * sizeof *tan);
+    if (!tan)
+        return l2rw__fail(L2RW_ERR_NOMEM, "bench: no memory for the "
+                          "tangent");
+    for (size_t i = 0; i < np; i++)
         tan[i] = 1e-3f * (float)l2rw_rng_normal(&rng);
-    return L2RW_OK;
+    l2rw_status s = l2rw_net_write(b->net, L2RW_NET_TANGENTS, 0, np, tan);
+    free(tan);
+    L2RW_TRY(s);
+    return sync_net(b);
+}
+
+/* The device line, on a device only (the CPU's output is that of
+ * before): its name, and for CUDA the GPU the probe found. */
+static void print_device(const bench_opts *o)
+{
+    char name[32], desc[512];
+    if (o->dev.kind == L2RW_DEVICE_CPU) return;
+    l2rw_device_format(&o->dev, name, sizeof name);
+    if (o->dev.kind == L2RW_DEVICE_CHECKED) {
+        printf("device %s (the CPU's kernels on a guarded arena, every op "
+               "checked: the timings below mean nothing; this run shows "
+               "that bench works on a device)\n", name);
+        return;
+    }
+    if (l2rw_device_available(&o->dev, desc, sizeof desc) != L2RW_OK)
+        snprintf(desc, sizeof desc, "%s", l2rw_last_error());
+    printf("device %s (%s); batches uploaded from the host every pass, "
+           "every timed region ends with a sync\n", name, desc);
 }
 
 static void print_header(const bench_opts *o, const bench_ctx *b,
@@ -564,6 +662,7 @@ static void print_header(const bench_opts *o, const bench_ctx *b,
            o->model, o->c, o->h, o->w, o->classes, o->batch, o->val_batch,
            l2rw_get_threads(), o->reps, o->warmup,
            l2rw_net_num_params(b->net));
+    print_device(o);
     if (!counted) {
         printf("flops unknown for this model (no analytic count)\n");
         return;
@@ -629,12 +728,19 @@ static int run_bench(const bench_opts *o, bench_ctx *b, double *t)
     counter q;
     int counted = count_model(o->model, o->c, o->h, o->w, o->classes, &q) == 0;
     double sgemm = 0.0;
-    if (sgemm_rate(&sgemm) != 0) {
+    int on_cpu = o->dev.kind == L2RW_DEVICE_CPU;
+    if (on_cpu && sgemm_rate(&sgemm) != 0) {
         fprintf(stderr, "l2rw bench: out of memory for the SGEMM test\n");
         return EXIT_RUN;
     }
+    if (!on_cpu) {
+        l2rw_status s = device_gemm_rate(l2rw__net_backend(b->net), &sgemm);
+        if (s != L2RW_OK) return report_error(s, "the device's GEMM test");
+    }
     print_header(o, b, &q, counted);
-    printf("sgemm %dx%dx%d %.1f GFLOP/s\n", SGEMM_N, SGEMM_N, SGEMM_N, sgemm);
+    printf("sgemm %dx%dx%d %.1f GFLOP/s%s\n", SGEMM_N, SGEMM_N, SGEMM_N,
+           sgemm, on_cpu ? "" : " (the device's gemm, the net's own, on "
+                                "its memory)");
     fflush(stdout);
 
     static const bench_fn pass[N_PASSES] = {
