@@ -166,17 +166,18 @@ $(BUILD)/san-tests/%: tests/%.c $(wildcard tests/*.h) $(SAN_OBJ)
 # Real-data tests need Fashion-MNIST; plots need gnuplot; the README's C
 # programs are built with pkg-config (tests/examples.sh); the ONNX export is
 # checked in ONNX Runtime from npm (tests/onnx.sh; skipped without node).
+# tests/device_cli.sh: eval, predict and bench with --device (checked = cpu).
 # Open MPI (tests/mpi.sh) may be installed here: a second make then builds
 # the command with it.
 test: all $(TESTS) $(SAN_TESTS)
 	@$(DEPS_SH) fashion-mnist gnuplot pkg-config pil mpi
 	@$(MAKE) --no-print-directory mpi-build
-	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh tests/mpi.sh -- $(SAN_TESTS)
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh tests/mpi.sh tests/device_cli.sh -- $(SAN_TESTS)
 
 mpi-build: all $(MPI_TESTS)
 
 test-fast: all $(TESTS) $(MPI_TESTS)
-	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh tests/mpi.sh --
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh tests/mpi.sh tests/device_cli.sh --
 
 test-san: $(SAN_TESTS)
 	@sh scripts/run_tests.sh $(BUILD) -- $(SAN_TESTS)

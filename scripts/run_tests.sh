@@ -8,6 +8,9 @@
 # ran it. A binary that exits non-zero without naming a failed case
 # (a crash, a sanitizer report) counts as a failed case of its own.
 build=$1; shift
+# The build under test, for the scripts among the tests that run its
+# l2rw (tests/device_cli.sh).
+export L2RW_BUILD="$build"
 # Idle OpenMP threads sleep instead of spinning: on a loaded 2-core machine
 # spinning threads starve the test that is running (15 s against 0.4 s).
 export OMP_WAIT_POLICY=passive
