@@ -6,7 +6,8 @@
 # (BUILD_DIR, default build: the Makefile's BUILD; JOBS, default 16.)
 #
 #   1. env: the machine (nvidia-smi, nvcc, gcc)
-#   2. build: make -j16 (the CUDA back end is built when nvcc is found)
+#   2. build: make -j16 all and tests/test_cuda_kernels (the CUDA back end
+#      is built when the toolkit is found)
 #   3. test_cuda_kernels: the CUDA kernels against the CPU; stops the run
 #      (exit 2) when it finds no usable GPU
 #   4. test_cuda_san: the same under AddressSanitizer with the GPU cases
@@ -14,8 +15,10 @@
 #      the sanitized pass of `make test` may run them
 #   5. train: `l2rw train --device cuda` and `--device cpu` (LeNet and
 #      ResNet-8, L2RW, 60 steps on generated images), metrics side by side
-#   6. bench: `l2rw bench --device cuda` with bench/torch_bench.py --device
-#      cuda, once bench accepts a GPU (until then skipped, saying so)
+#   6. bench: `l2rw bench --device cuda` for LeNet and ResNet-32 (batch
+#      and validation batch 100: plain and L2RW step, their ratio), with
+#      bench/torch_bench.py --device cuda side by side when PyTorch sees
+#      the GPU; a table of the two at the end of $OUT/bench.log
 # Each step's output goes to $OUT/STEP.log.
 #
 # Every step runs under `timeout`, cut to the time left; the whole script
@@ -69,7 +72,7 @@ step env 30 'nvidia-smi; nvidia-smi -q | grep -iE "compute mode|mig mode" ;
     nvcc --version || /usr/local/cuda/bin/nvcc --version; gcc --version;
     nproc; free -g'
 
-if ! step build 240 "make -j$JOBS BUILD=$B"; then
+if ! step build 240 "make -j$JOBS BUILD=$B all $B/tests/test_cuda_kernels"; then
     echo "gpu_check: the build failed (see $OUT/build.log)"
     exit 1
 fi
@@ -125,20 +128,53 @@ for name, n in ((\"train\", 3000), (\"test\", 1000)):
         cat $OUT/train-\$m-\$d/metrics.csv;
     done; done"
 
-# 6. bench: l2rw check and l2rw bench run on the CPU only for now (their
-# --device refuses cuda); this step runs once they accept it.
-if "$B/l2rw" bench --device cuda --reps 1 --model mlp > /dev/null 2>&1; then
-    step bench 150 "for m in resnet32 wrn-28-10; do
-        for vb in 100 10; do
-            echo \"== \$m batch 100 val-batch \$vb\";
-            $B/l2rw bench --device cuda --model \$m --batch 100 \
-                --val-batch \$vb --reps 10 || exit 1;
-            python3 bench/torch_bench.py --device cuda --model \$m \
-                --batch 100 --val-batch \$vb --reps 10 || true;
-        done; done"
-else
-    skip bench "l2rw bench runs on the CPU only for now"
-fi
+# 6. bench: the steps on the GPU (every timed region of l2rw bench ends
+# with a sync; torch_bench.py synchronises too, FP32 without TF32 as l2rw
+# computes), outputs in $OUT/bench-MODEL.{l2rw,torch}.txt. The commands
+# are a script of their own (sh $OUT/bench.sh BUILD OUT DEVICE REPS
+# MODELS...) so that it can be tried without a GPU: DEVICE checked, a
+# small REPS and lenet (its timings then mean nothing).
+cat > "$OUT/bench.sh" <<'BENCH'
+B=$1 OUT=$2 DEV=$3 REPS=$4
+shift 4
+fail=0
+torch=0
+python3 -c "import torch, sys; sys.exit(not torch.cuda.is_available())" \
+    2> /dev/null && [ "$DEV" != checked ] && torch=1
+[ $torch -eq 1 ] || echo "(no PyTorch with a GPU here: l2rw's figures alone)"
+for m in "$@"; do
+    echo "== l2rw bench --device $DEV --model $m --batch 100 --val-batch 100"
+    "$B/l2rw" bench --device "$DEV" --model "$m" --batch 100 --val-batch 100 \
+        --reps "$REPS" --warmup 3 > "$OUT/bench-$m.l2rw.txt" 2>&1 || fail=1
+    cat "$OUT/bench-$m.l2rw.txt"
+    [ $torch -eq 1 ] || continue
+    echo "== torch_bench.py --device $DEV --model $m (same settings)"
+    python3 bench/torch_bench.py --device "$DEV" --model "$m" --batch 100 \
+        --val-batch 100 --reps "$REPS" --warmup 3 \
+        > "$OUT/bench-$m.torch.txt" 2>&1 || echo "(torch_bench.py failed)"
+    cat "$OUT/bench-$m.torch.txt"
+done
+echo "ms per step on $DEV, batch 100, validation batch 100 (medians):"
+printf '%-9s %9s %9s %7s %11s %11s %7s\n' model plain l2rw ratio \
+    torch-plain torch-l2rw ratio
+for m in "$@"; do
+    l=$(awk '$1 == "plain" && $3 == "ms/step" { p = $2 }
+             $1 == "l2rw" && $3 == "ms/step" { r = $2 }
+             END { printf "%s %s %s", p ? p : "-", r ? r : "-",
+                   p && r ? sprintf("%.2f", r / p) : "-" }' \
+        "$OUT/bench-$m.l2rw.txt")
+    t=$(awk '/^torch model=/ { for (i = 1; i <= NF; i++) {
+                 split($i, kv, "="); v[kv[1]] = kv[2] } }
+             END { printf "%s %s %s", v["plain_ms"] ? v["plain_ms"] : "-",
+                   v["l2rw_ms"] ? v["l2rw_ms"] : "-",
+                   v["ratio"] ? v["ratio"] : "-" }' \
+        "$OUT/bench-$m.torch.txt" 2> /dev/null)
+    [ -n "$t" ] || t="- - -"
+    printf '%-9s %9s %9s %7s %11s %11s %7s\n' "$m" $l $t
+done
+exit $fail
+BENCH
+step bench 150 "sh $OUT/bench.sh $B $OUT cuda 10 lenet resnet32"
 
 echo "== summary ($OUT/summary.txt), $(($(date +%s) - start)) s in all"
 cat "$summary"
