@@ -26,6 +26,12 @@ bench/run.sh parses.
 Usage: torch_bench.py [--model lenet|resnet32] [--batch N] [--val-batch M]
                       [--threads T] [--reps R] [--warmup W]
                       [--input CxHxW] [--classes K] [--seed S]
+                      [--device cpu|cuda[:N]]
+
+--device cuda: the net, the data and every step on the GPU in FP32 (TF32
+off for matrix products and cuDNN's convolutions, as l2rw's CUDA back end
+computes), each timed repetition ending with torch.cuda.synchronize (the
+GPU runs asynchronously); the summary line then names the device.
 """
 
 import argparse
@@ -124,13 +130,15 @@ def build(model, c, h, w, classes):
     raise SystemExit("unknown model " + model)
 
 
-def timed(fn, reps, warmup):
+def timed(fn, reps, warmup, sync):
     for _ in range(warmup):
         fn()
     ts = []
     for _ in range(reps):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         ts.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(ts), min(ts)
 
@@ -148,7 +156,14 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--alpha", type=float, default=0.1,
                     help="look-ahead learning rate of the reference step")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     a = ap.parse_args()
+    dev = torch.device(a.device)
+    sync = lambda: None
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        sync = lambda: torch.cuda.synchronize(dev)
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -156,7 +171,7 @@ def main():
         a.input = "1x28x28" if a.model == "lenet" else "3x32x32"
     c, h, w = (int(v) for v in a.input.split("x"))
 
-    net = build(a.model, c, h, w, a.classes)
+    net = build(a.model, c, h, w, a.classes).to(dev)
     net.train()
     nparams = sum(p.numel() for p in net.parameters())
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9,
@@ -165,6 +180,7 @@ def main():
     y = torch.randint(0, a.classes, (a.batch,))
     xv = torch.randn(a.val_batch, c, h, w)
     yv = torch.randint(0, a.classes, (a.val_batch,))
+    x, y, xv, yv = x.to(dev), y.to(dev), xv.to(dev), yv.to(dev)
 
     def plain():
         opt.zero_grad(set_to_none=True)
@@ -185,7 +201,7 @@ def main():
     def l2rw():
         params = [p for p in net.parameters()]
         # Look-ahead: theta_hat(eps) = theta - alpha * grad sum eps_i l_i.
-        eps = torch.zeros(a.batch, requires_grad=True)
+        eps = torch.zeros(a.batch, requires_grad=True, device=dev)
         pdict = dict(zip(names, params))
         li = F.cross_entropy(functional_call(net, pdict, (x,)), y,
                              reduction="none")
@@ -205,10 +221,14 @@ def main():
     res = {}
     for key, fn in (("fwd", fwd), ("fwdbwd", fwdbwd), ("plain", plain),
                     ("l2rw", l2rw)):
-        res[key + "_ms"], res[key + "_min_ms"] = timed(fn, a.reps, a.warmup)
+        res[key + "_ms"], res[key + "_min_ms"] = timed(fn, a.reps, a.warmup,
+                                                       sync)
     head = ("torch model=%s batch=%d val_batch=%d threads=%d params=%d "
             "torch_version=%s" % (a.model, a.batch, a.val_batch, a.threads,
                                   nparams, torch.__version__))
+    if dev.type != "cpu":
+        head += " device=%s gpu=%s" % (
+            dev, torch.cuda.get_device_name(dev).replace(" ", "_"))
     for k in ("fwd_ms", "fwdbwd_ms", "plain_ms", "l2rw_ms"):
         print("torch %s %.3f" % (k, res[k]))
     print("%s plain_ms=%.3f l2rw_ms=%.3f plain_min_ms=%.3f l2rw_min_ms=%.3f "
