@@ -10,6 +10,8 @@
 #ifndef L2RW_CHECK_API_H
 #define L2RW_CHECK_API_H
 
+#include "l2rw.h" /* l2rw_status, l2rw_device (no-op from l2rw.h) */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -34,6 +36,19 @@ typedef struct {
  * network cannot even be built or run counts as failed. */
 l2rw_status l2rw_self_check(l2rw_check_fn report, void *ctx, int quick,
                             l2rw_check_summary *out);
+
+/* Device agreement (l2rw check --device): for small zoo nets (mlp,
+ * lenet, resnet8 with batch norm, wrn-10-1 with dropout; quick != 0
+ * leaves out a lenet batch of 136), the same net on the CPU and on dev
+ * with the same parameters: logits (train and eval), losses, gradient,
+ * tangent u_i, the weights and updates of an l2rw_method_step (SGD) and
+ * of AdamW, running statistics. Bit-identical required on "checked" (and
+ * "cpu"); on CUDA normwise tolerances (selfcheck_device.c). Checks are
+ * reported as by l2rw_self_check; an unavailable device is
+ * L2RW_ERR_UNSUPPORTED with the reason, and nothing runs. */
+l2rw_status l2rw_self_check_device(l2rw_check_fn report, void *ctx,
+                                   const l2rw_device *dev, int quick,
+                                   l2rw_check_summary *out);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop
