@@ -9,6 +9,12 @@
 
 #include "common.h"
 
+/* The draws of l2rw_augment_crop_flip for key: draws [n, 3] = (dy, dx,
+ * flip) of example i at 3i, each dy, dx in [0, 2 pad], flip 0 or 1; the
+ * moves that the back ends' crop_flip applies (train_data.c augments a
+ * batch on the device with them, the same crops as on the host). */
+void l2rw__augment_draws(uint64_t key, int n, int pad, int32_t *draws);
+
 /* Largest file (after gunzip) a reader accepts: 4 GiB, which becomes
  * 16 GiB of floats for byte pixels (CIFAR-100's train.bin is 150 MB).
  * Formats whose header announces their size (IDX, .npy) are read up to

@@ -607,6 +607,63 @@ static double ck_sumsq(const float *g, size_t n)
     return r;
 }
 
+/* ------------------------------------------------ data on the device */
+
+/* What alloc could still give: the arena after its last block (gaps
+ * between blocks are not counted, so never more than there is). */
+static size_t ck_mem_free(void)
+{
+    if (A.n == 0) return ARENA_BYTES;
+    const block *b = &A.blocks[A.n - 1];
+    return ARENA_BYTES - round_up(b->off + b->size);
+}
+
+/* Every entry of a back-end int32 array in [lo, hi]; records the first
+ * that is not (the CUDA kernels trust the caller's check: this is it). */
+static int ints_in(const char *op, const char *arg, const int32_t *v,
+                   size_t len, size_t stride, int32_t lo, int32_t hi)
+{
+    unlock();
+    size_t bad = len;
+    for (size_t i = 0; i < len && bad == len; i += stride)
+        if (v[i] < lo || v[i] > hi) bad = i;
+    lock();
+    if (bad == len) return 1;
+    record(L2RW_ERR_ARG, "checked back end: %s: argument %s (%p, entry "
+           "%zu) out of range", op, arg, v, bad);
+    return 0;
+}
+
+static void ck_gather_rows(float *dst, const float *src, size_t rows,
+                           const int32_t *idx, int n, size_t dim)
+{
+    const char *op = "gather_rows";
+    size_t nn = n > 0 ? (size_t)n : 0;
+    int ok = need(op, "dst", dst, F(nn * dim)) &
+             need(op, "src", src, F(rows * dim)) &
+             need(op, "idx", idx, nn * sizeof *idx);
+    ok = ok && rows > 0 &&
+         ints_in(op, "idx", idx, nn, 1, 0, (int32_t)(rows - 1));
+    RUN(ok, l2rw__gather_rows(dst, src, idx, n, dim));
+}
+
+static void ck_crop_flip(float *out, const float *x, const int32_t *draws,
+                         int n, int c, int h, int w, int pad)
+{
+    const char *op = "crop_flip";
+    size_t nn = n > 0 ? (size_t)n : 0, dim = (size_t)c * h * w;
+    int ok = need(op, "out", out, F(nn * dim)) &
+             need(op, "x", x, F(nn * dim)) &
+             need(op, "draws", draws, 3 * nn * sizeof *draws);
+    /* every example's dy and dx in [0, 2 pad], its flip 0 or 1 */
+    size_t len = 3 * nn;
+    ok = ok && nn > 0 && pad >= 0 &&
+         ints_in(op, "draws", draws, len, 3, 0, 2 * pad) &&
+         ints_in(op, "draws", draws + 1, len - 1, 3, 0, 2 * pad) &&
+         ints_in(op, "draws", draws + 2, len - 2, 3, 0, 1);
+    RUN(ok, l2rw__crop_flip(out, x, draws, n, c, h, w, pad));
+}
+
 const l2rw__backend l2rw__backend_checked = {
     .name = "checked",
     .host = 0,
@@ -656,4 +713,7 @@ const l2rw__backend l2rw__backend_checked = {
     .sgd_update = ck_sgd_update,
     .adamw_update = ck_adamw_update,
     .sumsq = ck_sumsq,
+    .mem_free = ck_mem_free,
+    .gather_rows = ck_gather_rows,
+    .crop_flip = ck_crop_flip,
 };

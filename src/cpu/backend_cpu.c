@@ -21,6 +21,15 @@ static void cpu_zero(void *dst, size_t bytes)
 
 static l2rw_status cpu_sync(void) { return L2RW_OK; }
 
+static size_t cpu_mem_free(void) { return SIZE_MAX; }
+
+static void cpu_gather_rows(float *dst, const float *src, size_t rows,
+                            const int32_t *idx, int n, size_t dim)
+{
+    (void)rows;
+    l2rw__gather_rows(dst, src, idx, n, dim);
+}
+
 const l2rw__backend l2rw__backend_cpu = {
     .name = "cpu",
     .host = 1,
@@ -70,4 +79,7 @@ const l2rw__backend l2rw__backend_cpu = {
     .sgd_update = l2rw__sgd_update,
     .adamw_update = l2rw__adamw_update,
     .sumsq = l2rw__sumsq,
+    .mem_free = cpu_mem_free,
+    .gather_rows = cpu_gather_rows,
+    .crop_flip = l2rw__crop_flip,
 };

@@ -164,6 +164,20 @@ void l2rw__adamw_update(float *p, float *m, float *v, const float *g,
                         size_t n, float lr, float b1, float b2, float eps,
                         float wd, float bc1, float bc2, float scale,
                         int *bad);
+/* ------------------------------------------------ data (kernels.c) */
+/* dst [n, dim] = rows idx[i] of src [*, dim] (indices already checked). */
+void l2rw__gather_rows(float *dst, const float *src, const int32_t *idx,
+                       int n, size_t dim);
+/* One example of the crop-flip augmentation: out [c, h, w] [ch][y][x] =
+ * in[ch][y + dy - pad][sx + dx - pad], sx = x or w-1-x (flip), 0
+ * outside the image. */
+void l2rw__crop_flip_one(float *out, const float *in, int c, int h, int w,
+                         int pad, int dy, int dx, int flip);
+/* l2rw__crop_flip_one over x [n, c, h, w] with draws [n, 3] (dy, dx,
+ * flip), in parallel over examples. */
+void l2rw__crop_flip(float *out, const float *x, const int32_t *draws,
+                     int n, int c, int h, int w, int pad);
+
 /* sum g_i^2, products and sums in double, over blocks of 8192 in index
  * order then the block sums in order (the same for any thread count). */
 double l2rw__sumsq(const float *g, size_t n);

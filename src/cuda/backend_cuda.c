@@ -56,4 +56,8 @@ const l2rw__backend l2rw__backend_cuda = {
     .sgd_update = l2rw__cu_sgd_update,
     .adamw_update = l2rw__cu_adamw_update,
     .sumsq = l2rw__cu_sumsq,
+
+    .mem_free = l2rw__cu_mem_free,
+    .gather_rows = l2rw__cu_gather_rows,
+    .crop_flip = l2rw__cu_crop_flip,
 };

@@ -256,6 +256,16 @@ void l2rw__cu_adamw_update(float *p, float *m, float *v, const float *g,
  * synchronises; NaN after a CUDA error. */
 double l2rw__cu_sumsq(const float *g, size_t n);
 
+/* The data kernels (cu_data.cu), as kernels_data.c's: free device memory
+ * (cudaMemGetInfo; 0 when it cannot say), batch gather of rows idx [n]
+ * (device) of src [rows, dim], and the crop-flip of x [n, c, h, w] by
+ * draws [n, 3] (device). */
+size_t l2rw__cu_mem_free(void);
+void l2rw__cu_gather_rows(float *dst, const float *src, size_t rows,
+                          const int32_t *idx, int n, size_t dim);
+void l2rw__cu_crop_flip(float *out, const float *x, const int32_t *draws,
+                        int n, int c, int h, int w, int pad);
+
 #endif /* L2RW_HAVE_CUDA */
 
 #ifdef __cplusplus

@@ -168,6 +168,22 @@ typedef struct l2rw__backend {
                          int *bad);
     /* sum g_i^2 in double (the clipping norm's square), to the host. */
     double (*sumsq)(const float *g, size_t n);
+
+    /* ------------------------------------------- data on the device
+     * (train_data.c: a run's data sets uploaded once, batches gathered
+     * and augmented where the net is). */
+    /* Bytes that alloc could still give (the host: SIZE_MAX). */
+    size_t (*mem_free)(void);
+    /* dst [n, dim] = rows idx[i] of src [rows, dim]; idx [n] int32, every
+     * entry in [0, rows) (the caller checks them on the host). */
+    void (*gather_rows)(float *dst, const float *src, size_t rows,
+                        const int32_t *idx, int n, size_t dim);
+    /* The padded random crop and flip of l2rw_augment_crop_flip:
+     * out [n, c, h, w] from x [n, c, h, w], example i moved by its draw
+     * (dy, dx, flip) = draws[3i], draws[3i+1], draws[3i+2] (int32,
+     * back-end memory; drawn on the host by l2rw__augment_draws). */
+    void (*crop_flip)(float *out, const float *x, const int32_t *draws,
+                      int n, int c, int h, int w, int pad);
 } l2rw__backend;
 
 /* The CPU back end (src/cpu/backend_cpu.c). */
