@@ -51,6 +51,7 @@ typedef struct {
     const char *resume_dir;
     const char *overwrite_dir; /* --overwrite: its old plots go at START
                                   (the library removes the rest) */
+    int device;      /* not the CPU: say where the batches come from */
 } progress_ctx;
 
 /* ------------------------------------------------ another run in --out */
@@ -190,6 +191,8 @@ static int on_progress(const l2rw_train_progress *p, void *vctx)
                    100.0 * a->effective_rate);
             print_val_source(a);
         }
+        if (c->device && p->data_place)
+            printf("batches from %s\n", p->data_place);
         if (already_complete(p))
             printf("the run in %s is already complete (%ld of %ld steps): "
                    "nothing left to train\n", c->resume_dir, p->step,
@@ -306,7 +309,7 @@ int l2rw_cmd_train(int argc, char **argv)
 {
     l2rw_train_cfg cfg = l2rw_train_cfg_default();
     const char *lr_steps = NULL, *optimizer = "sgd", *schedule = "step";
-    const char *image_size = NULL, *device = "cpu";
+    const char *image_size = NULL, *device = "cpu", *data_place = "auto";
     int quiet = 0, no_plots = 0, no_normalise = 0, overwrite = 0;
     double epochs = 0;
     opt_def opts[] = {
@@ -378,6 +381,10 @@ int l2rw_cmd_train(int argc, char **argv)
          0},
         {"device", OPT_STR, &device, "cpu|cuda[:N]",
          "where the net runs", 1, 0, 0},
+        {"data-place", OPT_STR, &data_place, "auto|device|host",
+         "on a GPU: upload the data sets once and gather batches there "
+         "(device), or upload every batch (host); auto: device if they fit",
+         1, 0, 0},
         {"threads", OPT_INT, &cfg.threads, "T", "threads (0 = all cores)", 0,
          1024, 0},
         {"out", OPT_STR, &cfg.out_dir, "DIR",
@@ -433,6 +440,11 @@ int l2rw_cmd_train(int argc, char **argv)
     l2rw_device dev;
     if (opts_device("l2rw train", device, 0, &dev)) return 2;
     cfg.device = &dev;
+    if (l2rw_data_place_parse(data_place, &cfg.data_place) != L2RW_OK) {
+        snprintf(err, sizeof err, "l2rw train: --data-place: %s",
+                 l2rw_last_error());
+        return opts_usage_error(err);
+    }
     static char sized[8192];
     if (image_size) {
         if (l2rw_data_spec_set_size(cfg.data, image_size, sized,
@@ -499,7 +511,8 @@ int l2rw_cmd_train(int argc, char **argv)
                    grp.comm.size, cfg.threads);
     }
     progress_ctx pc = {quiet, isatty(STDOUT_FILENO), 0, cfg.eval_every,
-                       cfg.resume_dir, overwrite ? cfg.out_dir : NULL};
+                       cfg.resume_dir, overwrite ? cfg.out_dir : NULL,
+                       dev.kind != L2RW_DEVICE_CPU};
     cfg.progress = on_progress;
     cfg.progress_ctx = &pc;
     cfg.stop = &stop_flag;

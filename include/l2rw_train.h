@@ -82,6 +82,23 @@ typedef struct {
     double clean_share;
 } l2rw_metrics_row;
 
+/* Where a device run keeps its data sets. DEVICE: the training, clean
+ * and test images are uploaded once and batches are gathered (and
+ * augmented) on the device; HOST: batches are gathered on the host and
+ * uploaded every step; AUTO (the default): DEVICE when the sets fit in
+ * 90% of the device's free memory after the net, less 256 MiB, else
+ * HOST. The bits of a run are the same either way. On the CPU there is
+ * one memory and the setting has no effect. */
+typedef enum {
+    L2RW_PLACE_AUTO,
+    L2RW_PLACE_DEVICE,
+    L2RW_PLACE_HOST
+} l2rw_data_place;
+
+/* "auto", "device", "host"; L2RW_ERR_ARG for anything else. */
+l2rw_status l2rw_data_place_parse(const char *s, l2rw_data_place *out);
+const char *l2rw_data_place_name(l2rw_data_place p);
+
 typedef struct {
     l2rw_train_event event;
     long step;             /* steps done (main phase) */
@@ -96,6 +113,8 @@ typedef struct {
     double best_test_accuracy;
     long resumed_from;     /* step the run resumed at, 0 for a fresh run */
     const l2rw_data *data; /* START only */
+    const char *data_place; /* START: where the batches come from, in
+                               words ("device memory (212 MiB: ...)") */
     const char *path;      /* CHECKPOINT: its file */
 } l2rw_train_progress;
 
@@ -177,6 +196,8 @@ typedef struct {
      * copies, so a run resumes on another device (not bit-identically
      * across CPU and GPU; bit-identically on the same one). */
     const l2rw_device *device;
+    /* On a device: where the data live (see l2rw_data_place). */
+    l2rw_data_place data_place;
 } l2rw_train_cfg;
 
 typedef struct {

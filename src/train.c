@@ -13,6 +13,7 @@
  * (windows, metrics rows, the per-example record). */
 #define _POSIX_C_SOURCE 200809L
 #include "train_internal.h"
+#include "net_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +26,8 @@
 #include <unistd.h>
 
 enum { FINGERPRINT_SIZE = 8192, PATH_SIZE = 4096 };
+/* The CIFAR augmentation's zero padding (pixels a side). */
+enum { AUGMENT_PAD = 4 };
 
 l2rw_train_cfg l2rw_train_cfg_default(void)
 {
@@ -180,10 +183,12 @@ static void join(char *out, const char *dir, const char *file)
 /* ------------------------------------------------------------- evaluation */
 
 /* Correct predictions and the sum of the losses over examples
- * [first, first + count) of d. */
+ * [first, first + count) of d; dx: d's images on the net's device
+ * (train_data.c), read in place, or NULL: d->x, uploaded. */
 static l2rw_status evaluate_sums(l2rw_net *net, const l2rw_dataset *d,
-                                 int first, int count, int batch,
-                                 long *correct_out, double *sum_out)
+                                 const float *dx, int first, int count,
+                                 int batch, long *correct_out,
+                                 double *sum_out)
 {
     if (batch > l2rw_net_max_batch(net)) batch = l2rw_net_max_batch(net);
     size_t dim = l2rw_dataset_dim(d);
@@ -198,8 +203,8 @@ static l2rw_status evaluate_sums(l2rw_net *net, const l2rw_dataset *d,
     const int end = first + count;
     for (int i = first; s == L2RW_OK && i < end; i += batch) {
         int n = end - i < batch ? end - i : batch;
-        s = l2rw_net_forward(net, d->x + (size_t)i * dim, n, L2RW_MODE_EVAL,
-                             0);
+        s = l2rw_net_forward(net, (dx ? dx : d->x) + (size_t)i * dim, n,
+                             L2RW_MODE_EVAL, 0);
         if (s == L2RW_OK) s = l2rw_net_loss(net, d->y + i, &ce, l, NULL);
         if (s != L2RW_OK) break;
         l2rw_net_predict(net, pred);
@@ -225,7 +230,7 @@ l2rw_status l2rw_evaluate(l2rw_net *net, const l2rw_dataset *d, int batch,
     if (d->n == 0) return L2RW_OK;
     long correct = 0;
     double sum = 0;
-    L2RW_TRY(evaluate_sums(net, d, 0, d->n, batch, &correct, &sum));
+    L2RW_TRY(evaluate_sums(net, d, NULL, 0, d->n, batch, &correct, &sum));
     *accuracy = (double)correct / d->n;
     *loss = sum / d->n;
     return L2RW_OK;
@@ -250,30 +255,32 @@ static l2rw_status broadcast_state(l2rw_net *net, const l2rw_comm *cm,
     return s;
 }
 
-/* l2rw_evaluate over a group of ranks: rank 0's running statistics (the
- * model's: batch norm keeps each rank's own while training) go to every
- * rank, each evaluates its share of d, and the sums are summed. The
- * same accuracy as one process; the loss to rounding. */
+/* l2rw_evaluate of the run (d's images on the device when dx) over a
+ * group of ranks (cm may be NULL: one process): rank 0's running
+ * statistics (the model's: batch norm keeps each rank's own while
+ * training) go to every rank, each evaluates its share of d, and the
+ * sums are summed. The same accuracy as one process; the loss to
+ * rounding. */
 static l2rw_status evaluate_group(l2rw_net *net, const l2rw_dataset *d,
-                                  int batch, const l2rw_comm *cm,
-                                  double *accuracy, double *loss)
+                                  const float *dx, int batch,
+                                  const l2rw_comm *cm, double *accuracy,
+                                  double *loss)
 {
-    if (!cm || cm->size == 1)
-        return l2rw_evaluate(net, d, batch, accuracy, loss);
+    const int p = cm ? cm->size : 1;
     size_t ns = l2rw_net_num_state(net);
-    if (ns > 0) L2RW_TRY(broadcast_state(net, cm, ns));
+    if (p > 1 && ns > 0) L2RW_TRY(broadcast_state(net, cm, ns));
     *accuracy = -1;
     *loss = -1;
     if (d->n == 0) return L2RW_OK;
-    int first = 0, count = 0;
+    int first = 0, count = d->n;
     long correct = 0;
     double sums[2] = {0, 0};
-    l2rw_shard(d->n, cm->rank, cm->size, &first, &count);
+    if (p > 1) l2rw_shard(d->n, cm->rank, cm->size, &first, &count);
     if (count > 0)
-        L2RW_TRY(evaluate_sums(net, d, first, count, batch, &correct,
+        L2RW_TRY(evaluate_sums(net, d, dx, first, count, batch, &correct,
                                &sums[1]));
     sums[0] = (double)correct;
-    L2RW_TRY(cm->sum_f64(cm->ctx, sums, 2));
+    if (p > 1) L2RW_TRY(cm->sum_f64(cm->ctx, sums, 2));
     *accuracy = sums[0] / d->n;
     *loss = sums[1] / d->n;
     return L2RW_OK;
@@ -290,6 +297,7 @@ typedef struct {
     l2rw_record *record;
     l2rw_sampler sampler, val_sampler;
     l2rw_sampler ft_sampler;  /* fine-tune batches from the clean set */
+    l2rw__ddata dd;           /* the data on the net's device, if there */
     int ft_batch;
     l2rw__train_state st;
     l2rw_stats_window report;
@@ -310,6 +318,7 @@ typedef struct {
 
 static void run_free(run *r)
 {
+    l2rw__ddata_free(&r->dd);
     l2rw_method_free(r->method);
     l2rw_record_free(r->record);
     l2rw_sgd_free(r->opt);
@@ -426,6 +435,18 @@ static l2rw_status build_model(run *r)
     if (r->data.val.n > 0)
         L2RW_TRY(l2rw_sampler_init(&r->val_sampler, r->data.val.n,
                                    r->val_batch, l2rw_hash2(ss, 1)));
+    return L2RW_OK;
+}
+
+/* On a device net, the data sets go there when they fit (train_data.c),
+ * and from then on every batch the net is given is device memory. */
+static l2rw_status place_data(run *r)
+{
+    const l2rw_dataset *const sets[DD_SETS] = {
+        &r->data.train, &r->data.val, &r->data.test};
+    int mb = r->batch > r->val_batch ? r->batch : r->val_batch;
+    L2RW_TRY(l2rw__ddata_init(&r->dd, r->net, sets, mb, r->cfg->data_place));
+    l2rw__net_input_on_device(r->net, r->dd.be != NULL);
     return L2RW_OK;
 }
 
@@ -549,7 +570,8 @@ static l2rw_status evaluate_row(run *r, int *stop)
     row.step = r->st.step;
     row.epoch = l2rw_sampler_epoch(&r->sampler, r->st.step);
     window_row(r, &r->st.since_eval, &row);
-    L2RW_TRY(evaluate_group(r->net, &r->data.test, r->cfg->eval_batch,
+    L2RW_TRY(evaluate_group(r->net, &r->data.test, r->dd.x[DD_TEST],
+                            r->cfg->eval_batch,
                             r->cfg->comm, &row.test_accuracy,
                             &row.test_loss));
     L2RW_TRY(l2rw__state_add_row(&r->st, &row));
@@ -581,38 +603,64 @@ static l2rw_status diverged_numeric(const run *r, l2rw_status s)
                       (double)r->cfg->sgd.lr / 10);
 }
 
+/* Examples idx [n] of data set k (DD_TRAIN, DD_VAL) as a batch: their
+ * labels (y, y_true may be NULL) on the host, their images where the net
+ * reads them: gathered on the device into the slot's buffer when the set
+ * is there, else into hx on the host. *x: the batch's images. */
+static l2rw_status gather_batch(run *r, int k, int slot,
+                                const int32_t *idx, int n, float *hx,
+                                int32_t *y, int32_t *y_true, const float **x)
+{
+    const l2rw_dataset *d = k == DD_TRAIN ? &r->data.train : &r->data.val;
+    const int on_device = r->dd.be != NULL;
+    L2RW_TRY(l2rw_gather(d, idx, n, on_device ? NULL : hx, y, y_true, NULL));
+    *x = on_device ? l2rw__ddata_gather(&r->dd, k, slot, idx, n) : hx;
+    return L2RW_OK;
+}
+
+/* The step's crop-flip of a training batch x [n] (CIFAR shapes), where
+ * the batch is; the same draws on the host and the device. */
+static const float *augment_batch(run *r, const float *x, int n, long step)
+{
+    const l2rw_dataset *t = &r->data.train;
+    uint64_t key = l2rw_hash2(
+        l2rw_data_stage_seed(r->cfg->seed, L2RW_STAGE_AUGMENT),
+        (uint64_t)step);
+    if (r->dd.be)
+        return l2rw__ddata_augment(&r->dd, x, n, t->c, t->h, t->w,
+                                   AUGMENT_PAD, key);
+    l2rw_augment_crop_flip(r->xa, x, n, t->c, t->h, t->w, AUGMENT_PAD, key);
+    return r->xa;
+}
+
 /* One main-phase step. */
 static l2rw_status train_step(run *r)
 {
     const l2rw_dataset *t = &r->data.train, *v = &r->data.val;
     long s = r->st.step;
     int n = r->batch, nv = 0;
+    const float *x, *vx = NULL;
     if (l2rw_method_needs_balanced_batches(r->method, s))
         L2RW_TRY(l2rw_method_balanced_batch(r->method, s, n, r->idx));
     else
         L2RW_TRY(l2rw_sampler_batch(&r->sampler, s, r->idx));
-    L2RW_TRY(l2rw_gather(t, r->idx, n, r->x, r->y, r->y_true, NULL));
-    const float *x = r->x;
-    if (r->augment) {
-        uint64_t key = l2rw_hash2(
-            l2rw_data_stage_seed(r->cfg->seed, L2RW_STAGE_AUGMENT),
-            (uint64_t)s);
-        l2rw_augment_crop_flip(r->xa, r->x, n, t->c, t->h, t->w, 4, key);
-        x = r->xa;
-    }
+    L2RW_TRY(gather_batch(r, DD_TRAIN, DD_SLOT_TRAIN, r->idx, n, r->x, r->y,
+                          r->y_true, &x));
+    if (r->augment) x = augment_batch(r, x, n, s);
     if (l2rw_method_needs_validation(r->method, s)) {
         if (v->n == 0)
             return l2rw__fail(L2RW_ERR_ARG, "train: the method needs a "
                               "clean validation set");
         nv = r->val_batch;
         L2RW_TRY(l2rw_sampler_batch(&r->val_sampler, s, r->vidx));
-        L2RW_TRY(l2rw_gather(v, r->vidx, nv, r->vx, r->vy, NULL, NULL));
+        L2RW_TRY(gather_batch(r, DD_VAL, DD_SLOT_VAL, r->vidx, nv, r->vx,
+                              r->vy, NULL, &vx));
     }
     l2rw_step_stats st;
     L2RW_TRY(diverged_numeric(r, l2rw_method_step(
                                      r->method, r->net, r->opt, s, x, r->y,
-                                     r->y_true, n, nv ? r->vx : NULL,
-                                     nv ? r->vy : NULL, nv, &st, r->w)));
+                                     r->y_true, n, vx, nv ? r->vy : NULL,
+                                     nv, &st, r->w)));
     if (!r->cfg->no_divergence_check)
         L2RW_TRY(l2rw__diverge_add(&r->st.diverge, st.mean_loss, s + 1,
                                    t->classes, r->cfg->sgd.lr));
@@ -630,15 +678,16 @@ static l2rw_status train_step(run *r)
  * its own rate (enter_finetune) it counts from 0. */
 static l2rw_status finetune_step(run *r)
 {
-    const l2rw_dataset *v = &r->data.val;
     long k = r->st.ft_step;
     int n = r->ft_batch;
     l2rw_step_stats st;
+    const float *x;
     L2RW_TRY(l2rw_sampler_batch(&r->ft_sampler, k, r->idx));
-    L2RW_TRY(l2rw_gather(v, r->idx, n, r->x, r->y, NULL, NULL));
+    L2RW_TRY(gather_batch(r, DD_VAL, DD_SLOT_TRAIN, r->idx, n, r->x, r->y,
+                          NULL, &x));
     L2RW_TRY(l2rw_finetune_step(r->method, r->net, r->opt,
                                 r->cfg->finetune_lr > 0 ? k : r->total + k,
-                                r->x, r->y, n, &st));
+                                x, r->y, n, &st));
     l2rw_stats_window_add(&r->report, &st);
     r->st.ft_step++;
     r->steps_this_process++;
@@ -761,7 +810,7 @@ static l2rw_status write_outputs(run *r, l2rw_train_result *res,
     join(path, o, L2RW_FILE_EXAMPLES);
     L2RW_TRY(l2rw_record_save_named(r->record, path, &r->data.sources));
     l2rw__summary sm = {r->cfg, res, &r->data, r->total, r->batch,
-                        r->val_batch, acc_before_ft};
+                        r->val_batch, acc_before_ft, r->dd.be != NULL};
     join(path, o, L2RW_FILE_SUMMARY);
     return l2rw__summary_save(path, &sm);
 }
@@ -934,6 +983,7 @@ static l2rw_status setup(run *r, l2rw_train_result *res)
                                  sizeof r->targets));
     L2RW_TRY(alloc_buffers(r));
     L2RW_TRY(build_model(r));
+    L2RW_TRY(place_data(r));
     if (c->resume_dir) {
         L2RW_TRY(resume(r));
         L2RW_TRY(check_resume_length(r));
@@ -963,7 +1013,8 @@ static l2rw_status finetune_row(run *r, long steps)
     row.epoch = l2rw_sampler_epoch(&r->sampler, r->st.step);
     row.train_loss = row.mean_weight = -1;
     row.zero_share = row.clean_share = -1;
-    L2RW_TRY(evaluate_group(r->net, &r->data.test, r->cfg->eval_batch,
+    L2RW_TRY(evaluate_group(r->net, &r->data.test, r->dd.x[DD_TEST],
+                            r->cfg->eval_batch,
                             r->cfg->comm, &row.test_accuracy,
                             &row.test_loss));
     L2RW_TRY(l2rw__state_add_row(&r->st, &row));
@@ -1051,6 +1102,7 @@ static l2rw_status train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res)
     l2rw_train_progress p;
     progress_base(&r, L2RW_EVENT_START, &p);
     p.data = &r.data;
+    p.data_place = r.dd.where;
     p.resumed_from = res->resumed_from;
     p.finetune_step = r.st.ft_step; /* with step: is a resumed run done? */
     int stop = s == L2RW_OK && report(&r, &p);

@@ -102,7 +102,54 @@ typedef struct {
     long total_steps;
     int batch, val_batch;
     double acc_before_finetune;
+    int data_on_device;      /* the sets were uploaded (train_data.c) */
 } l2rw__summary;
+
+/* ------------------------------------------- the run's data on a device
+ * (train_data.c). On a device net the training, clean and test images
+ * are uploaded once, when they fit (cfg.data_place), and every batch is
+ * gathered by index, and augmented, there: only the indices (and the
+ * augmentation's draws) cross per step, and evaluation reads the test
+ * set in place. Labels stay on the host (the statistics need them there;
+ * the loss uploads a batch's). Elsewhere (the CPU, or data that do not
+ * fit) batches are gathered on the host and uploaded by the forward. The
+ * same bits either way: gathering and the crop-flip are copies. */
+enum { DD_TRAIN, DD_VAL, DD_TEST, DD_SETS };
+/* A batch buffer: the training batch and the validation batch of one
+ * step live at the same time. */
+enum { DD_SLOT_TRAIN, DD_SLOT_VAL, DD_SLOTS };
+
+typedef struct {
+    const struct l2rw__backend *be; /* NULL: batches from host memory */
+    float *x[DD_SETS];         /* [rows, dim] images of each set (device) */
+    int rows[DD_SETS];
+    size_t dim;
+    int max_batch;
+    float *batch[DD_SLOTS];    /* [max_batch, dim] gathered batches */
+    int32_t *idx[DD_SLOTS];    /* [max_batch] their indices (device) */
+    float *aug;                /* [max_batch, dim] the augmented batch */
+    int32_t *draws;            /* [max_batch, 3] its draws (device) */
+    int32_t *host_draws;       /* [max_batch, 3] */
+    size_t bytes;              /* device memory taken */
+    char where[256];           /* where the batches come from, in words */
+} l2rw__ddata;
+
+/* Decides and, on a device with room, uploads sets[DD_SETS] (any may
+ * have no rows). place: cfg.data_place; L2RW_PLACE_DEVICE fails
+ * (L2RW_ERR_NOMEM, with the sizes) where the sets do not fit, AUTO then
+ * streams from the host. dd->where says which path, for the log. */
+l2rw_status l2rw__ddata_init(l2rw__ddata *dd, const l2rw_net *net,
+                             const l2rw_dataset *const sets[DD_SETS],
+                             int max_batch, l2rw_data_place place);
+void l2rw__ddata_free(l2rw__ddata *dd);
+/* Rows idx [n] (checked by the caller) of set k into slot's buffer;
+ * returns it (device memory). */
+const float *l2rw__ddata_gather(l2rw__ddata *dd, int k, int slot,
+                                const int32_t *idx, int n);
+/* The crop-flip of l2rw_augment_crop_flip(.., pad, key) of a device
+ * batch x [n, c, h, w]; returns the augmented batch (device memory). */
+const float *l2rw__ddata_augment(l2rw__ddata *dd, const float *x, int n,
+                                 int c, int h, int w, int pad, uint64_t key);
 
 l2rw_status l2rw__summary_save(const char *path, const l2rw__summary *s);
 

@@ -880,6 +880,14 @@ static l2rw_status summary_write(FILE *fp, void *vctx)
     char device[32];
     l2rw_device_format(c->device, device, sizeof device);
     json_str(fp, "device", device);
+    /* the GPU's name and memory (the CPU: none) */
+    char desc[256] = "";
+    if (c->device && c->device->kind != L2RW_DEVICE_CPU &&
+        l2rw_device_available(c->device, desc, sizeof desc) != L2RW_OK)
+        desc[0] = '\0';
+    json_str(fp, "device_name", desc);
+    fprintf(fp, "  \"data_on_device\": %s,\n",
+            s->data_on_device ? "true" : "false");
     fprintf(fp, "  \"resumed_from\": %ld,\n", r->resumed_from);
     /* the last key, without a trailing comma */
     fprintf(fp, "  \"command\": ");

@@ -14,32 +14,10 @@
 #include <unistd.h>
 
 enum {
-    CIFAR_RECORD = 1 + 3 * 32 * 32,
     PER_BATCH = 240,  /* 5 files: 1,200 images, 1,000 of them clean */
     N_TEST = 40,
     N_NOISE_RUNS = 16 /* 8 methods x 2 noises */
 };
-
-/* A CIFAR-10 binary file of n records, labels cycling over 0..9. */
-static int write_cifar(const char *path, int n, unsigned seed)
-{
-    FILE *fp = fopen(path, "wb");
-    if (!fp) return 1;
-    unsigned char rec[CIFAR_RECORD];
-    for (int i = 0; i < n; i++) {
-        rec[0] = (unsigned char)(i % 10);
-        for (int j = 1; j < CIFAR_RECORD; j++) {
-            seed = seed * 1103515245u + 12345u;
-            /* class-dependent mean so that training has something to learn */
-            rec[j] = (unsigned char)((seed >> 24) / 2 + 12 * rec[0]);
-        }
-        if (fwrite(rec, 1, sizeof rec, fp) != sizeof rec) {
-            fclose(fp);
-            return 1;
-        }
-    }
-    return fclose(fp) != 0;
-}
 
 /* The table rows of results.md ("| ..." lines), which hold no timing. */
 static char *table_rows(const char *md)
@@ -65,16 +43,8 @@ static int count_lines(const char *text)
 static void make_data(char *dir, size_t size)
 {
     snprintf(dir, size, "%s/cifar", tmpdir);
-    char path[512];
-    snprintf(path, sizeof path, "mkdir -p %s", dir);
-    CHECK(system(path) == 0, "cannot create %s", dir);
-    for (int b = 1; b <= 5; b++) {
-        snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, b);
-        CHECK(write_cifar(path, PER_BATCH, (unsigned)b) == 0, "write %s",
-              path);
-    }
-    snprintf(path, sizeof path, "%s/test_batch.bin", dir);
-    CHECK(write_cifar(path, N_TEST, 99u) == 0, "write %s", path);
+    CHECK(write_cifar_dir(dir, PER_BATCH, N_TEST) == 0, "cannot write "
+          "CIFAR files in %s", dir);
 }
 
 static void check_summary(const char *out, const char *run, const char *key,

@@ -29,8 +29,45 @@
 
 enum {
     TU_IDX_SIDE = 8,  /* write_idx's images are TU_IDX_SIDE^2 pixels */
-    TU_MSG_SIZE = 4096 /* bytes of stdout and stderr a cli_result keeps */
+    TU_MSG_SIZE = 4096, /* bytes of stdout and stderr a cli_result keeps */
+    TU_CIFAR_RECORD = 1 + 3 * 32 * 32 /* a label byte and the pixels */
 };
+
+/* A CIFAR-10 binary file of n records, labels cycling over 0..9. */
+TU_UNUSED static int write_cifar(const char *path, int n, unsigned seed)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp) return 1;
+    unsigned char rec[TU_CIFAR_RECORD];
+    for (int i = 0; i < n; i++) {
+        rec[0] = (unsigned char)(i % 10);
+        for (int j = 1; j < TU_CIFAR_RECORD; j++) {
+            seed = seed * 1103515245u + 12345u;
+            /* class-dependent mean so that training has something to learn */
+            rec[j] = (unsigned char)((seed >> 24) / 2 + 12 * rec[0]);
+        }
+        if (fwrite(rec, 1, sizeof rec, fp) != sizeof rec) {
+            fclose(fp);
+            return 1;
+        }
+    }
+    return fclose(fp) != 0;
+}
+
+/* A CIFAR-10 folder dir (created): data_batch_1..5.bin of per_batch
+ * records each, test_batch.bin of n_test. 0 on success. */
+TU_UNUSED static int write_cifar_dir(const char *dir, int per_batch,
+                                     int n_test)
+{
+    char path[512];
+    if (mkdir(dir, 0755) != 0) return 1;
+    for (int b = 1; b <= 5; b++) {
+        snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, b);
+        if (write_cifar(path, per_batch, (unsigned)b)) return 1;
+    }
+    snprintf(path, sizeof path, "%s/test_batch.bin", dir);
+    return write_cifar(path, n_test, 99u);
+}
 
 /* The test's temporary directory. */
 TU_UNUSED static char tmpdir[256];

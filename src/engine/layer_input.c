@@ -1,5 +1,7 @@
-/* Input: x [n, c, h, w], the batch in host memory (ps->input), uploaded
- * into the node's buffer; its tangent is zero and it needs no gradient. */
+/* Input: x [n, c, h, w], the batch (ps->input) in host memory, uploaded
+ * into the node's buffer, or already in back-end memory (a batch gathered
+ * on the device), copied there; its tangent is zero and it needs no
+ * gradient. */
 #include "layers.h"
 
 static l2rw_status input_setup(l2rw__node *nd, const l2rw__node *a,
@@ -15,8 +17,11 @@ static l2rw_status input_setup(l2rw__node *nd, const l2rw__node *a,
 
 static void input_forward(const l2rw__pass *ps, l2rw__node *nd)
 {
-    ps->be->upload(nd->y, ps->input,
-                   (size_t)ps->n * nd->size * sizeof *nd->y);
+    size_t bytes = (size_t)ps->n * nd->size * sizeof *nd->y;
+    if (ps->input_on_device)
+        ps->be->copy_dev(nd->y, ps->input, bytes);
+    else
+        ps->be->upload(nd->y, ps->input, bytes);
 }
 
 static void input_backward(const l2rw__pass *ps, l2rw__node *nd)

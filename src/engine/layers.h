@@ -74,7 +74,8 @@ typedef struct {
      * gradients; NULL in ordinary passes. */
     float *capture;
     uint64_t dropout_key;
-    const float *input;  /* the batch, host memory: the input layer's */
+    const float *input;  /* the batch: the input layer's */
+    int input_on_device; /* input is back-end memory (a device batch) */
 } l2rw__pass;
 
 typedef struct {

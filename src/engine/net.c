@@ -236,6 +236,7 @@ struct l2rw_net {
     size_t last_begin, last_end;
     int last_dense;      /* node of the last dense layer, -1 if none */
     uint64_t dropout_key;
+    int input_on_device; /* l2rw__net_input_on_device */
     /* state of the last passes */
     int n;
     l2rw_mode mode;
@@ -841,6 +842,11 @@ l2rw_status l2rw_net_zero(l2rw_net *net, l2rw_net_buffer which,
 
 /* Back-end memory (net_internal.h): the last-layer path of the
  * reweighting reads it on the host, which only a host back end allows. */
+void l2rw__net_input_on_device(l2rw_net *net, int on)
+{
+    net->input_on_device = on && !net->be->host;
+}
+
 const float *l2rw__net_last_input(const l2rw_net *net, int *dim)
 {
     if (!net || !net->have_fwd || net->last_dense < 0) return NULL;
@@ -925,7 +931,8 @@ l2rw_status l2rw_net_forward(l2rw_net *net, const float *x, int n,
     net->fwd_tangent = with_tangent != 0;
     if (net->fwd_tangent) net_tangent_support(net);
     l2rw__pass ps = net_pass(net, net->fwd_tangent);
-    ps.input = x; /* node 0, the input layer, uploads it */
+    ps.input = x; /* node 0, the input layer, uploads (or copies) it */
+    ps.input_on_device = net->input_on_device;
     for (int i = 0; i <= net->output; i++)
         if (net->live[i])
             l2rw__layer(net->nodes[i].op)->forward(&ps, &net->nodes[i]);

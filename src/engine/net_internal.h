@@ -25,6 +25,13 @@ l2rw_status l2rw__net_create_be(l2rw_net **out, const char *model,
 l2rw_status l2rw__backend_of(const l2rw_device *dev,
                              const struct l2rw__backend **be);
 
+/* While on, the batches that l2rw_net_forward is given (and every call
+ * that passes a batch on to it: l2rw_method_step, l2rw_evaluate, ...)
+ * are back-end memory, gathered on the device by the caller, and are
+ * copied there instead of uploaded. No effect on a host back end, where
+ * the two are the same memory. Off when the net is created. */
+void l2rw__net_input_on_device(l2rw_net *net, int on);
+
 /* Input activations [n, *dim] of the last dense layer (the one of
  * l2rw_net_last_layer_range) in the last forward, NULL before a forward
  * or when the net has no dense layer. Valid until the next forward. Lets
