@@ -43,6 +43,7 @@
 #include "check.h"
 #include "common.h"
 #include "cuda_backend.h"
+#include "data_internal.h"
 #include "kernels.h"
 #include "l2rw_reweight.h"
 #include "loss.h"
@@ -297,7 +298,9 @@ static void test_backend_table(void)
     HAS(maxpool_bwd); HAS(avgpool_fwd); HAS(avgpool_bwd); HAS(dot);
     HAS(bn_stats); HAS(bn_stats_norm); HAS(bn_norm); HAS(bn_tangent_train);
     HAS(bn_tangent_eval); HAS(bn_bwd); HAS(copy_2d); HAS(bn_eval_stats);
-    HAS(bn_running); HAS(any_nonzero); HAS(conv_slices);
+    HAS(bn_running); HAS(any_nonzero); HAS(conv_slices); HAS(loss_eval);
+    HAS(sgd_update); HAS(adamw_update); HAS(sumsq); HAS(mem_free);
+    HAS(gather_rows); HAS(crop_flip);
 #undef HAS
     if (!be->conv_slices || !be->conv_ws) return;
     CHECK(be->conv_slices() == L2RW_CU_CONV_CHUNK, "conv_slices %d",
@@ -1188,6 +1191,48 @@ static void test_optim(void)
     CHECK_OK(l2rw__cu_sync());
 }
 
+/* The data ops of device-resident runs (cu_data.cu): a batch gathered
+ * by index from a set on the device, and the crop-flip by the host's
+ * draws, against kernels_data.c: copies, so bit for bit (CIFAR shapes,
+ * repeated and extreme indices, every offset and both flips among 64
+ * draws). mem_free: positive and below the device's memory. */
+static void test_data_ops(void)
+{
+    NEED_GPU();
+    l2rw_rng_seed(&rng, 909);
+    const l2rw__backend *be = &l2rw__backend_cuda;
+    enum { ROWS = 50, N = 64, C = 3, H = 32, W = 32, PAD = 4 };
+    const size_t dim = (size_t)C * H * W;
+    float *set = hrand(ROWS * dim, -2, 2);
+    int32_t idx[N], draws[3 * N];
+    for (int i = 0; i < N; i++)
+        idx[i] = i == 0 ? 0 : i == 1 ? ROWS - 1 : (int32_t)((i * 37) % ROWS);
+    l2rw__augment_draws(0xda7aULL, N, PAD, draws);
+    float *want = hzero(N * dim), *want_aug = hzero(N * dim);
+    l2rw__gather_rows(want, set, idx, N, dim);
+    l2rw__crop_flip(want_aug, want, draws, N, C, H, W, PAD);
+    float *Dset = devf(set, ROWS * dim), *Db = devf(NULL, N * dim);
+    float *Da = devf(NULL, N * dim);
+    int32_t *Di = dev(idx, sizeof idx), *Dd = dev(draws, sizeof draws);
+    TWICE("gather_rows", Db, N * dim,
+          be->gather_rows(Db, Dset, ROWS, Di, N, dim));
+    float *got = back(Db, N * dim);
+    exact("gather_rows", got, want, N * dim);
+    free(got);
+    TWICE("crop_flip", Da, N * dim,
+          be->crop_flip(Da, Db, Dd, N, C, H, W, PAD));
+    got = back(Da, N * dim);
+    exact("crop_flip", got, want_aug, N * dim);
+    free(got);
+    size_t room = be->mem_free();
+    CHECK(room > ((size_t)1 << 20) && room < ((size_t)1 << 40),
+          "mem_free %zu bytes", room);
+    l2rw__cu_free(Dset), l2rw__cu_free(Db), l2rw__cu_free(Da);
+    l2rw__cu_free(Di), l2rw__cu_free(Dd);
+    CHECK_OK(l2rw__cu_sync());
+    free(set), free(want), free(want_aug);
+}
+
 int main(void)
 {
     RUN(test_probe);
@@ -1200,6 +1245,7 @@ int main(void)
     RUN(test_batchnorm);
     RUN(test_loss_weights);
     RUN(test_optim);
+    RUN(test_data_ops);
     l2rw__cu_shutdown();
     return CHECK_DONE("test_cuda_kernels");
 }
