@@ -172,12 +172,12 @@ $(BUILD)/san-tests/%: tests/%.c $(wildcard tests/*.h) $(SAN_OBJ)
 test: all $(TESTS) $(SAN_TESTS)
 	@$(DEPS_SH) fashion-mnist gnuplot pkg-config pil mpi
 	@$(MAKE) --no-print-directory mpi-build
-	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh tests/mpi.sh tests/device_cli.sh -- $(SAN_TESTS)
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh tests/mpi.sh tests/device_cli.sh tests/check_device.sh -- $(SAN_TESTS)
 
 mpi-build: all $(MPI_TESTS)
 
 test-fast: all $(TESTS) $(MPI_TESTS)
-	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh tests/mpi.sh tests/device_cli.sh --
+	@sh scripts/run_tests.sh $(BUILD) $(TESTS) tests/examples.sh tests/library.sh tests/onnx.sh tests/mpi.sh tests/device_cli.sh tests/check_device.sh --
 
 test-san: $(SAN_TESTS)
 	@sh scripts/run_tests.sh $(BUILD) -- $(SAN_TESTS)

@@ -100,8 +100,8 @@ l2rw_status l2rw__selfcheck_reweight(l2rw_check_fn report, void *ctx,
                                      l2rw_check_summary *sum);
 
 /* l2rw_self_check_device with a test hook: tamper != 0 makes the device
- * net's first parameter one ulp off the CPU net's before every stage, so
- * that (on a bit-identical device) every check must fail. */
+ * net's first parameter 2^-10 of its value off the CPU net's before every
+ * stage, so that (on a bit-identical device) every check must fail. */
 l2rw_status l2rw__self_check_device(l2rw_check_fn report, void *ctx,
                                     const l2rw_device *dev, int quick,
                                     int tamper, l2rw_check_summary *out);
