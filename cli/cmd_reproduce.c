@@ -17,6 +17,10 @@
  *            learning rate 0.1, momentum 0.9, weight decay 2e-4, x0.1 at
  *            40K and 60K of 80K steps (WRN: 40K and 50K of 60K), +FT
  *            5,000 steps; --steps scales the schedule.
+ *            --paper (the default with --device cuda): the paper's own
+ *            pairing on any data: background:0.4 with ResNet-32 and 10
+ *            clean images per class, uniform:0.4 with WRN-28-10 and
+ *            1,000 clean images, both with the CIFAR protocol above.
  *
  * Writes into --out DIR: runs/NAME/ (each run's outputs), results.csv,
  * results.md (the table) and SVG plots. Run again with the same --out, it
@@ -72,6 +76,10 @@ typedef struct {
     long steps;
     double lr;                 /* 0 = the experiment's own */
     const char *model;         /* NULL = lenet, or resnet32 for CIFAR */
+    int paper;                 /* noise: the paper's models and clean sets
+                                  per noise (see the top) */
+    l2rw_device device;        /* where every run trains */
+    l2rw_data_place place;
     uint64_t seed;             /* first seed; --seeds N uses seed..seed+N-1 */
     int seeds;
     int n_runs;
@@ -110,6 +118,19 @@ static int is_cifar(const char *data)
 static const char *plan_model(const plan *p)
 {
     return p->model ? p->model : is_cifar(p->data) ? "resnet32" : "lenet";
+}
+
+/* --paper: the paper's network of a noise (Table 1: ResNet-32 under
+ * background flips, WRN-28-10 under uniform flips). */
+static int is_background(const char *noise)
+{
+    return !strncmp(noise, "background", 10);
+}
+
+static const char *run_model(const plan *p, const run_spec *r)
+{
+    if (!p->paper || p->model) return plan_model(p);
+    return is_background(r->noise) ? "resnet32" : "wrn-28-10";
 }
 
 /* The paper's CIFAR runs: ResNet-32 decays at 40K and 60K of 80K steps,
@@ -201,7 +222,9 @@ static l2rw_train_cfg run_cfg(const plan *p, const run_spec *r,
 {
     l2rw_train_cfg c = l2rw_train_cfg_default();
     c.data = p->data;
-    c.model = plan_model(p);
+    c.model = run_model(p, r);
+    c.device = &p->device;
+    c.data_place = p->place;
     c.method = r->method;
     c.noise = r->noise;
     c.imbalance = r->imbalance;
@@ -226,6 +249,12 @@ static l2rw_train_cfg run_cfg(const plan *p, const run_spec *r,
         c.sgd.lr = 1e-3f;
         c.steps = p->steps ? p->steps : (p->quick ? 300 : 1000);
         c.eval_every = c.steps / 4 > 0 ? c.steps / 4 : 1;
+    } else if (p->paper) {
+        /* the paper's clean sets: 10 images per class under background
+         * flips, 1,000 images under uniform flips */
+        c.val_per_class = is_background(r->noise) ? 10 : 0;
+        c.val_size = is_background(r->noise) ? 0 : 1000;
+        cifar_cfg(p, &c, r->finetune);
     } else if (is_cifar(p->data)) {
         c.val_per_class = 0;
         c.val_size = 1000;
@@ -313,7 +342,7 @@ static int check_plan(const plan *p)
         if (s == L2RW_OK && !data_seen_before(p, i)) {
             l2rw_data d;
             s = prepare_like_train(&c, &d);
-            if (s == L2RW_OK && i == 0) s = check_model(&c, &d);
+            if (s == L2RW_OK) s = check_model(&c, &d);
             if (s == L2RW_OK) l2rw_data_free(&d);
         }
         if (s != L2RW_OK) {
@@ -325,6 +354,31 @@ static int check_plan(const plan *p)
         }
     }
     return 0;
+}
+
+/* --dry-run: one line a run, with what shapes it. */
+static void print_plan(const plan *p)
+{
+    char device[32];
+    l2rw_device_format(&p->device, device, sizeof device);
+    printf("reproduce %s: %d runs on %s, device %s (dry run: nothing "
+           "trained or written)\n", p->kind, p->n_runs, p->data, device);
+    for (int i = 0; i < p->n_runs; i++) {
+        const run_spec *r = &p->runs[i];
+        l2rw_train_cfg c = run_cfg(p, r, NULL);
+        char clean[48];
+        if (c.val_size > 0)
+            snprintf(clean, sizeof clean, "%ld clean", (long)c.val_size);
+        else
+            snprintf(clean, sizeof clean, "%d clean/class", c.val_per_class);
+        printf("%-36s model %-10s %-16s %s, %ld steps, lr %g", r->name,
+               c.model, r->noise, clean, c.steps, (double)c.sgd.lr);
+        for (int k = 0; k < c.sgd.n_milestones; k++)
+            printf("%s%ld", k ? "," : ", x0.1 at ", c.sgd.milestones[k]);
+        if (c.finetune_clean > 0)
+            printf(", +%ld fine-tune steps", c.finetune_clean);
+        printf("\n");
+    }
 }
 
 /* ------------------------------------------------------------- outputs */
@@ -396,11 +450,20 @@ static l2rw_status write_md(FILE *fp, void *vctx)
     else
         snprintf(seeds, sizeof seeds, "seed %llu",
                  (unsigned long long)p->seed);
-    fprintf(fp, "# l2rw reproduce %s%s\n\ndata: %s, %s, %s, %s\n\n",
-            p->kind, p->quick ? " --quick" : "", p->data, plan_model(p), seeds,
-            imb ? "test error (%) by dominant-class share; 5,000 training "
-                  "images, 10 clean images"
-                : "test accuracy (%) by noise; 1,000 clean images");
+    const char *what =
+        imb ? "test error (%) by dominant-class share; 5,000 training "
+              "images, 10 clean images"
+        : p->paper && !p->model
+            ? "test accuracy (%) by noise; the paper's protocol: "
+              "background flips with resnet32 and 10 clean images per "
+              "class, uniform flips with wrn-28-10 and 1,000 clean images"
+            : "test accuracy (%) by noise; 1,000 clean images";
+    char device[32];
+    l2rw_device_format(&p->device, device, sizeof device);
+    fprintf(fp, "# l2rw reproduce %s%s\n\ndata: %s, %s, %s, device %s, "
+            "%s\n\n", p->kind, p->quick ? " --quick" : "", p->data,
+            p->paper && !p->model ? "per-noise models" : plan_model(p),
+            seeds, device, what);
     fprintf(fp, "| method |");
     for (int s = 0; s < ns; s++) fprintf(fp, " %s |", settings[s]);
     fprintf(fp, "\n|---|");
@@ -568,7 +631,8 @@ int l2rw_cmd_reproduce(int argc, char **argv)
     p.seed = 1;
     p.seeds = 1;
     p.threads = 0;
-    int quick = 0;
+    int quick = 0, paper = 0, dry_run = 0;
+    const char *device = "cpu", *place = "auto";
     opt_def opts[] = {
         {"data", OPT_STR, &p.data, "SPEC",
          "fashion-mnist[:DIR], mnist:DIR; noise also cifar10:DIR, "
@@ -592,6 +656,16 @@ int l2rw_cmd_reproduce(int argc, char **argv)
          MAX_SEEDS, 0},
         {"threads", OPT_INT, &p.threads, "T", "threads (0 = all cores)", 0,
          1024, 0},
+        {"device", OPT_STR, &device, "cpu|cuda[:N]",
+         "where the runs train (cuda implies --paper for noise)", 1, 0, 0},
+        {"data-place", OPT_STR, &place, "auto|device|host",
+         "on a GPU: data sets uploaded once, or a batch per step", 1, 0, 0},
+        {"dry-run", OPT_FLAG, &dry_run, "",
+         "check the data and list the runs (model, clean set, steps, "
+         "rate) without training", 1, 0, 0},
+        {"paper", OPT_FLAG, &paper, "",
+         "noise: resnet32 + 10 clean/class under background flips, "
+         "wrn-28-10 + 1,000 clean under uniform flips", 1, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -617,6 +691,14 @@ int l2rw_cmd_reproduce(int argc, char **argv)
                                 "fashion-mnist[:DIR] or mnist:DIR");
     p.kind = pos[0];
     p.quick = quick;
+    if (opts_device("l2rw reproduce", device, 0, &p.device)) return 2;
+    if (l2rw_data_place_parse(place, &p.place) != L2RW_OK) {
+        snprintf(err, sizeof err, "l2rw reproduce: --data-place: %s",
+                 l2rw_last_error());
+        return opts_usage_error(err);
+    }
+    p.paper = !strcmp(p.kind, "noise") &&
+              (paper || p.device.kind == L2RW_DEVICE_CUDA);
     char def_out[64];
     if (!p.out) {
         snprintf(def_out, sizeof def_out, "out/reproduce-%s", p.kind);
@@ -625,6 +707,10 @@ int l2rw_cmd_reproduce(int argc, char **argv)
     make_plan(&p);
 
     if (check_plan(&p)) return 2;
+    if (dry_run) {
+        print_plan(&p);
+        return 0;
+    }
     char runs_dir[PATH_LEN];
     snprintf(runs_dir, sizeof runs_dir, "%s/runs", p.out);
     if (ensure_dir(p.out, err, sizeof err) ||

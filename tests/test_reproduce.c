@@ -142,6 +142,53 @@ static void test_bad_usage(void)
     CHECK(access(args, F_OK) != 0, "imbalance on CIFAR left %s", args);
 }
 
+/* The line of run `name` in a --dry-run listing ("" when absent). */
+static void plan_line(const char *out, const char *name, char *line,
+                      size_t size)
+{
+    line[0] = '\0';
+    const char *at = strstr(out, name);
+    if (!at) return;
+    size_t n = strcspn(at, "\n");
+    snprintf(line, size, "%.*s", (int)(n < size ? n : size - 1), at);
+}
+
+/* --paper (the default of --device cuda): the paper's network and clean
+ * set per noise, the CIFAR schedule scaled to --steps, on any data; the
+ * dry run lists it after checking the data and writes nothing. */
+static void test_paper_plan(void)
+{
+    if (cli_sanitized_pass()) return;
+    char args[1024], line[512];
+    snprintf(args, sizeof args,
+             "reproduce noise --data cifar10:%s/cifar --paper --steps 1000 "
+             "--device checked --dry-run --out %s/paper", tmpdir, tmpdir);
+    cli_result cli = run_cli(args);
+    CHECK(cli.rc == 0, "dry run: exit %d: %s", cli.rc, cli.err);
+    CHECK(strstr(cli.out, "16 runs") && strstr(cli.out, "device checked"),
+          "dry run header: %s", cli.out);
+    plan_line(cli.out, "background_0.4-l2rw ", line, sizeof line);
+    CHECK(strstr(line, "model resnet32") &&
+              strstr(line, "10 clean/class") &&
+              strstr(line, "1000 steps, lr 0.1, x0.1 at 500,750"),
+          "background l2rw: '%s'", line);
+    plan_line(cli.out, "uniform_0.4-plain-ft ", line, sizeof line);
+    CHECK(strstr(line, "model wrn-28-10") && strstr(line, "1000 clean") &&
+              strstr(line, "x0.1 at 666,833") &&
+              strstr(line, "+62 fine-tune steps"),
+          "uniform plain+FT: '%s'", line);
+    snprintf(args, sizeof args, "%s/paper", tmpdir);
+    CHECK(access(args, F_OK) != 0, "the dry run wrote %s", args);
+    /* --model keeps one network for both noises */
+    snprintf(args, sizeof args,
+             "reproduce noise --data cifar10:%s/cifar --paper --quick "
+             "--model resnet8 --dry-run", tmpdir);
+    cli = run_cli(args);
+    plan_line(cli.out, "uniform_0.4-l2rw ", line, sizeof line);
+    CHECK(cli.rc == 0 && strstr(line, "model resnet8"),
+          "--model with --paper: '%s' (%s)", line, cli.err);
+}
+
 int main(void)
 {
     sanitized = getenv("L2RW_SANITIZED") != NULL;
@@ -155,6 +202,7 @@ int main(void)
     }
     RUN(test_cifar_noise);
     RUN(test_bad_usage);
+    RUN(test_paper_plan);
     if (!sanitized) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
