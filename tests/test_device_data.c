@@ -9,6 +9,7 @@
 #include "check.h"
 #include "testutil.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,88 @@ static void test_runs_same_bits(void)
     }
 }
 
+/* Column col (0-based) of the metrics.csv row of step `step`; -1 when
+ * there is none. Columns: step, epoch, train_loss, test_accuracy, ... */
+static double metric_at(const char *path, long step, int col)
+{
+    char *s = slurp(path, NULL), *save = NULL;
+    double v = -1;
+    for (char *line = s ? strtok_r(s, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (strtol(line, NULL, 10) != step || line[0] == 's') continue;
+        char *f = line;
+        for (int k = 0; k < col && f; k++) {
+            f = strchr(f, ',');
+            if (f) f++;
+        }
+        if (f) v = strtod(f, NULL);
+    }
+    free(s);
+    return v;
+}
+
+/* On a GPU (skipped elsewhere): the CIFAR-shaped l2rw run of
+ * test_runs_same_bits on cuda with the data uploaded and streamed (the
+ * same bits: the gathers and crops are copies), resumed from its
+ * step-2 checkpoint (the same bits: the GPU's reductions have a fixed
+ * order), and against the CPU's run. CPU and GPU differ in GEMM
+ * summation order (cuBLAS against OpenBLAS), a relative 1e-6 per
+ * product that 4 steps at rate 0.01 carry into the parameters without
+ * amplifying much: the test accuracy (30 images) may differ by one
+ * image at most, 1/30, and the training loss by 1% relative. */
+static void test_gpu_runs(void)
+{
+    l2rw_device cuda = {L2RW_DEVICE_CUDA, 0};
+    if (l2rw_device_available(&cuda, NULL, 0) != L2RW_OK) {
+        SKIP("no usable GPU: %s", l2rw_last_error());
+        return;
+    }
+    if (!cli_available(0)) return;
+    char dir[300], args[2048];
+    snprintf(dir, sizeof dir, "%s/cifar", tmpdir); /* test_runs_same_bits' */
+    const char *runs[][3] = {{"cuda", "device", "--steps 4"},
+                             {"cuda", "host", "--steps 4"},
+                             {"cuda", "device", "--steps 2"}};
+    for (int r = 0; r < 3; r++) {
+        snprintf(args, sizeof args,
+                 "train --data cifar10:%s --model resnet8 --method l2rw "
+                 "--noise uniform:0.4 --val-size 30 --batch 16 "
+                 "--val-batch 10 %s --eval-every 2 --eval-batch 16 "
+                 "--checkpoint-every 2 --threads 1 --seed 9 --no-plots "
+                 "--quiet --device %s --data-place %s --out %s/gpu-%d",
+                 dir, runs[r][2], runs[r][0], runs[r][1], tmpdir, r);
+        cli_result res = run_cli(args);
+        CHECK(res.rc == 0, "%s / %s: %s", runs[r][0], runs[r][1], res.err);
+    }
+    snprintf(args, sizeof args, "train --resume %s/gpu-2 --steps 4 "
+             "--device cuda --threads 1 --quiet --no-plots", tmpdir);
+    cli_result res = run_cli(args);
+    CHECK(res.rc == 0, "resume on the GPU: %s", res.err);
+    const char *files[] = {"model.l2rw", "metrics.csv", "examples.csv"};
+    for (int f = 0; f < 3; f++)
+        for (int r = 1; r < 3; r++) {
+            char a[600], b[600];
+            snprintf(a, sizeof a, "%s/gpu-0/%s", tmpdir, files[f]);
+            snprintf(b, sizeof b, "%s/gpu-%d/%s", tmpdir, r, files[f]);
+            CHECK(same_file(a, b), "GPU: %s of run %d (%s) differs from "
+                  "the uploaded run's", files[f], r,
+                  r == 1 ? "streamed" : "resumed");
+        }
+    /* against the CPU's run of test_runs_same_bits (run-0: the same
+     * options, then a fine-tune phase that comes after its step-4 row) */
+    char cpu[600], gpu[600];
+    snprintf(cpu, sizeof cpu, "%s/run-0/metrics.csv", tmpdir);
+    snprintf(gpu, sizeof gpu, "%s/gpu-0/metrics.csv", tmpdir);
+    double cl = metric_at(cpu, 4, 2), ca = metric_at(cpu, 4, 3);
+    double gl = metric_at(gpu, 4, 2), ga = metric_at(gpu, 4, 3);
+    printf("   after 4 steps: train loss GPU %.6f CPU %.6f, test accuracy "
+           "GPU %.4f CPU %.4f\n", gl, cl, ga, ca);
+    CHECK(cl > 0 && gl > 0 && fabs(gl - cl) <= 0.01 * cl,
+          "train loss GPU %.6f vs CPU %.6f (1%% relative)", gl, cl);
+    CHECK(ca >= 0 && ga >= 0 && fabs(ga - ca) <= 1.0 / 30 + 1e-9,
+          "test accuracy GPU %.4f vs CPU %.4f (one image in 30)", ga, ca);
+}
+
 static void test_bad_place(void)
 {
     if (!cli_available(0)) return;
@@ -194,6 +277,7 @@ int main(void)
     }
     RUN(test_ops_match_host);
     RUN(test_runs_same_bits);
+    RUN(test_gpu_runs);
     RUN(test_bad_place);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
