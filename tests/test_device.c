@@ -65,7 +65,7 @@ static void test_cli_device(void)
         "train --data fashion-mnist --steps 1 --device cuda",
         "eval --load none.l2rw --data fashion-mnist --device cuda:1",
         "check --quick --device cuda", "bench --device cuda",
-        "check --quick --device checked"};
+        "predict --load none.l2rw --data fashion-mnist --device cuda"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         cli_result r = run_cli(cmds[i]);
         CHECK(r.rc == 2 && r.err_lines == 1 &&
