@@ -6,29 +6,35 @@
 # (BUILD_DIR, default build: the Makefile's BUILD; JOBS, default 16.)
 #
 #   1. env: the machine (nvidia-smi, nvcc, gcc)
-#   2. build: make -j16 all and tests/test_cuda_kernels (the CUDA back end
-#      is built when the toolkit is found)
+#   2. build: make -j16 all and the test programs below (the CUDA back
+#      end is built when the toolkit is found)
 #   3. test_cuda_kernels: the CUDA kernels against the CPU; stops the run
 #      (exit 2) when it finds no usable GPU
-#   4. test_cuda_san: the same under AddressSanitizer with the GPU cases
-#      forced on (L2RW_CUDA_SANITIZED=1), when time is left: tells whether
-#      the sanitized pass of `make test` may run them
-#   5. train: `l2rw train --device cuda` and `--device cpu` (LeNet and
-#      ResNet-8, L2RW, 60 steps on generated images), metrics side by side
-#   6. bench: `l2rw bench --device cuda` for LeNet and ResNet-32 (batch
+#   4. check: `l2rw check --quick --device cuda`: the CPU's self-checks,
+#      then every zoo net on the GPU against the same net on the CPU
+#   5. device_tests: test_check_device and test_device_data (whole runs on
+#      the GPU: data uploaded = streamed = resumed, bit for bit; against
+#      the CPU's run within the tolerances stated there)
+#   6. train: `l2rw train --device cuda` and `--device cpu` (LeNet and
+#      ResNet-8, L2RW, 60 steps on generated images; ResNet-8 also on
+#      CIFAR-shaped images, augmented on the device), metrics side by side
+#   7. bench: `l2rw bench --device cuda` for LeNet and ResNet-32 (batch
 #      and validation batch 100: plain and L2RW step, their ratio), with
 #      bench/torch_bench.py --device cuda side by side when PyTorch sees
 #      the GPU; a table of the two at the end of $OUT/bench.log
+#   8. test_cuda_san: test_cuda_kernels under AddressSanitizer with the
+#      GPU cases forced on (L2RW_CUDA_SANITIZED=1), when time is left:
+#      tells whether the sanitized pass of `make test` may run them
 # Each step's output goes to $OUT/STEP.log.
 #
 # Every step runs under `timeout`, cut to the time left; the whole script
-# stops within GPU_CHECK_SECONDS (default 450 s). $OUT/summary.txt has one
+# stops within GPU_CHECK_SECONDS (default 480 s). $OUT/summary.txt has one
 # line per step: name, exit status (124: timed out; skip: not run) and
 # seconds. The script exits 0 when every step that ran passed, 2 when the
 # CUDA test found no usable GPU (its reason is printed), 1 otherwise.
 set -u
 OUT=${OUT:-./gpu-out}
-LIMIT=${GPU_CHECK_SECONDS:-450}
+LIMIT=${GPU_CHECK_SECONDS:-480}
 JOBS=${JOBS:-16}
 B=${BUILD_DIR:-build}
 mkdir -p "$OUT"
@@ -72,7 +78,8 @@ step env 30 'nvidia-smi; nvidia-smi -q | grep -iE "compute mode|mig mode" ;
     nvcc --version || /usr/local/cuda/bin/nvcc --version; gcc --version;
     nproc; free -g'
 
-if ! step build 240 "make -j$JOBS BUILD=$B all $B/tests/test_cuda_kernels"; then
+T="$B/tests/test_cuda_kernels $B/tests/test_check_device $B/tests/test_device_data"
+if ! step build 240 "make -j$JOBS BUILD=$B all $T"; then
     echo "gpu_check: the build failed (see $OUT/build.log)"
     exit 1
 fi
@@ -90,45 +97,29 @@ if [ -n "$why" ]; then
     exit 2
 fi
 
-if [ "$(left)" -gt 200 ]; then
-    step test_cuda_san 150 "make -j$JOBS BUILD=$B \
-        $B/san-tests/test_cuda_kernels &&
-        L2RW_SANITIZED=1 L2RW_CUDA_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 \
-        $B/san-tests/test_cuda_kernels"
-else
-    skip test_cuda_san "less than 200 s left"
-fi
+step check 60 "$B/l2rw check --quick --device cuda"
 
-# 5. train: the whole loop (L2RW's tangent path with batch norm, the
+# The device tests run ./build/l2rw (tests/testutil.h).
+step device_tests 120 "$B/tests/test_check_device && $B/tests/test_device_data"
+
+# 6. train: the whole loop (L2RW's tangent path with batch norm, the
 # per-example path without it) on the GPU and on the CPU, on generated
-# 1x28x28 images (no data set is installed there): the two runs' metrics
-# side by side; they agree to rounding, not bits.
-step train 150 "python3 -c '
-import random, struct
-def npy(path, descr, shape, data):
-    h = \"{\x27descr\x27: \x27%s\x27, \x27fortran_order\x27: False, \x27shape\x27: %s, }\" % (descr, shape)
-    h += \" \" * ((64 - (10 + len(h) + 1) % 64) % 64) + \"\\n\"
-    open(path, \"wb\").write(b\"\\x93NUMPY\\x01\\x00\" + struct.pack(\"<H\", len(h)) + h.encode() + data)
-r = random.Random(1)
-for name, n in ((\"train\", 3000), (\"test\", 1000)):
-    y = [r.randrange(10) for _ in range(n)]
-    x = bytearray(r.randrange(80) for _ in range(n * 784))
-    for i in range(n):
-        for row in range(2 * y[i], 2 * y[i] + 6):
-            for col in range(4, 24): x[i * 784 + row * 28 + col] += 150
-    npy(\"$OUT/\" + name + \"_x.npy\", \"|u1\", \"(%d, 1, 28, 28)\" % n, bytes(x))
-    npy(\"$OUT/\" + name + \"_y.npy\", \"|u1\", \"(%d,)\" % n, bytes(y))
-' || exit 1
-    for m in resnet8 lenet; do for d in cuda cpu; do
-        echo \"== \$m on \$d\";
-        $B/l2rw train --data 'npy:$OUT/train_x.npy,$OUT/train_y.npy;$OUT/test_x.npy,$OUT/test_y.npy' \\
-            --model \$m --method l2rw --noise uniform:0.4 --val-size 200 \\
-            --steps 60 --eval-every 20 --seed 1 --no-plots --device \$d \\
-            --out $OUT/train-\$m-\$d --overwrite || exit 1;
-        cat $OUT/train-\$m-\$d/metrics.csv;
-    done; done"
+# images (no data set is installed there; scripts/gpu_data.py): the two
+# runs' metrics side by side; they agree to rounding, not bits.
+step train 150 "python3 scripts/gpu_data.py $OUT || exit 1
+    for set in mnist:resnet8 mnist:lenet cifar:resnet8; do
+        d=\${set%%:*} m=\${set#*:}
+        for dev in cuda cpu; do
+            echo \"== \$m on \$d images, \$dev\";
+            $B/l2rw train --data \"npy:$OUT/\${d}_train_x.npy,$OUT/\${d}_train_y.npy;$OUT/\${d}_test_x.npy,$OUT/\${d}_test_y.npy\" \\
+                --model \$m --method l2rw --noise uniform:0.4 --val-size 200 \\
+                --steps 60 --eval-every 20 --seed 1 --no-plots --device \$dev \\
+                --out $OUT/train-\$d-\$m-\$dev --overwrite || exit 1;
+            cat $OUT/train-\$d-\$m-\$dev/metrics.csv;
+        done
+    done"
 
-# 6. bench: the steps on the GPU (every timed region of l2rw bench ends
+# 7. bench: the steps on the GPU (every timed region of l2rw bench ends
 # with a sync; torch_bench.py synchronises too, FP32 without TF32 as l2rw
 # computes), outputs in $OUT/bench-MODEL.{l2rw,torch}.txt. The commands
 # are a script of their own (sh $OUT/bench.sh BUILD OUT DEVICE REPS
@@ -175,6 +166,17 @@ done
 exit $fail
 BENCH
 step bench 150 "sh $OUT/bench.sh $B $OUT cuda 10 lenet resnet32"
+
+# 8. the kernels under AddressSanitizer, with what time is left
+if [ "$(left)" -gt 60 ]; then
+    step test_cuda_san 150 "make -j$JOBS BUILD=$B \
+        $B/san-tests/test_cuda_kernels &&
+        L2RW_SANITIZED=1 L2RW_CUDA_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 \
+        $B/san-tests/test_cuda_kernels"
+else
+    skip test_cuda_san "less than 60 s left"
+fi
+
 
 echo "== summary ($OUT/summary.txt), $(($(date +%s) - start)) s in all"
 cat "$summary"
