@@ -186,6 +186,7 @@ bench: all
 	@$(DEPS_SH) torch fashion-mnist mpi
 	@$(MAKE) --no-print-directory mpi-build
 	@sh bench/run.sh $(BUILD)/l2rw
+	@sh bench/loop.sh $(BUILD)/l2rw
 	@sh bench/mpi.sh $(BUILD)/l2rw
 
 demo: all

@@ -216,6 +216,12 @@ typedef struct {
                                    it is a failed run, not bad input */
     int stopped;                /* 1 when *stop or the callback ended it */
     long n_train, n_val, n_test;
+    /* This process's training loop, from its first step to the outputs
+     * (evaluations and checkpoints included; data loading not): steps
+     * of both phases and seconds. Their ratio against `l2rw bench`'s
+     * step time is the loop's overhead. */
+    long loop_steps;
+    double loop_seconds;
 } l2rw_train_result;
 
 /* The defaults, chosen for Fashion-MNIST with LeNet: model lenet, method

@@ -22,6 +22,8 @@
 #      and validation batch 100: plain and L2RW step, their ratio), with
 #      bench/torch_bench.py --device cuda side by side when PyTorch sees
 #      the GPU; a table of the two at the end of $OUT/bench.log
+#      loop: bench/loop.sh on the GPU: a whole run's time per step against
+#      bench's step (the loop's overhead)
 #   8. test_cuda_san: test_cuda_kernels under AddressSanitizer with the
 #      GPU cases forced on (L2RW_CUDA_SANITIZED=1), when time is left:
 #      tells whether the sanitized pass of `make test` may run them
@@ -166,6 +168,11 @@ done
 exit $fail
 BENCH
 step bench 150 "sh $OUT/bench.sh $B $OUT cuda 10 lenet resnet32"
+
+# The loop's overhead over bench's step on the GPU (bench/loop.sh; the
+# target is 10%), on the generated 1x28x28 set of the train step.
+step loop 90 "DATA='npy:$OUT/mnist_train_x.npy,$OUT/mnist_train_y.npy;$OUT/mnist_test_x.npy,$OUT/mnist_test_y.npy' \
+    THREADS=16 LOOP_STEPS=300 sh bench/loop.sh $B/l2rw cuda"
 
 # 8. the kernels under AddressSanitizer, with what time is left
 if [ "$(left)" -gt 60 ]; then

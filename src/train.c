@@ -836,6 +836,8 @@ static void fill_result(run *r, l2rw_train_result *res)
     res->n_val = r->data.val.n;
     res->n_test = r->data.test.n;
     res->seconds = r->seconds_before + (now_seconds() - r->t_start);
+    res->loop_steps = r->steps_this_process;
+    res->loop_seconds = r->t_train > 0 ? now_seconds() - r->t_train : 0;
 }
 
 /* A resumed run whose length is below the steps its checkpoint has done
