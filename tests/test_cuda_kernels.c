@@ -300,7 +300,7 @@ static void test_backend_table(void)
     HAS(bn_tangent_eval); HAS(bn_bwd); HAS(copy_2d); HAS(bn_eval_stats);
     HAS(bn_running); HAS(any_nonzero); HAS(conv_slices); HAS(loss_eval);
     HAS(sgd_update); HAS(adamw_update); HAS(sumsq); HAS(mem_free);
-    HAS(gather_rows); HAS(crop_flip);
+    HAS(gather_rows); HAS(crop_flip); HAS(dots_acc);
 #undef HAS
     if (!be->conv_slices || !be->conv_ws) return;
     CHECK(be->conv_slices() == L2RW_CU_CONV_CHUNK, "conv_slices %d",
@@ -518,6 +518,24 @@ static void test_elementwise(void)
     double gs = l2rw__cu_sumsq(db, LEN);
     CHECK(fabs(gs - cs) <= 1e-12 * cs, "sumsq %.17g vs %.17g", gs, cs);
     CHECK(l2rw__cu_dot(da, db, 0) == 0.0, "empty dot");
+    /* Row dots (the per-example scores): rows of a against b (ldb 0)
+     * and against rows of b, added to what u holds; the dot's bound. */
+    enum { DROWS = 5, RLEN = 203 };
+    for (int shared = 0; shared < 2; shared++) {
+        double gu[DROWS], cu[DROWS];
+        for (int i = 0; i < DROWS; i++) gu[i] = cu[i] = 0.25 * i;
+        size_t ldb = shared ? 0 : RLEN;
+        l2rw__dots_acc(cu, a, RLEN, b, ldb, DROWS, RLEN);
+        l2rw__cu_dots_acc(gu, da, RLEN, db, ldb, DROWS, RLEN);
+        for (int i = 0; i < DROWS; i++) {
+            double s = 0.0;
+            for (size_t k = 0; k < RLEN; k++)
+                s += fabs((double)a[i * RLEN + k] * b[i * ldb + k]);
+            CHECK(fabs(gu[i] - cu[i]) <= (RLEN / 16.0 + 4) * U * s,
+                  "dots_acc (ldb %zu) row %d: %.17g vs %.17g", ldb, i,
+                  gu[i], cu[i]);
+        }
+    }
 
     l2rw__cu_free(da), l2rw__cu_free(db), l2rw__cu_free(dm);
     l2rw__cu_free(dc), l2rw__cu_free(ddb);

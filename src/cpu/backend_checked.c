@@ -664,6 +664,17 @@ static void ck_crop_flip(float *out, const float *x, const int32_t *draws,
     RUN(ok, l2rw__crop_flip(out, x, draws, n, c, h, w, pad));
 }
 
+static void ck_dots_acc(double *u, const float *a, size_t lda,
+                        const float *b, size_t ldb, int n, size_t len)
+{
+    const char *op = "dots_acc";
+    size_t rows = n > 0 ? (size_t)n - 1 : 0;
+    int ok = host(op, "u", u, (size_t)(n > 0 ? n : 0) * sizeof *u) &
+             need(op, "a", a, F(rows * lda + len)) &
+             need(op, "b", b, F(rows * ldb + len));
+    RUN(ok, l2rw__dots_acc(u, a, lda, b, ldb, n, len));
+}
+
 const l2rw__backend l2rw__backend_checked = {
     .name = "checked",
     .host = 0,
@@ -716,4 +727,5 @@ const l2rw__backend l2rw__backend_checked = {
     .mem_free = ck_mem_free,
     .gather_rows = ck_gather_rows,
     .crop_flip = ck_crop_flip,
+    .dots_acc = ck_dots_acc,
 };

@@ -82,4 +82,5 @@ const l2rw__backend l2rw__backend_cpu = {
     .mem_free = cpu_mem_free,
     .gather_rows = cpu_gather_rows,
     .crop_flip = l2rw__crop_flip,
+    .dots_acc = l2rw__dots_acc,
 };

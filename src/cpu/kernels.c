@@ -956,6 +956,13 @@ double l2rw__dot(const float *a, const float *b, size_t len)
     return s2;
 }
 
+void l2rw__dots_acc(double *u, const float *a, size_t lda, const float *b,
+                    size_t ldb, int n, size_t len)
+{
+    for (int i = 0; i < n; i++)
+        u[i] += l2rw__dot(a + (size_t)i * lda, b + (size_t)i * ldb, len);
+}
+
 /* Mean and variance of channel c over the n examples (m = n P values). */
 static void channel_stats(float *mean, float *var, const float *x, int n,
                           int C, size_t P, int c, double m)

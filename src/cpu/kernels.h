@@ -164,7 +164,11 @@ void l2rw__adamw_update(float *p, float *m, float *v, const float *g,
                         size_t n, float lr, float b1, float b2, float eps,
                         float wd, float bc1, float bc2, float scale,
                         int *bad);
-/* ------------------------------------------------ data (kernels.c) */
+/* u[i] += l2rw__dot(a + i lda, b + i ldb, len), i < n. */
+void l2rw__dots_acc(double *u, const float *a, size_t lda, const float *b,
+                    size_t ldb, int n, size_t len);
+
+/* ------------------------------------------------ data (kernels_data.c) */
 /* dst [n, dim] = rows idx[i] of src [*, dim] (indices already checked). */
 void l2rw__gather_rows(float *dst, const float *src, const int32_t *idx,
                        int n, size_t dim);

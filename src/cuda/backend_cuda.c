@@ -60,4 +60,5 @@ const l2rw__backend l2rw__backend_cuda = {
     .mem_free = l2rw__cu_mem_free,
     .gather_rows = l2rw__cu_gather_rows,
     .crop_flip = l2rw__cu_crop_flip,
+    .dots_acc = l2rw__cu_dots_acc,
 };

@@ -85,6 +85,44 @@ double l2rw__cu_sumsq(const float *g, size_t n)
     return reduce_sync(g, NULL, n);
 }
 
+/* out[i] = sum_k (double)(a_i[k] b_i[k]) (float products, as the CPU's
+ * dot), one block a row in a fixed tree: the same bits run to run. */
+__global__ static void k_row_dots(const float *a, size_t lda, const float *b,
+                                  size_t ldb, int n, size_t len, double *out)
+{
+    for (int i = (int)blockIdx.x; i < n; i += (int)gridDim.x) {
+        const float *ai = a + (size_t)i * lda, *bi = b + (size_t)i * ldb;
+        double v = 0.0;
+        for (size_t t = threadIdx.x; t < len; t += blockDim.x)
+            v += (double)(ai[t] * bi[t]);
+        double s = block_sum(v);
+        if (threadIdx.x == 0) out[i] = s;
+        __syncthreads(); /* block_sum's shared sums are reused next row */
+    }
+}
+
+void l2rw__cu_dots_acc(double *u, const float *a, size_t lda, const float *b,
+                       size_t ldb, int n, size_t len)
+{
+    cu_ctx *c = l2rw__cu_cur();
+    if (!c) return;
+    double h[CU_PARTIALS];
+    for (int i0 = 0; i0 < n; i0 += CU_PARTIALS) {
+        const int m = n - i0 < CU_PARTIALS ? n - i0 : CU_PARTIALS;
+        k_row_dots<<<(unsigned)m, CU_THREADS, 0, c->stream>>>(
+            a + (size_t)i0 * lda, lda, b + (size_t)i0 * ldb, ldb, m, len,
+            c->scr->partial);
+        CU_LAUNCHED("dots_acc");
+        cudaError_t e = cudaMemcpyAsync(h, c->scr->partial,
+                                        (size_t)m * sizeof *h,
+                                        cudaMemcpyDeviceToHost, c->stream);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
+        l2rw__cu_note(e, "dots_acc (results)");
+        for (int i = 0; i < m; i++)
+            u[i0 + i] += e == cudaSuccess && !c->failed ? h[i] : NAN;
+    }
+}
+
 /* *flag = 1 when some x[i] != 0: every writer stores the same value, so
  * the order does not matter. */
 __global__ static void k_any_nonzero(const float *x, size_t len, int *flag)

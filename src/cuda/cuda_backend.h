@@ -261,6 +261,10 @@ double l2rw__cu_sumsq(const float *g, size_t n);
  * (device) of src [rows, dim], and the crop-flip of x [n, c, h, w] by
  * draws [n, 3] (device). */
 size_t l2rw__cu_mem_free(void);
+/* u[i] += dot(a + i lda, b + i ldb, len) for i < n, in double on the
+ * device (u on the host): one transfer per 1,024 rows (cu_reduce.cu). */
+void l2rw__cu_dots_acc(double *u, const float *a, size_t lda, const float *b,
+                       size_t ldb, int n, size_t len);
 void l2rw__cu_gather_rows(float *dst, const float *src, size_t rows,
                           const int32_t *idx, int n, size_t dim);
 void l2rw__cu_crop_flip(float *out, const float *x, const int32_t *draws,

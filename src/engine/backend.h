@@ -184,6 +184,13 @@ typedef struct l2rw__backend {
      * back-end memory; drawn on the host by l2rw__augment_draws). */
     void (*crop_flip)(float *out, const float *x, const int32_t *draws,
                       int n, int c, int h, int w, int pad);
+
+    /* u[i] += dot(a + i lda, b + i ldb, len) for i < n (ldb 0: the same
+     * b for every row), each dot as `dot` computes it; u on the host
+     * (double [n]). The per-example L2RW scores: one transfer for the
+     * batch instead of one per example. */
+    void (*dots_acc)(double *u, const float *a, size_t lda, const float *b,
+                     size_t ldb, int n, size_t len);
 } l2rw__backend;
 
 /* The CPU back end (src/cpu/backend_cpu.c). */

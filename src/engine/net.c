@@ -1048,16 +1048,14 @@ static l2rw_status capture_alloc(l2rw_net *net)
     return L2RW_OK;
 }
 
-/* u_i += <tW, G_i> + <tb, db_i> of a conv node. DEVICE: one dot (a
- * scalar to the host) per example and layer; a device wants one kernel
- * for all n and u kept on the device. */
+/* u_i += <tW, G_i> + <tb, db_i> of a conv node (one transfer of n
+ * scores from a device). */
 static void conv_scores(const l2rw_net *net, const l2rw__node *nd,
                         double *u)
 {
     const float *t = net->tangents + nd->p_off;
     const float *G = net->capture + nd->cap_off;
-    for (int i = 0; i < net->n; i++)
-        u[i] += net->be->dot(t, G + (size_t)i * nd->n_params, nd->n_params);
+    net->be->dots_acc(u, G, nd->n_params, t, 0, net->n, nd->n_params);
 }
 
 /* u_i += <dy_i, x_i tW^T + tb> of a dense node. */
@@ -1072,9 +1070,7 @@ static void dense_scores(const l2rw_net *net, const l2rw__node *nd,
     const l2rw__backend *be = net->be;
     be->gemm(0, 1, n, out, in, 1.0f, a->y, in, tW, in, 0.0f, z, out);
     be->bias_add(z, tb, n, out, 1);
-    for (int i = 0; i < n; i++) /* DEVICE: as in conv_scores */
-        u[i] += be->dot(d + (size_t)i * out, z + (size_t)i * out,
-                        (size_t)out);
+    be->dots_acc(u, d, (size_t)out, z, (size_t)out, n, (size_t)out);
 }
 
 l2rw_status l2rw__net_scores_each(l2rw_net *net, float *u)
