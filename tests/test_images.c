@@ -5,6 +5,7 @@
  * directory. */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
+#include "cli_path.h"
 #include "data_internal.h"
 
 #include <errno.h>
@@ -964,17 +965,17 @@ static void test_model_class_names(void)
  * and in the saved model. */
 static void test_cli_train(void)
 {
-    if (access("./build/l2rw", X_OK) != 0) {
-        SKIP("./build/l2rw not built");
+    if (access(TU_CLI, X_OK) != 0) {
+        SKIP("%s not built", TU_CLI);
         return;
     }
-    char out[512], cmd[2048], dir[512];
+    char out[512], cmd[4096], dir[512];
     pathf(out, sizeof out, "run");
     pathf(dir, sizeof dir, "many");
-    snprintf(cmd, sizeof cmd, "./build/l2rw train --data folder:%s "
+    snprintf(cmd, sizeof cmd, "%s train --data folder:%s "
              "--image-size 8x8 --model mlp:8 --steps 3 --val-per-class 2 "
              "--batch 8 --eval-every 0 --no-plots --quiet --out %s "
-             ">%s.log 2>&1", dir, out, out);
+             ">%s.log 2>&1", TU_CLI, dir, out, out);
     CHECK(system(cmd) == 0, "%s", cmd);
     char path[600];
     snprintf(path, sizeof path, "%s/data.json", out);
@@ -993,8 +994,8 @@ static void test_cli_train(void)
     if (net) l2rw_net_input_shape(net, &c, &h, &w);
     CHECK(net && c == 3 && h == 8 && w == 8, "input 3x8x8");
     l2rw_net_free(net);
-    snprintf(cmd, sizeof cmd, "./build/l2rw train --data csv:x.csv "
-             "--image-size 8x8 --steps 1 >/dev/null 2>&1");
+    snprintf(cmd, sizeof cmd, "%s train --data csv:x.csv "
+             "--image-size 8x8 --steps 1 >/dev/null 2>&1", TU_CLI);
     CHECK(system(cmd) != 0, "--image-size needs image data");
 }
 

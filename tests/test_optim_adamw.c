@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "binio.h" /* l2rw_crc32: a version-3 checkpoint made by hand */
 #include "check.h"
+#include "cli_path.h"
 #include "l2rw.h"
 #include "train_internal.h" /* the divergence detector */
 
@@ -584,7 +585,7 @@ static void test_divergent_run(void)
 static int run_cli(const char *args, char *out, size_t size)
 {
     char cmd[4200];
-    snprintf(cmd, sizeof cmd, "./build/l2rw %s 2>&1", args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", TU_CLI, args);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t n = fread(out, 1, size - 1, p);
@@ -596,11 +597,11 @@ static int run_cli(const char *args, char *out, size_t size)
 static void test_cli(void)
 {
     if (getenv("L2RW_SANITIZED")) {
-        SKIP("runs the uninstrumented ./build/l2rw");
+        SKIP("runs the uninstrumented %s", TU_CLI);
         return;
     }
-    if (access("./build/l2rw", X_OK) != 0) {
-        SKIP("./build/l2rw not built");
+    if (access(TU_CLI, X_OK) != 0) {
+        SKIP("%s not built", TU_CLI);
         return;
     }
     char args[4096], out[8192], o[512];

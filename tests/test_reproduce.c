@@ -193,7 +193,7 @@ int main(void)
 {
     sanitized = getenv("L2RW_SANITIZED") != NULL;
     if (!sanitized) {
-        CHECK(access("./build/l2rw", X_OK) == 0, "./build/l2rw not built");
+        CHECK(access(TU_CLI, X_OK) == 0, "%s not built", TU_CLI);
         snprintf(tmpdir, sizeof tmpdir, "/tmp/l2rw-test-reproduce-XXXXXX");
         if (!mkdtemp(tmpdir)) {
             CHECK(0, "mkdtemp failed");

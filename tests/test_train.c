@@ -490,7 +490,7 @@ static void test_bad_checkpoints(void)
 static void test_cli(void)
 {
     if (cli_sanitized_pass()) return;
-    CHECK(access(TU_CLI, X_OK) == 0, TU_CLI " not built");
+    CHECK(access(TU_CLI, X_OK) == 0, "%s not built", TU_CLI);
     char out[512], resumed[512], args[4096];
     path_in(out, sizeof out, "cli-out");
     path_in(resumed, sizeof resumed, "resumed");
@@ -583,11 +583,11 @@ static void test_cli(void)
     char sig[512];
     path_in(sig, sizeof sig, "sigint");
     snprintf(args, sizeof args,
-             "sh -c \"./build/l2rw train --data '%s' --model mlp:16 --batch 20 "
+             "sh -c \"%s train --data '%s' --model mlp:16 --batch 20 "
              "--val-per-class 5 --steps 1000000 --checkpoint-every 0 "
              "--no-plots --eval-every 0 --out %s >%s/stdout 2>&1 & p=\\$!; "
              "sleep 1; kill -INT \\$p; wait \\$p; echo \\$? > %s/rc\"",
-             spec, sig, tmpdir, tmpdir);
+             TU_CLI, spec, sig, tmpdir, tmpdir);
     CHECK(system(args) == 0, "sigint run: %s", args);
     char rcf[600], ckf[600], sof[600];
     snprintf(rcf, sizeof rcf, "%s/rc", tmpdir);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cli_path.h"
 
 #if defined(__GNUC__)
 #define TU_UNUSED __attribute__((unused))
@@ -24,8 +25,6 @@
 #define TU_UNUSED
 #endif
 
-/* The command the CLI cases run: the uninstrumented build. */
-#define TU_CLI "./build/l2rw"
 
 enum {
     TU_IDX_SIDE = 8,  /* write_idx's images are TU_IDX_SIDE^2 pixels */
@@ -162,8 +161,8 @@ TU_UNUSED static int write_idx(const char *img, const char *lab, int n,
 TU_UNUSED static int cli_sanitized_pass(void)
 {
     if (!getenv("L2RW_SANITIZED")) return 0;
-    SKIP("sanitized pass: runs the uninstrumented " TU_CLI "; the plain "
-         "pass covers it");
+    SKIP("sanitized pass: runs the uninstrumented %s; the plain pass "
+         "covers it", TU_CLI);
     return 1;
 }
 
@@ -175,9 +174,9 @@ TU_UNUSED static int cli_available(int missing_fails)
     if (cli_sanitized_pass()) return 0;
     if (access(TU_CLI, X_OK) == 0) return 1;
     if (missing_fails)
-        CHECK(0, TU_CLI " not built");
+        CHECK(0, "%s not built", TU_CLI);
     else
-        SKIP(TU_CLI " not built");
+        SKIP("%s not built", TU_CLI);
     return 0;
 }
 
@@ -188,7 +187,7 @@ typedef struct {
     char err[TU_MSG_SIZE];  /* stderr (start of) */
 } cli_result;
 
-/* Runs ./build/l2rw ARGS with stdout into out_path and stderr into
+/* Runs TU_CLI ARGS with stdout into out_path and stderr into
  * err_path (NULL: stdout.txt and stderr.txt in tmpdir), both read back
  * into the result. */
 TU_UNUSED static cli_result run_cli_to(const char *args, const char *out_path,
@@ -205,7 +204,7 @@ TU_UNUSED static cli_result run_cli_to(const char *args, const char *out_path,
         path_in(errd, sizeof errd, "stderr.txt");
         errf = errd;
     }
-    snprintf(cmd, sizeof cmd, TU_CLI " %s >%s 2>%s", args, outf, errf);
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s", TU_CLI, args, outf, errf);
     int st = system(cmd);
     r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     char *o = slurp(outf, NULL), *e = slurp(errf, NULL);
