@@ -251,7 +251,9 @@ l2rw_status l2rw_train_run(const l2rw_train_cfg *cfg, l2rw_train_result *res);
 /* The options a checkpoint was written with, as "key=value" lines whose
  * keys are the CLI's option names (data, noise, model, lr, ...; floats in
  * C99 hexadecimal), then the run's length (steps, finetune-clean,
- * finetune-lr, checkpoint-every: a resumed run may change these), read
+ * finetune-lr, checkpoint-every: a resumed run may change these) and the
+ * thread count it computed with (threads: the CLI resumes with it unless
+ * told otherwise, since the bits depend on it), read
  * from DIR/checkpoint.l2rw, so that `l2rw train --resume DIR` needs no
  * other option. */
 l2rw_status l2rw_train_resume_config(const char *dir, char *buf,

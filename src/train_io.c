@@ -4,8 +4,9 @@
  *   "L2RWCKPT"  magic
  *   u32         version
  *   str         fingerprint (train_internal.h)
- *   str         targets: the run's length (l2rw__train_targets), so that
- *               `l2rw train --resume DIR` needs no other option
+ *   str         targets: the run's length and thread count
+ *               (l2rw__train_targets), so that `l2rw train --resume DIR`
+ *               needs no other option
  *   i64 step; i64 fine-tune steps; f32 fine-tune rate (as u32 bits);
  *     f64 seconds (as u64 bits)
  *   2 stats windows (total, since the last evaluation), fixed field order
@@ -146,11 +147,14 @@ l2rw_status l2rw__train_fingerprint(const l2rw_train_cfg *c, char *buf,
 l2rw_status l2rw__train_targets(const l2rw_train_cfg *c, long total,
                                 char *buf, size_t size)
 {
+    /* threads: the count the run computes with (its reductions split by
+     * it), so that a resume without --threads continues the same bits;
+     * not in the fingerprint, so another count may still be given */
     int k = snprintf(buf, size,
                      "steps=%ld\nfinetune-clean=%ld\nfinetune-lr=%a\n"
-                     "checkpoint-every=%ld\n",
+                     "checkpoint-every=%ld\nthreads=%d\n",
                      total, c->finetune_clean, (double)c->finetune_lr,
-                     c->checkpoint_every);
+                     c->checkpoint_every, l2rw_get_threads());
     if (k < 0 || (size_t)k >= size)
         return l2rw__fail(L2RW_ERR_ARG, "train: targets text too long");
     return L2RW_OK;
@@ -442,7 +446,7 @@ static const value_rule value_rules[] = {
     {"beta1", V_UNIT},           {"beta2", V_UNIT},
     {"eps", V_RATE},             {"lr-schedule", V_SCHEDULE},
     {"lr-min", V_NONNEG},        {"lr-warmup", V_COUNT},
-    {"clip-grad-norm", V_RATE}};
+    {"clip-grad-norm", V_RATE},  {"threads", V_INT_POS}};
 
 /* A parse's verdict; its message is dropped (the caller writes its
  * own, blaming the checkpoint). */

@@ -244,7 +244,7 @@ static void check_same_run(const char *a, const char *b, const char *what)
     snprintf(p2, sizeof p2, "%s/%s", b, L2RW_FILE_SUMMARY);
     char *s1 = slurp(p1, NULL), *s2 = slurp(p2, NULL);
     CHECK(s1 && s2, "%s: no summary.json", what);
-    const char *skip[] = {"\"seconds\"", "\"resumed_from\""};
+    const char *skip[] = {"\"seconds\"", "\"resumed_from\"", "\"loop_"};
     for (char *s = s1, *t = s2; s && t && *s && *t;) {
         char *es = strchr(s, '\n'), *et = strchr(t, '\n');
         if (!es || !et) break;
@@ -666,6 +666,42 @@ static void cleanup(void)
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
 }
 
+/* A checkpoint keeps the thread count its run computed with and a resume
+ * without --threads takes it, so the trajectory goes on bit for bit (a
+ * ResNet's sums are split by the count); a resume with --threads takes
+ * that count instead, shown here to give other bits (else this test
+ * could not fail). */
+static void test_resume_threads(void)
+{
+    if (cli_sanitized_pass()) return;
+    if (l2rw_get_threads() < 2) {
+        SKIP("one core: every run has one thread");
+        return;
+    }
+    const char *names[] = {"thr-full", "thr-same", "thr-other"};
+    const char *resume_extra[] = {NULL, "", "--threads 2"};
+    char dir[3][512], args[4096];
+    for (int r = 0; r < 3; r++) {
+        path_in(dir[r], sizeof dir[r], names[r]);
+        snprintf(args, sizeof args,
+                 "train --data '%s' --model resnet8 --batch 20 "
+                 "--val-per-class 5 --eval-every 0 --seed 4 --threads 1 "
+                 "--quiet --no-plots --steps %d --out %s",
+                 spec, r == 0 ? 4 : 2, dir[r]);
+        cli_result cli = run_cli(args);
+        CHECK(cli.rc == 0, "%s: %s", names[r], cli.err);
+        if (!resume_extra[r]) continue;
+        snprintf(args, sizeof args, "train --resume %s --steps 4 --quiet "
+                 "--no-plots %s", dir[r], resume_extra[r]);
+        cli = run_cli(args);
+        CHECK(cli.rc == 0, "%s resumed: %s", names[r], cli.err);
+    }
+    CHECK(same_file(dir[0], dir[1], L2RW_FILE_MODEL),
+          "resumed without --threads: not the run's bits");
+    CHECK(!same_file(dir[0], dir[2], L2RW_FILE_MODEL),
+          "resumed with --threads 2: the same bits as one thread");
+}
+
 int main(void)
 {
     if (make_data()) {
@@ -681,6 +717,7 @@ int main(void)
     RUN(test_finetune_resume_stop_flag);
     RUN(test_bad_checkpoints); /* reads test_checkpoint_size's run */
     RUN(test_cli);
+    RUN(test_resume_threads);
     cleanup();
     return CHECK_DONE("test_train");
 }
