@@ -10,8 +10,9 @@
 #      end is built when the toolkit is found)
 #   3. test_cuda_kernels: the CUDA kernels against the CPU; stops the run
 #      (exit 2) when it finds no usable GPU
-#   4. check: `l2rw check --quick --device cuda`: the CPU's self-checks,
-#      then every zoo net on the GPU against the same net on the CPU
+#   4. check: `l2rw check --device cuda --verbose`: the CPU's self-checks,
+#      then every zoo net on the GPU against the same net on the CPU (with
+#      the worst entry of each check)
 #   5. device_tests: test_check_device and test_device_data (whole runs on
 #      the GPU: data uploaded = streamed = resumed, bit for bit; against
 #      the CPU's run within the tolerances stated there)
@@ -99,7 +100,7 @@ if [ -n "$why" ]; then
     exit 2
 fi
 
-step check 60 "$B/l2rw check --quick --device cuda"
+step check 90 "$B/l2rw check --device cuda --threads $JOBS --verbose"
 
 # The device tests run ./build/l2rw (tests/testutil.h).
 step device_tests 120 "$B/tests/test_check_device && $B/tests/test_device_data"
