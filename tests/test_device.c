@@ -83,15 +83,6 @@ static void test_cli_device(void)
  * file, and a checkpoint written on the CPU resumed on the device. The
  * checking back end faults on any host access to its memory, so the run
  * itself shows that the loop keeps device memory on the device. */
-static int same_file(const char *a, const char *b)
-{
-    long la = 0, lb = 0;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
-    int same = x && y && la == lb && memcmp(x, y, (size_t)la) == 0;
-    free(x);
-    free(y);
-    return same;
-}
 
 static void test_train_checked_same_bits(void)
 {
@@ -143,7 +134,7 @@ static void test_train_checked_same_bits(void)
                 const char *k = models[m][0] == 'r' ? "r" : "m";
                 snprintf(a, sizeof a, "%s/%s-0/%s", tmpdir, k, files[f]);
                 snprintf(b, sizeof b, "%s/%s-%d/%s", tmpdir, k, r, files[f]);
-                CHECK(same_file(a, b), "%s: %s of run %d differs from the "
+                CHECK(same_bytes(a, b), "%s: %s of run %d differs from the "
                       "CPU's", models[m], files[f], r);
             }
     }

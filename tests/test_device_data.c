@@ -103,15 +103,6 @@ out:
     free(got);
 }
 
-static int same_file(const char *a, const char *b)
-{
-    long la = 0, lb = 0;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
-    int same = x && y && la == lb && memcmp(x, y, (size_t)la) == 0;
-    free(x);
-    free(y);
-    return same;
-}
 
 static int file_has(const char *path, const char *text)
 {
@@ -155,7 +146,7 @@ static void test_runs_same_bits(void)
             char a[600], b[600];
             snprintf(a, sizeof a, "%s/run-0/%s", tmpdir, files[f]);
             snprintf(b, sizeof b, "%s/run-%d/%s", tmpdir, r, files[f]);
-            CHECK(same_file(a, b), "%s of %s / %s differs from the CPU's",
+            CHECK(same_bytes(a, b), "%s of %s / %s differs from the CPU's",
                   files[f], runs[r][0], runs[r][1]);
         }
     /* the log and summary.json say which path each run took */
@@ -240,7 +231,7 @@ static void test_gpu_runs(void)
             char a[600], b[600];
             snprintf(a, sizeof a, "%s/gpu-0/%s", tmpdir, files[f]);
             snprintf(b, sizeof b, "%s/gpu-%d/%s", tmpdir, r, files[f]);
-            CHECK(same_file(a, b), "GPU: %s of run %d (%s) differs from "
+            CHECK(same_bytes(a, b), "GPU: %s of run %d (%s) differs from "
                   "the uploaded run's", files[f], r,
                   r == 1 ? "streamed" : "resumed");
         }

@@ -166,6 +166,17 @@ TU_UNUSED static int cli_sanitized_pass(void)
     return 1;
 }
 
+/* Whether the files at a and b hold the same bytes (both readable). */
+TU_UNUSED static int same_bytes(const char *a, const char *b)
+{
+    long la = 0, lb = 0;
+    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    int same = x && y && la == lb && memcmp(x, y, (size_t)la) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
 /* Whether the CLI cases can run here: not in the sanitized pass (SKIP),
  * not without ./build/l2rw (a failed CHECK when missing_fails, else
  * SKIP). */
