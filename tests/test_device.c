@@ -83,7 +83,6 @@ static void test_cli_device(void)
  * file, and a checkpoint written on the CPU resumed on the device. The
  * checking back end faults on any host access to its memory, so the run
  * itself shows that the loop keeps device memory on the device. */
-
 static void test_train_checked_same_bits(void)
 {
     if (!cli_available(0)) return;
