@@ -59,6 +59,7 @@ typedef struct {
     int batch, val_batch, threads, reps, warmup, classes;
     int c, h, w;
     int input_given;
+    int tf32; /* --tf32: TF32 products on CUDA */
     unsigned long long seed;
 } bench_opts;
 
@@ -91,11 +92,13 @@ static void usage(FILE *fp)
             "                  [--threads T] [--reps R] [--warmup W]\n"
             "                  [--device cpu|cuda[:N]|checked]\n"
             "                  [--input CxHxW] [--classes K] [--seed S]\n"
+            "                  [--tf32]\n"
             "Times ms per forward, forward+tangent, backward, plain step\n"
             "and L2RW step on random data (defaults: lenet, batch 100,\n"
             "val batch 100, 1x28x28 for lenet/mlp and 3x32x32 for resnet\n"
             "and wrn, 10 classes, threads 0 = all cores, 20 reps, the\n"
-            "CPU). On a device every timed pass ends with a sync.\n");
+            "CPU). On a device every timed pass ends with a sync.\n"
+            "--tf32 (CUDA only): TF32 tensor cores for the products.\n");
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -148,6 +151,11 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int r = 0;
+        if (strcmp(a, "--tf32") == 0) { /* the one option without a value */
+            o->tf32 = 1;
+            i--;
+            continue;
+        }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 1;
@@ -198,6 +206,12 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         }
         if (r != 0) return -1;
     }
+    if (o->tf32 && o->dev.kind != L2RW_DEVICE_CUDA) {
+        fprintf(stderr, "l2rw bench: --tf32 is a mode of CUDA's matrix "
+                        "products; give --device cuda[:N]\n");
+        return -1;
+    }
+    l2rw_set_tf32(o->tf32);
     if (!o->input_given) {
         int cifar = strncmp(o->model, "resnet", 6) == 0 ||
                     strncmp(o->model, "wrn-", 4) == 0;
@@ -650,8 +664,9 @@ static void print_device(const bench_opts *o)
     }
     if (l2rw_device_available(&o->dev, desc, sizeof desc) != L2RW_OK)
         snprintf(desc, sizeof desc, "%s", l2rw_last_error());
-    printf("device %s (%s); batches uploaded from the host every pass, "
-           "every timed region ends with a sync\n", name, desc);
+    printf("device %s (%s); %s products; batches uploaded from the host "
+           "every pass, every timed region ends with a sync\n", name, desc,
+           o->tf32 ? "TF32" : "FP32");
 }
 
 static void print_header(const bench_opts *o, const bench_ctx *b,

@@ -460,10 +460,10 @@ static l2rw_status write_md(FILE *fp, void *vctx)
             : "test accuracy (%) by noise; 1,000 clean images";
     char device[32];
     l2rw_device_format(&p->device, device, sizeof device);
-    fprintf(fp, "# l2rw reproduce %s%s\n\ndata: %s, %s, %s, device %s, "
+    fprintf(fp, "# l2rw reproduce %s%s\n\ndata: %s, %s, %s, device %s%s, "
             "%s\n\n", p->kind, p->quick ? " --quick" : "", p->data,
             p->paper && !p->model ? "per-noise models" : plan_model(p),
-            seeds, device, what);
+            seeds, device, l2rw_get_tf32() ? " (TF32)" : "", what);
     fprintf(fp, "| method |");
     for (int s = 0; s < ns; s++) fprintf(fp, " %s |", settings[s]);
     fprintf(fp, "\n|---|");
@@ -631,7 +631,7 @@ int l2rw_cmd_reproduce(int argc, char **argv)
     p.seed = 1;
     p.seeds = 1;
     p.threads = 0;
-    int quick = 0, paper = 0, dry_run = 0;
+    int quick = 0, paper = 0, dry_run = 0, tf32 = 0;
     const char *device = "cpu", *place = "auto";
     opt_def opts[] = {
         {"data", OPT_STR, &p.data, "SPEC",
@@ -660,6 +660,8 @@ int l2rw_cmd_reproduce(int argc, char **argv)
          "where the runs train (cuda implies --paper for noise)", 1, 0, 0},
         {"data-place", OPT_STR, &place, "auto|device|host",
          "on a GPU: data sets uploaded once, or a batch per step", 1, 0, 0},
+        {"tf32", OPT_FLAG, &tf32, "",
+         "CUDA: TF32 tensor cores for the matrix products", 1, 0, 0},
         {"dry-run", OPT_FLAG, &dry_run, "",
          "check the data and list the runs (model, clean set, steps, "
          "rate) without training", 1, 0, 0},
@@ -691,7 +693,10 @@ int l2rw_cmd_reproduce(int argc, char **argv)
                                 "fashion-mnist[:DIR] or mnist:DIR");
     p.kind = pos[0];
     p.quick = quick;
-    if (opts_device("l2rw reproduce", device, 0, &p.device)) return 2;
+    if (opts_device("l2rw reproduce", device, 0, &p.device) ||
+        opts_tf32("l2rw reproduce", opts, (int)(sizeof opts / sizeof opts[0]),
+                  tf32, &p.device))
+        return 2;
     if (l2rw_data_place_parse(place, &p.place) != L2RW_OK) {
         snprintf(err, sizeof err, "l2rw reproduce: --data-place: %s",
                  l2rw_last_error());

@@ -376,3 +376,16 @@ int opts_device(const char *cmd, const char *name, int cpu_only,
     if (out) *out = d;
     return 0;
 }
+
+int opts_tf32(const char *cmd, const opt_def *opts, int n_opts, int on,
+              const l2rw_device *dev)
+{
+    const opt_def *o = find((opt_def *)opts, n_opts, "tf32", 4);
+    if (on && o && o->seen && dev->kind != L2RW_DEVICE_CUDA) {
+        fprintf(stderr, "%s: --tf32 is a mode of CUDA's matrix products; "
+                "give --device cuda[:N]\n", cmd);
+        return 2;
+    }
+    l2rw_set_tf32(on);
+    return 0;
+}

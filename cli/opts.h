@@ -74,5 +74,11 @@ int opts_usage_error(const char *msg);
  * command that runs on the CPU only: cpu_only) and returns 2. */
 int opts_device(const char *cmd, const char *name, int cpu_only,
                 l2rw_device *out);
+/* --tf32 (the flag's value on) of command cmd on device dev: sets
+ * l2rw_set_tf32 and returns 0, or prints "cmd: --tf32 is a CUDA mode"
+ * and returns 2 when it was given for another device (a value restored
+ * from a checkpoint is kept whatever the device: it does nothing there). */
+int opts_tf32(const char *cmd, const opt_def *opts, int n_opts, int on,
+              const l2rw_device *dev);
 
 #endif

@@ -169,6 +169,8 @@ done
 exit $fail
 BENCH
 step bench 150 "sh $OUT/bench.sh $B $OUT cuda 10 lenet resnet32"
+step bench_tf32 60 "$B/l2rw bench --device cuda --tf32 --model resnet32 \
+    --batch 100 --val-batch 100 --reps 10 --warmup 3"
 
 # The loop's overhead over bench's step on the GPU (bench/loop.sh; the
 # target is 10%), on the generated 1x28x28 set of the train step.

@@ -8,6 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* l2rw_set_tf32's mode, read by the CUDA back end before each product. */
+static _Atomic int tf32_on;
+
+void l2rw_set_tf32(int on) { tf32_on = on != 0; }
+
+int l2rw_get_tf32(void) { return tf32_on; }
+
 /* GPU numbers accepted by the parser: CUDA's own limit is far below. */
 enum { DEVICE_INDEX_MAX = 1 << 16 };
 

@@ -147,14 +147,16 @@ l2rw_status l2rw__train_fingerprint(const l2rw_train_cfg *c, char *buf,
 l2rw_status l2rw__train_targets(const l2rw_train_cfg *c, long total,
                                 char *buf, size_t size)
 {
-    /* threads: the count the run computes with (its reductions split by
-     * it), so that a resume without --threads continues the same bits;
-     * not in the fingerprint, so another count may still be given */
+    /* threads and tf32: how the run computes (its reductions split by
+     * the count; its GPU products rounded or not), so that a resume
+     * without --threads or --tf32 continues the same bits; not in the
+     * fingerprint, so another choice may still be given */
     int k = snprintf(buf, size,
                      "steps=%ld\nfinetune-clean=%ld\nfinetune-lr=%a\n"
-                     "checkpoint-every=%ld\nthreads=%d\n",
+                     "checkpoint-every=%ld\nthreads=%d\ntf32=%d\n",
                      total, c->finetune_clean, (double)c->finetune_lr,
-                     c->checkpoint_every, l2rw_get_threads());
+                     c->checkpoint_every, l2rw_get_threads(),
+                     l2rw_get_tf32());
     if (k < 0 || (size_t)k >= size)
         return l2rw__fail(L2RW_ERR_ARG, "train: targets text too long");
     return L2RW_OK;
@@ -446,7 +448,8 @@ static const value_rule value_rules[] = {
     {"beta1", V_UNIT},           {"beta2", V_UNIT},
     {"eps", V_RATE},             {"lr-schedule", V_SCHEDULE},
     {"lr-min", V_NONNEG},        {"lr-warmup", V_COUNT},
-    {"clip-grad-norm", V_RATE},  {"threads", V_INT_POS}};
+    {"clip-grad-norm", V_RATE},  {"threads", V_INT_POS},
+    {"tf32", V_FLAG}};
 
 /* A parse's verdict; its message is dropped (the caller writes its
  * own, blaming the checkpoint). */
@@ -894,6 +897,7 @@ static l2rw_status summary_write(FILE *fp, void *vctx)
     json_str(fp, "device_name", desc);
     fprintf(fp, "  \"data_on_device\": %s,\n",
             s->data_on_device ? "true" : "false");
+    fprintf(fp, "  \"tf32\": %s,\n", l2rw_get_tf32() ? "true" : "false");
     fprintf(fp, "  \"resumed_from\": %ld,\n", r->resumed_from);
     /* the last key, without a trailing comma */
     fprintf(fp, "  \"command\": ");

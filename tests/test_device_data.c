@@ -157,6 +157,15 @@ static void test_runs_same_bits(void)
                              "per step (--data-place host)"),
           "streamed run says so: %s", res[2].out);
     CHECK(!strstr(res[0].out, "batches from"), "the CPU run says nothing");
+    for (int r = 0; r < n_runs; r++) { /* FP32 products, and resumed so */
+        char sum[400], conf[8192];
+        snprintf(sum, sizeof sum, "%s/run-%d/summary.json", tmpdir, r);
+        CHECK(file_has(sum, "\"tf32\": false"), "run %d: tf32", r);
+        snprintf(sum, sizeof sum, "%s/run-%d", tmpdir, r);
+        CHECK(l2rw_train_resume_config(sum, conf, sizeof conf) == L2RW_OK &&
+                  strstr(conf, "\ntf32=0\n"),
+              "run %d: the checkpoint's tf32", r);
+    }
     const char *want[] = {"\"data_on_device\": false",
                           "\"data_on_device\": true",
                           "\"data_on_device\": false",
@@ -250,13 +259,28 @@ static void test_gpu_runs(void)
           "test accuracy GPU %.4f vs CPU %.4f (one image in 30)", ga, ca);
 }
 
-static void test_bad_place(void)
+/* Bad --data-place values, and --tf32 anywhere but on CUDA: exit 2 and
+ * one line naming the option. */
+static void test_bad_options(void)
 {
+    l2rw_set_tf32(1);
+    CHECK(l2rw_get_tf32() == 1, "tf32 on");
+    l2rw_set_tf32(0);
+    CHECK(l2rw_get_tf32() == 0, "tf32 off");
     if (!cli_available(0)) return;
     cli_result r = run_cli("train --data fashion-mnist --data-place gpu");
     CHECK(r.rc == 2 && strstr(r.err, "--data-place") &&
               strstr(r.err, "auto, device or host"),
           "--data-place gpu: rc %d, %s", r.rc, r.err);
+    const char *tf32[] = {"train --data fashion-mnist --tf32",
+                          "train --data fashion-mnist --tf32 --device checked",
+                          "bench --tf32", "reproduce noise --tf32 --dry-run"};
+    for (size_t i = 0; i < sizeof tf32 / sizeof tf32[0]; i++) {
+        r = run_cli(tf32[i]);
+        CHECK(r.rc == 2 && r.err_lines == 1 && strstr(r.err, "--tf32") &&
+                  strstr(r.err, "--device cuda"),
+              "%s: rc %d, %s", tf32[i], r.rc, r.err);
+    }
 }
 
 int main(void)
@@ -269,7 +293,7 @@ int main(void)
     RUN(test_ops_match_host);
     RUN(test_runs_same_bits);
     RUN(test_gpu_runs);
-    RUN(test_bad_place);
+    RUN(test_bad_options);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -278,16 +278,6 @@ size_t l2rw__cu_workspace_bytes(void)
     return c ? c->ws_bytes : 0;
 }
 
-l2rw_status l2rw__cu_set_tf32(int on)
-{
-    cu_ctx *c = l2rw__cu_cur();
-    if (!c) return l2rw__cu_sync();
-    BLAS_TRY(cublasSetMathMode(c->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH
-                                           : CUBLAS_DEFAULT_MATH),
-             "cublasSetMathMode");
-    return L2RW_OK;
-}
-
 void *l2rw__cu_stream(void)
 {
     cu_ctx *c = l2rw__cu_cur();
@@ -397,10 +387,23 @@ void l2rw__cu_be_zero(void *dst, size_t bytes)
 
 static cublasOperation_t op(int t) { return t ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
+/* The process's mode (l2rw_set_tf32) on the context's handle, switched
+ * only when it changed: a host-side setting, ordered with the stream. */
+static void math_mode(cu_ctx *c)
+{
+    const int want = l2rw_get_tf32();
+    if (c->tf32 == want) return;
+    cublasStatus_t e = cublasSetMathMode(
+        c->blas, want ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+    l2rw__cu_note_blas(e, "cublasSetMathMode");
+    if (e == CUBLAS_STATUS_SUCCESS) c->tf32 = want;
+}
+
 void l2rw__cu_sgemm(cu_ctx *c, int ta, int tb, int m, int n, int k,
                     float alpha, const float *a, int lda, const float *b,
                     int ldb, float beta, float *cm, int ldc)
 {
+    math_mode(c);
     l2rw__cu_note_blas(cublasSgemm(c->blas, op(tb), op(ta), n, m, k, &alpha, b,
                                    ldb, a, lda, &beta, cm, ldc),
                        "cublasSgemm");
@@ -411,6 +414,7 @@ void l2rw__cu_sgemm_batched(cu_ctx *c, int ta, int tb, int m, int n, int k,
                             const float *b, int ldb, long long sb, float beta,
                             float *cm, int ldc, long long sc, int batch)
 {
+    math_mode(c);
     l2rw__cu_note_blas(cublasSgemmStridedBatched(
                            c->blas, op(tb), op(ta), n, m, k, &alpha, b, ldb,
                            sb, a, lda, sa, &beta, cm, ldc, sc, batch),

@@ -38,6 +38,7 @@ struct cu_ctx {
     size_t ws_bytes;
     cu_scratch *scr; /* device */
     int failed;      /* a CUDA error since the last sync */
+    int tf32;        /* the math mode set on blas (l2rw_set_tf32) */
     l2rw_status fail_code;
     char fail_msg[320];
 };

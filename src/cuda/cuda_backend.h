@@ -98,8 +98,7 @@ l2rw_status l2rw__cu_sync(void);
 /* Grows the workspace to at least `bytes` (never shrinks it). */
 l2rw_status l2rw__cu_reserve(size_t bytes);
 size_t l2rw__cu_workspace_bytes(void);
-/* TF32 tensor cores for the GEMMs (on != 0) or plain FP32 (the default). */
-l2rw_status l2rw__cu_set_tf32(int on);
+/* TF32 for the GEMMs: l2rw_set_tf32 (l2rw.h), read at every product. */
 /* The context's cudaStream_t, for callers that capture graphs. */
 void *l2rw__cu_stream(void);
 
