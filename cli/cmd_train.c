@@ -230,7 +230,8 @@ static int on_progress(const l2rw_train_progress *p, void *vctx)
 /* --resume DIR: options not given on the command line come from the
  * checkpoint, so `l2rw train --resume DIR --steps N` continues a run. */
 static int resume_defaults(opt_def *opts, int n_opts, const char *dir,
-                           int *no_normalise, char *err, size_t size)
+                           int *no_normalise, char *ckpt_device,
+                           size_t dev_size, char *err, size_t size)
 {
     static char text[8192]; /* option values point into it */
     if (l2rw_train_resume_config(dir, text, sizeof text) != L2RW_OK) {
@@ -247,6 +248,8 @@ static int resume_defaults(opt_def *opts, int n_opts, const char *dir,
             *eq = 0;
             const char *key = line, *val = eq + 1;
             int rc = 0;
+            if (!strcmp(key, "device"))
+                snprintf(ckpt_device, dev_size, "%s", val);
             if (!strcmp(key, "normalise")) {
                 if (!norm_seen) *no_normalise = !strcmp(val, "0");
             } else if (*val && !(!strcmp(key, "lr-decay") &&
@@ -259,6 +262,19 @@ static int resume_defaults(opt_def *opts, int n_opts, const char *dir,
         line = next;
     }
     return 0;
+}
+
+/* A run resumed on another device than its checkpoint's continues the
+ * same run to rounding: other kernels sum in other orders. Say so. */
+static void note_other_device(const char *ckpt_device,
+                              const l2rw_device *dev, int quiet)
+{
+    char name[32];
+    l2rw_device_format(dev, name, sizeof name);
+    if (quiet || !ckpt_device[0] || !strcmp(ckpt_device, name)) return;
+    printf("note: the checkpoint was written on %s and the run continues on "
+           "%s: the same run to rounding, not bit for bit\n", ckpt_device,
+           name);
 }
 
 /* The result lines and the plots of a finished (or stopped) run; the
@@ -424,7 +440,7 @@ int l2rw_cmd_train(int argc, char **argv)
          "no progress output (errors and the result line only)", 1, 0, 0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    char err[OPTS_ERR_MAX];
+    char err[OPTS_ERR_MAX], ckpt_device[32] = "";
     int rc = opts_parse(opts, n_opts, argc, argv, "l2rw train",
                         "usage: l2rw train --data SPEC [--model NAME] "
                         "[--method NAME] [options]",
@@ -434,7 +450,8 @@ int l2rw_cmd_train(int argc, char **argv)
 
     if (cfg.resume_dir) {
         rc = resume_defaults(opts, n_opts, cfg.resume_dir, &no_normalise,
-                             err, sizeof err);
+                             ckpt_device, sizeof ckpt_device, err,
+                             sizeof err);
         if (rc) return opts_usage_error(err);
     }
     if (!cfg.data)
@@ -443,6 +460,7 @@ int l2rw_cmd_train(int argc, char **argv)
     l2rw_device dev;
     if (opts_device("l2rw train", device, 0, &dev)) return 2;
     cfg.device = &dev;
+    note_other_device(ckpt_device, &dev, quiet);
     if (opts_tf32("l2rw train", opts, n_opts, tf32, &dev)) return 2;
     if (l2rw_data_place_parse(data_place, &cfg.data_place) != L2RW_OK) {
         snprintf(err, sizeof err, "l2rw train: --data-place: %s",

@@ -147,15 +147,19 @@ l2rw_status l2rw__train_fingerprint(const l2rw_train_cfg *c, char *buf,
 l2rw_status l2rw__train_targets(const l2rw_train_cfg *c, long total,
                                 char *buf, size_t size)
 {
-    /* threads and tf32: how the run computes (its reductions split by
-     * the count; its GPU products rounded or not), so that a resume
-     * without --threads or --tf32 continues the same bits; not in the
-     * fingerprint, so another choice may still be given */
+    /* device, threads and tf32: where and how the run computes (its
+     * kernels, its reductions split by the count, its GPU products
+     * rounded or not), so that a resume without --device, --threads or
+     * --tf32 continues the same bits; not in the fingerprint, so another
+     * choice may still be given (and is then the same run to rounding) */
+    char dev[32];
+    l2rw_device_format(c->device, dev, sizeof dev);
     int k = snprintf(buf, size,
                      "steps=%ld\nfinetune-clean=%ld\nfinetune-lr=%a\n"
-                     "checkpoint-every=%ld\nthreads=%d\ntf32=%d\n",
+                     "checkpoint-every=%ld\ndevice=%s\nthreads=%d\n"
+                     "tf32=%d\n",
                      total, c->finetune_clean, (double)c->finetune_lr,
-                     c->checkpoint_every, l2rw_get_threads(),
+                     c->checkpoint_every, dev, l2rw_get_threads(),
                      l2rw_get_tf32());
     if (k < 0 || (size_t)k >= size)
         return l2rw__fail(L2RW_ERR_ARG, "train: targets text too long");
@@ -427,7 +431,7 @@ static double parse_real(const char *v)
  * them as defaults) are never blamed for a value the user did not type. */
 typedef enum { V_COUNT, V_POSITIVE, V_INT_POS, V_INT, V_RATE, V_UNIT,
                V_NONNEG, V_SEED, V_FLAG, V_COUNT_LIST, V_OPTIMIZER,
-               V_SCHEDULE } value_kind;
+               V_SCHEDULE, V_DEVICE } value_kind;
 
 typedef struct {
     const char *key;
@@ -449,7 +453,7 @@ static const value_rule value_rules[] = {
     {"eps", V_RATE},             {"lr-schedule", V_SCHEDULE},
     {"lr-min", V_NONNEG},        {"lr-warmup", V_COUNT},
     {"clip-grad-norm", V_RATE},  {"threads", V_INT_POS},
-    {"tf32", V_FLAG}};
+    {"tf32", V_FLAG},            {"device", V_DEVICE}};
 
 /* A parse's verdict; its message is dropped (the caller writes its
  * own, blaming the checkpoint). */
@@ -464,6 +468,7 @@ static int value_ok(const char *v, value_kind kind)
     double x;
     l2rw_optim_kind ok;
     l2rw_lr_schedule ls;
+    l2rw_device dev;
     switch (kind) {
     case V_COUNT: return parse_count(v, 0, LONG_MAX) >= 0;
     case V_POSITIVE: return parse_count(v, 1, LONG_MAX) >= 0;
@@ -479,6 +484,7 @@ static int value_ok(const char *v, value_kind kind)
     case V_NONNEG: return parse_real(v) >= 0;
     case V_OPTIMIZER: return quiet_ok(l2rw_optim_parse(v, &ok));
     case V_SCHEDULE: return quiet_ok(l2rw_lr_schedule_parse(v, &ls));
+    case V_DEVICE: return quiet_ok(l2rw_device_parse(v, &dev));
     case V_COUNT_LIST:
         for (const char *q = v; *q;) {
             char one[32];

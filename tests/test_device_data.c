@@ -259,6 +259,36 @@ static void test_gpu_runs(void)
           "test accuracy GPU %.4f vs CPU %.4f (one image in 30)", ga, ca);
 }
 
+/* A checkpoint keeps its device: a resume without --device continues
+ * there (the same bits), a resume on another device says that it is the
+ * same run to rounding only. */
+static void test_resume_device(void)
+{
+    if (!cli_available(0)) return;
+    char args[2048], sum[400];
+    snprintf(args, sizeof args,
+             "train --data cifar10:%s/cifar --model mlp:8 --val-size 30 "
+             "--batch 16 --steps 2 --eval-every 0 --threads 1 --no-plots "
+             "--quiet --device checked --out %s/resume-dev", tmpdir, tmpdir);
+    cli_result r = run_cli(args);
+    CHECK(r.rc == 0, "checked run: %s", r.err);
+    snprintf(args, sizeof args, "train --resume %s/resume-dev --steps 3 "
+             "--no-plots", tmpdir);
+    r = run_cli(args);
+    snprintf(sum, sizeof sum, "%s/resume-dev/summary.json", tmpdir);
+    CHECK(r.rc == 0 && file_has(sum, "\"device\": \"checked\"") &&
+              !strstr(r.out, "note: the checkpoint"),
+          "resumed without --device: rc %d, %s", r.rc, r.out);
+    snprintf(args, sizeof args, "train --resume %s/resume-dev --steps 4 "
+             "--device cpu --no-plots", tmpdir);
+    r = run_cli(args);
+    CHECK(r.rc == 0 && file_has(sum, "\"device\": \"cpu\"") &&
+              strstr(r.out, "note: the checkpoint was written on checked "
+                            "and the run continues on cpu: the same run to "
+                            "rounding, not bit for bit"),
+          "resumed on the CPU: rc %d, %s", r.rc, r.out);
+}
+
 /* Bad --data-place values, and --tf32 anywhere but on CUDA: exit 2 and
  * one line naming the option. */
 static void test_bad_options(void)
@@ -293,6 +323,7 @@ int main(void)
     RUN(test_ops_match_host);
     RUN(test_runs_same_bits);
     RUN(test_gpu_runs);
+    RUN(test_resume_device);
     RUN(test_bad_options);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
