@@ -222,6 +222,7 @@ typedef struct {
      * step time is the loop's overhead. */
     long loop_steps;
     double loop_seconds;
+    double eval_seconds;        /* of loop_seconds, the test evaluations */
 } l2rw_train_result;
 
 /* The defaults, chosen for Fashion-MNIST with LeNet: model lenet, method

@@ -313,6 +313,7 @@ typedef struct {
     float *x, *xa, *vx, *w;
     double t_start, t_train, seconds_before; /* t_train: first step */
     long steps_this_process;
+    double eval_seconds;      /* this process's test evaluations */
     double last_acc, best_acc;
 } run;
 
@@ -562,6 +563,18 @@ static l2rw_status save_checkpoint(run *r)
     return L2RW_OK;
 }
 
+/* The test set's accuracy and loss into row, timed (eval_seconds: a
+ * run's steps/s without its evaluations). */
+static l2rw_status test_eval(run *r, l2rw_metrics_row *row)
+{
+    double t0 = now_seconds();
+    l2rw_status s = evaluate_group(r->net, &r->data.test, r->dd.x[DD_TEST],
+                                   r->cfg->eval_batch, r->cfg->comm,
+                                   &row->test_accuracy, &row->test_loss);
+    r->eval_seconds += now_seconds() - t0;
+    return s;
+}
+
 /* Test evaluation at the current step; appends a metrics row. */
 static l2rw_status evaluate_row(run *r, int *stop)
 {
@@ -570,10 +583,7 @@ static l2rw_status evaluate_row(run *r, int *stop)
     row.step = r->st.step;
     row.epoch = l2rw_sampler_epoch(&r->sampler, r->st.step);
     window_row(r, &r->st.since_eval, &row);
-    L2RW_TRY(evaluate_group(r->net, &r->data.test, r->dd.x[DD_TEST],
-                            r->cfg->eval_batch,
-                            r->cfg->comm, &row.test_accuracy,
-                            &row.test_loss));
+    L2RW_TRY(test_eval(r, &row));
     L2RW_TRY(l2rw__state_add_row(&r->st, &row));
     l2rw_stats_window_reset(&r->st.since_eval);
     r->last_acc = row.test_accuracy;
@@ -838,6 +848,7 @@ static void fill_result(run *r, l2rw_train_result *res)
     res->seconds = r->seconds_before + (now_seconds() - r->t_start);
     res->loop_steps = r->steps_this_process;
     res->loop_seconds = r->t_train > 0 ? now_seconds() - r->t_train : 0;
+    res->eval_seconds = r->eval_seconds;
 }
 
 /* A resumed run whose length is below the steps its checkpoint has done
@@ -1015,10 +1026,7 @@ static l2rw_status finetune_row(run *r, long steps)
     row.epoch = l2rw_sampler_epoch(&r->sampler, r->st.step);
     row.train_loss = row.mean_weight = -1;
     row.zero_share = row.clean_share = -1;
-    L2RW_TRY(evaluate_group(r->net, &r->data.test, r->dd.x[DD_TEST],
-                            r->cfg->eval_batch,
-                            r->cfg->comm, &row.test_accuracy,
-                            &row.test_loss));
+    L2RW_TRY(test_eval(r, &row));
     L2RW_TRY(l2rw__state_add_row(&r->st, &row));
     r->last_acc = row.test_accuracy;
     if (row.test_accuracy > r->best_acc) r->best_acc = row.test_accuracy;

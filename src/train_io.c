@@ -868,6 +868,7 @@ static l2rw_status summary_write(FILE *fp, void *vctx)
     json_num(fp, "seconds", r->seconds, 0);
     fprintf(fp, "  \"loop_steps\": %ld,\n", r->loop_steps);
     json_num(fp, "loop_seconds", r->loop_seconds, 0);
+    json_num(fp, "eval_seconds", r->eval_seconds, 0);
     json_num(fp, "final_test_accuracy", r->final_test_accuracy, 0);
     json_num(fp, "final_test_loss", r->final_test_loss, 0);
     json_num(fp, "best_test_accuracy", r->best_test_accuracy, 0);

@@ -244,7 +244,8 @@ static void check_same_run(const char *a, const char *b, const char *what)
     snprintf(p2, sizeof p2, "%s/%s", b, L2RW_FILE_SUMMARY);
     char *s1 = slurp(p1, NULL), *s2 = slurp(p2, NULL);
     CHECK(s1 && s2, "%s: no summary.json", what);
-    const char *skip[] = {"\"seconds\"", "\"resumed_from\"", "\"loop_"};
+    const char *skip[] = {"\"seconds\"", "\"resumed_from\"", "\"loop_",
+                          "\"eval_seconds\""};
     for (char *s = s1, *t = s2; s && t && *s && *t;) {
         char *es = strchr(s, '\n'), *et = strchr(t, '\n');
         if (!es || !et) break;
