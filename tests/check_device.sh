@@ -7,14 +7,8 @@
 # before anything runs. The binary: $L2RW_BUILD/l2rw (scripts/run_tests.sh
 # exports the build under test), else $1/l2rw, else build/l2rw. Prints
 # one "ok"/"FAIL" line per test case for scripts/run_tests.sh.
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${L2RW_BUILD:-${1:-$root/build}}
-l2rw=$build/l2rw
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok check_device/$1"; }
-bad() { fail=$((fail + 1)); echo "FAIL check_device/$1"; shift; echo "   $*"; }
+SUITE=check_device
+. "$(dirname "$0")/lib.sh"
 
 # The quick run: mlp, lenet, resnet8 and wrn-10-1, 9 quantities each plus
 # the running statistics of the two with batch norm.
@@ -50,5 +44,4 @@ for d in cuda:999 gpu; do
     fi
 done
 
-echo "check_device: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -17,16 +17,8 @@
 # build under test), else ${1}/l2rw, else build/l2rw. One line per test
 # case, "ok device_cli/CASE" or "FAIL device_cli/CASE" (details indented
 # "  | "), then "device_cli: N passed, N failed".
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${L2RW_BUILD:-${1:-$root/build}}
-l2rw=$build/l2rw
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok device_cli/$1"; }
-bad() { fail=$((fail + 1)); echo "FAIL device_cli/$1"; shift; echo "$*" | detail; }
-detail() { sed 's/^/  | /'; }
-finish() { echo "device_cli: $pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
+SUITE=device_cli
+. "$(dirname "$0")/lib.sh"
 
 [ -x "$l2rw" ] || { bad built "$l2rw is missing (make all)"; finish; }
 

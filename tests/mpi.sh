@@ -5,15 +5,9 @@
 # resume with the same and another number of processes, and a failing or
 # killed rank ending the whole job within seconds.
 # Prints one "ok"/"FAIL"/"skip" line per test case for scripts/run_tests.sh.
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$root/build}
-bin=$build/l2rw
-tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok mpi/$1"; }
-bad() { fail=$((fail + 1)); echo "FAIL mpi/$1"; shift; echo "   $*"; }
-skip() { echo "skip mpi/$1: $2"; }
+SUITE=mpi
+. "$(dirname "$0")/lib.sh"
+bin=$l2rw
 cases="steps other-commands-refused same-as-one-process resume-same-ranks resume-other-ranks-refused failed-rank-ends-job killed-rank-ends-job"
 
 if ! command -v mpirun >/dev/null 2>&1 || [ ! -x "$build/tests/mpi_steps" ]; then
@@ -44,7 +38,7 @@ fi
 
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     for c in $cases; do [ "$c" = steps ] || skip "$c" "no Fashion-MNIST (dataset-fashion-mnist)"; done
-    exit $((fail > 0))
+    finish
 fi
 common="--data fashion-mnist --model lenet --noise background:0.4 --train-size 2000 --val-size 200 --seed 3 --no-plots --quiet --eval-every 10"
 
@@ -117,5 +111,4 @@ if [ $rc -ne 0 ] && [ $took -le 30 ]; then
 else
     bad killed-rank-ends-job "rc $rc after $took s"
 fi
-echo "mpi: $pass passed, $fail failed"
-exit $((fail > 0))
+finish
