@@ -74,7 +74,7 @@ NVCC     ?= $(firstword $(wildcard $(CUDA_ROOT)/bin/nvcc) $(NVCC_PATH))
 CUDA_ON  := $(if $(filter 1,$(CUDA)),$(if $(CUDA_LIBDIR),$(NVCC)))
 ifeq ($(CUDA)$(CUDA_ON),1)
 ifneq ($(NVCC_PATH),)
-$(info note: nvcc found but no libcudart.so and libcublas.so under $(CUDA_ROOTS): building without the CUDA back end)
+$(info note: nvcc found but no libcudart.so and libcublas.so under $(sort $(CUDA_ROOTS)): building without the CUDA back end)
 endif
 endif
 NVFLAGS  := -std=c++17 -O3 --fmad=false -gencode arch=compute_90,code=[sm_90,compute_90] -Xcompiler -fPIC,-Wall,-Wextra,-fvisibility=hidden
