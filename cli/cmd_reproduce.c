@@ -697,11 +697,7 @@ int l2rw_cmd_reproduce(int argc, char **argv)
         opts_tf32("l2rw reproduce", opts, (int)(sizeof opts / sizeof opts[0]),
                   tf32, &p.device))
         return 2;
-    if (l2rw_data_place_parse(place, &p.place) != L2RW_OK) {
-        snprintf(err, sizeof err, "l2rw reproduce: --data-place: %s",
-                 l2rw_last_error());
-        return opts_usage_error(err);
-    }
+    if (opts_data_place("l2rw reproduce", place, &p.place)) return 2;
     p.paper = !strcmp(p.kind, "noise") &&
               (paper || p.device.kind == L2RW_DEVICE_CUDA);
     char def_out[64];

@@ -462,11 +462,8 @@ int l2rw_cmd_train(int argc, char **argv)
     cfg.device = &dev;
     note_other_device(ckpt_device, &dev, quiet);
     if (opts_tf32("l2rw train", opts, n_opts, tf32, &dev)) return 2;
-    if (l2rw_data_place_parse(data_place, &cfg.data_place) != L2RW_OK) {
-        snprintf(err, sizeof err, "l2rw train: --data-place: %s",
-                 l2rw_last_error());
-        return opts_usage_error(err);
-    }
+    if (opts_data_place("l2rw train", data_place, &cfg.data_place))
+        return 2;
     static char sized[8192];
     if (image_size) {
         if (l2rw_data_spec_set_size(cfg.data, image_size, sized,

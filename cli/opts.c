@@ -389,3 +389,12 @@ int opts_tf32(const char *cmd, const opt_def *opts, int n_opts, int on,
     l2rw_set_tf32(on);
     return 0;
 }
+
+int opts_data_place(const char *cmd, const char *text, l2rw_data_place *out)
+{
+    if (l2rw_data_place_parse(text, out) == L2RW_OK) return 0;
+    char err[OPTS_ERR_MAX];
+    snprintf(err, sizeof err, "%s: --data-place: %s", cmd,
+             l2rw_last_error());
+    return opts_usage_error(err);
+}

@@ -74,6 +74,9 @@ int opts_usage_error(const char *msg);
  * command that runs on the CPU only: cpu_only) and returns 2. */
 int opts_device(const char *cmd, const char *name, int cpu_only,
                 l2rw_device *out);
+/* --data-place TEXT of command cmd into *out: 0, or 2 after the usage
+ * error "cmd: --data-place: why". */
+int opts_data_place(const char *cmd, const char *text, l2rw_data_place *out);
 /* --tf32 (the flag's value on) of command cmd on device dev: sets
  * l2rw_set_tf32 and returns 0, or prints "cmd: --tf32 is a CUDA mode"
  * and returns 2 when it was given for another device (a value restored

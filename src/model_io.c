@@ -374,19 +374,43 @@ static float *host_buf(const l2rw_net *net, l2rw_net_buffer which)
     return which == L2RW_NET_PARAMS ? l2rw_net_params(m) : l2rw_net_state(m);
 }
 
-l2rw_status l2rw__write_net_buffer(l2rw_bwriter *w, const l2rw_net *net,
-                                   l2rw_net_buffer which)
+/* Reads floats [at, at + k) of buffer `which` of src into buf. */
+typedef l2rw_status (*chunk_read)(const void *src, int which, size_t at,
+                                  size_t k, float *buf);
+
+static l2rw_status net_chunk(const void *src, int which, size_t at,
+                             size_t k, float *buf)
 {
-    const size_t n = l2rw_net_buffer_size(net, which);
-    const float *h = host_buf(net, which);
+    return l2rw_net_read(src, (l2rw_net_buffer)which, at, k, buf);
+}
+
+static l2rw_status optim_chunk(const void *src, int which, size_t at,
+                               size_t k, float *buf)
+{
+    return l2rw_optim_read(src, (l2rw_optim_buffer)which, at, k, buf);
+}
+
+/* n floats: from host memory h in place, or (h NULL: a device) read in
+ * chunks through a host buffer. */
+static l2rw_status write_staged(l2rw_bwriter *w, const float *h, size_t n,
+                                chunk_read read, const void *src, int which)
+{
     if (h) return l2rw__write_floats(w, h, n);
     float buf[COPY_CHUNK];
     for (size_t at = 0; at < n; at += COPY_CHUNK) {
         size_t k = n - at < COPY_CHUNK ? n - at : COPY_CHUNK;
-        L2RW_TRY(l2rw_net_read(net, which, at, k, buf));
+        L2RW_TRY(read(src, which, at, k, buf));
         L2RW_TRY(l2rw__write_floats(w, buf, k));
     }
     return L2RW_OK;
+}
+
+l2rw_status l2rw__write_net_buffer(l2rw_bwriter *w, const l2rw_net *net,
+                                   l2rw_net_buffer which)
+{
+    return write_staged(w, host_buf(net, which),
+                        l2rw_net_buffer_size(net, which), net_chunk, net,
+                        (int)which);
 }
 
 static float *host_state(const l2rw_sgd *opt, l2rw_optim_buffer which)
@@ -399,15 +423,8 @@ static float *host_state(const l2rw_sgd *opt, l2rw_optim_buffer which)
 l2rw_status l2rw__write_optim_buffer(l2rw_bwriter *w, const l2rw_sgd *opt,
                                      l2rw_optim_buffer which, size_t n)
 {
-    const float *h = host_state(opt, which);
-    if (h) return l2rw__write_floats(w, h, n);
-    float buf[COPY_CHUNK];
-    for (size_t at = 0; at < n; at += COPY_CHUNK) {
-        size_t k = n - at < COPY_CHUNK ? n - at : COPY_CHUNK;
-        L2RW_TRY(l2rw_optim_read(opt, which, at, k, buf));
-        L2RW_TRY(l2rw__write_floats(w, buf, k));
-    }
-    return L2RW_OK;
+    return write_staged(w, host_state(opt, which), n, optim_chunk, opt,
+                        (int)which);
 }
 
 l2rw_status l2rw__read_optim_buffer(l2rw_breader *r, l2rw_sgd *opt,

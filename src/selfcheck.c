@@ -489,14 +489,10 @@ done:
 
 /* ------------------------------------------------------------ harness */
 
-typedef struct {
-    l2rw_check_fn user;
-    void *ctx;
-    l2rw_check_summary sum;
-} tally;
+typedef l2rw__tally tally;
 
-static void tally_report(void *ctx, const char *name, int passed,
-                         double max_rel_err, const char *detail)
+void l2rw__tally_report(void *ctx, const char *name, int passed,
+                        double max_rel_err, const char *detail)
 {
     tally *t = ctx;
     if (passed) t->sum.passed++;
@@ -512,7 +508,7 @@ static void report_error(tally *t, const char *name, l2rw_status s)
     char detail[600];
     snprintf(detail, sizeof detail, "%s: %s", l2rw_strerror(s),
              l2rw_last_error());
-    tally_report(t, name, 0, 0.0, detail);
+    l2rw__tally_report(t, name, 0, 0.0, detail);
 }
 
 /* A random batch: x ~ N(0, 1), labels uniform, weights positive summing
@@ -567,17 +563,17 @@ static void check_net(tally *t, l2rw_net *net, const l2rw_fd_batch *b,
     snprintf(name, sizeof name, "%s gradient", label);
     s = l2rw__fd_grad_check(net, b, samples, tol, seed, &r);
     if (s != L2RW_OK) report_error(t, name, s);
-    else tally_report(t, name, r.passed, r.max_rel_err, r.detail);
+    else l2rw__tally_report(t, name, r.passed, r.max_rel_err, r.detail);
 
     snprintf(name, sizeof name, "%s tangent", label);
     s = l2rw__fd_tangent_check(net, b, tol, seed + 1, &r);
     if (s != L2RW_OK) report_error(t, name, s);
-    else tally_report(t, name, r.passed, r.max_rel_err, r.detail);
+    else l2rw__tally_report(t, name, r.passed, r.max_rel_err, r.detail);
 
     snprintf(name, sizeof name, "%s tangent vs backward", label);
     s = l2rw__tangent_vs_backward(net, b, seed + 2, &r);
     if (s != L2RW_OK) report_error(t, name, s);
-    else tally_report(t, name, r.passed, r.max_rel_err, r.detail);
+    else l2rw__tally_report(t, name, r.passed, r.max_rel_err, r.detail);
 }
 
 /* -------------------------------------------------------- layer checks */
@@ -787,7 +783,7 @@ static void check_counts(tally *t, int quick)
         size_t got = l2rw_net_num_params(net);
         snprintf(detail, sizeof detail, "%zu parameters, expected %zu", got,
                  cc->params);
-        tally_report(t, name, got == cc->params, 0.0, detail);
+        l2rw__tally_report(t, name, got == cc->params, 0.0, detail);
         l2rw_net_free(net);
     }
 }
@@ -888,7 +884,7 @@ static void check_save_load(tally *t, const zoo_case *zc)
     snprintf(detail, sizeof detail,
              "logits after load_new and load %s the saved net's",
              same ? "bit-identical to" : "DIFFER from");
-    tally_report(t, name, same, 0.0, detail);
+    l2rw__tally_report(t, name, same, 0.0, detail);
 
     /* refusals: another architecture, a flipped byte, a truncated file */
     snprintf(name, sizeof name, "load refuses bad files (%s)", zc->model);
@@ -909,7 +905,7 @@ static void check_save_load(tally *t, const zoo_case *zc)
              "other arch: %s, flipped byte: %s, truncated: %s",
              l2rw_strerror(s_arch), l2rw_strerror(s_flip),
              l2rw_strerror(s_trunc));
-    tally_report(t, name,
+    l2rw__tally_report(t, name,
                  s_arch == L2RW_ERR_ARCH && s_flip == L2RW_ERR_FORMAT &&
                      s_trunc == L2RW_ERR_FORMAT,
                  0.0, detail);
@@ -989,7 +985,7 @@ static void check_determinism(tally *t, const zoo_case *zc)
         snprintf(detail, sizeof detail,
                  "%d SGD steps twice: parameters, statistics and logits %s",
                  DET_STEPS, same ? "bit-identical" : "DIFFER");
-        tally_report(t, name, same, 0.0, detail);
+        l2rw__tally_report(t, name, same, 0.0, detail);
     }
     free(r1);
     free(r2);
@@ -1018,7 +1014,7 @@ l2rw_status l2rw_self_check(l2rw_check_fn report, void *ctx, int quick,
     if (!quick) check_determinism(&t, &zoo_cases[3]); /* with dropout */
     if (l2rw__selfcheck_reweight) {
         l2rw_check_summary so_far = t.sum;
-        l2rw_status s = l2rw__selfcheck_reweight(tally_report, &t, &so_far);
+        l2rw_status s = l2rw__selfcheck_reweight(l2rw__tally_report, &t, &so_far);
         if (s != L2RW_OK) report_error(&t, "reweighting checks", s);
     }
     *out = t.sum;

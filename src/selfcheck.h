@@ -99,6 +99,17 @@ l2rw_status l2rw__tangent_vs_backward(l2rw_net *net, const l2rw_fd_batch *b,
 l2rw_status l2rw__selfcheck_reweight(l2rw_check_fn report, void *ctx,
                                      l2rw_check_summary *sum);
 
+/* A run of checks: the caller's report, and the summary counted from
+ * every check passed through l2rw__tally_report (an l2rw_check_fn whose
+ * ctx is the tally). */
+typedef struct {
+    l2rw_check_fn user;
+    void *ctx;
+    l2rw_check_summary sum;
+} l2rw__tally;
+void l2rw__tally_report(void *tally, const char *name, int passed,
+                        double max_rel_err, const char *detail);
+
 /* l2rw_self_check_device with a test hook: tamper != 0 makes the device
  * net's first parameter 2^-10 of its value off the CPU net's before every
  * stage, so that (on a bit-identical device) every check must fail. */

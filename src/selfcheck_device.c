@@ -117,21 +117,7 @@ static const quantity_def QUANTITIES[Q_COUNT] = {
 
 /* ------------------------------------------------------------ harness */
 
-typedef struct {
-    l2rw_check_fn user;
-    void *ctx;
-    l2rw_check_summary sum;
-} tally;
-
-static void tally_report(tally *t, const char *name, int passed,
-                         double max_rel_err, const char *detail)
-{
-    if (passed) t->sum.passed++;
-    else t->sum.failed++;
-    if (max_rel_err > t->sum.max_rel_err || max_rel_err != max_rel_err)
-        t->sum.max_rel_err = max_rel_err;
-    t->user(t->ctx, name, passed, max_rel_err, detail);
-}
+typedef l2rw__tally tally; /* selfcheck.h */
 
 typedef struct {
     const char *model;
@@ -201,7 +187,7 @@ static void compare(pair *p, quantity q, const float *a, const float *ref,
              rmax,
              exact ? "bit-identical required" : "normwise tolerance",
              extra ? "; " : "", extra ? extra : "");
-    tally_report(p->t, name, passed, err, detail);
+    l2rw__tally_report(p->t, name, passed, err, detail);
 }
 
 static void report_error(pair *p, const char *stage, l2rw_status s)
@@ -210,7 +196,7 @@ static void report_error(pair *p, const char *stage, l2rw_status s)
     snprintf(name, sizeof name, "%s %s", p->label, stage);
     snprintf(detail, sizeof detail, "%s: %s", l2rw_strerror(s),
              l2rw_last_error());
-    tally_report(p->t, name, 0, 0.0, detail);
+    l2rw__tally_report(p->t, name, 0, 0.0, detail);
 }
 
 /* D's buffer into p->buf. */
